@@ -1,0 +1,212 @@
+"""Settings: the only reader of os.environ and .env. Secrets are SecretStr, hidden from repr."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MODEL = "anthropic:claude-sonnet-4-5"
+
+
+class ConfigError(Exception):
+    """A setting is wrong or missing; the message names the variable and fits on one line."""
+
+
+class Settings(BaseSettings):
+    """Everything open-swe reads from its environment, grouped by the part that uses it."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+        hide_input_in_errors=True,
+    )
+
+    # GitHub App
+    github_app_id: int | None = Field(None, validation_alias="GITHUB_APP_ID", gt=0)
+    github_app_private_key: SecretStr | None = Field(
+        None, validation_alias="GITHUB_APP_PRIVATE_KEY"
+    )
+    github_app_private_key_path: Path | None = Field(
+        None, validation_alias="GITHUB_APP_PRIVATE_KEY_PATH"
+    )
+    github_app_slug: str | None = Field(None, validation_alias="GITHUB_APP_SLUG")
+    github_webhook_secret: SecretStr | None = Field(None, validation_alias="GITHUB_WEBHOOK_SECRET")
+    github_webhook_secret_previous: SecretStr | None = Field(
+        None, validation_alias="GITHUB_WEBHOOK_SECRET_PREVIOUS"
+    )
+    github_api_url: str = Field("https://api.github.com", validation_alias="GITHUB_API_URL")
+    github_web_url: str = Field("https://github.com", validation_alias="GITHUB_WEB_URL")
+
+    # Server and storage
+    data_dir: Path = Field(Path(".open-swe"), validation_alias="OPEN_SWE_DATA_DIR")
+    database_url_raw: str | None = Field(None, validation_alias="DATABASE_URL")
+    host: str = Field("127.0.0.1", validation_alias="HOST")
+    port: int = Field(8000, validation_alias="PORT", ge=1, le=65535)
+    public_url: str | None = Field(None, validation_alias="OPEN_SWE_PUBLIC_URL")
+    env_file_path: Path = Field(Path(".env"), validation_alias="OPEN_SWE_ENV_FILE")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", validation_alias="OPEN_SWE_LOG_LEVEL"
+    )
+    log_format: Literal["console", "json"] = Field(
+        "console", validation_alias="OPEN_SWE_LOG_FORMAT"
+    )
+    max_concurrent_runs: int = Field(2, validation_alias="OPEN_SWE_MAX_CONCURRENT_RUNS", ge=1)
+
+    # Sandboxes
+    sandbox: Literal["daytona", "local"] | None = Field(None, validation_alias="OPEN_SWE_SANDBOX")
+    local_mode: bool = Field(False, validation_alias="OPEN_SWE_LOCAL_MODE")
+    local_project_path: Path | None = Field(None, validation_alias="OPEN_SWE_LOCAL_PROJECT_PATH")
+    daytona_api_key: SecretStr | None = Field(None, validation_alias="DAYTONA_API_KEY")
+    daytona_api_url: str = Field("https://app.daytona.io/api", validation_alias="DAYTONA_API_URL")
+    daytona_target: str | None = Field(None, validation_alias="DAYTONA_TARGET")
+    daytona_snapshot: str = Field(
+        "open-swe-vcpu2-mem4-disk5", validation_alias="OPEN_SWE_DAYTONA_SNAPSHOT"
+    )
+    daytona_auto_stop_minutes: int = Field(
+        60, validation_alias="OPEN_SWE_DAYTONA_AUTO_STOP_MINUTES", ge=0
+    )
+    daytona_auto_delete_minutes: int = Field(
+        15, validation_alias="OPEN_SWE_DAYTONA_AUTO_DELETE_MINUTES", ge=-1
+    )
+    daytona_create_timeout: float = Field(
+        600.0, validation_alias="OPEN_SWE_DAYTONA_CREATE_TIMEOUT", gt=0
+    )
+    command_timeout: float = Field(600.0, validation_alias="OPEN_SWE_COMMAND_TIMEOUT", gt=0)
+
+    # Models
+    model: str = Field(DEFAULT_MODEL, validation_alias="OPEN_SWE_MODEL")
+    plan_model: str | None = Field(None, validation_alias="OPEN_SWE_PLAN_MODEL")
+    implement_model: str | None = Field(None, validation_alias="OPEN_SWE_IMPLEMENT_MODEL")
+    summarize_model: str | None = Field(None, validation_alias="OPEN_SWE_SUMMARIZE_MODEL")
+    anthropic_api_key: SecretStr | None = Field(None, validation_alias="ANTHROPIC_API_KEY")
+    anthropic_base_url: str | None = Field(None, validation_alias="ANTHROPIC_BASE_URL")
+    openai_api_key: SecretStr | None = Field(None, validation_alias="OPENAI_API_KEY")
+    openai_base_url: str | None = Field(None, validation_alias="OPENAI_BASE_URL")
+
+    # Run limits
+    max_model_calls: int = Field(200, validation_alias="OPEN_SWE_MAX_MODEL_CALLS", ge=1)
+    max_tokens_per_run: int = Field(3_000_000, validation_alias="OPEN_SWE_MAX_TOKENS_PER_RUN", ge=1)
+    max_cost_usd: float = Field(10.0, validation_alias="OPEN_SWE_MAX_COST_USD", gt=0)
+    max_run_minutes: float = Field(60.0, validation_alias="OPEN_SWE_MAX_RUN_MINUTES", gt=0)
+    max_test_attempts: int = Field(3, validation_alias="OPEN_SWE_MAX_TEST_ATTEMPTS", ge=1)
+
+    @field_validator("github_app_private_key", mode="before")
+    @classmethod
+    def _unescape_pem(cls, value: Any) -> Any:
+        # Many hosts only accept one-line values: accept a PEM with literal "\n".
+        if isinstance(value, str) and "\\n" in value:
+            return value.replace("\\n", "\n")
+        return value
+
+    @field_validator("github_api_url", "github_web_url", "daytona_api_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return value.rstrip("/")
+
+    @field_validator("database_url_raw")
+    @classmethod
+    def _known_database(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("sqlite", "postgres")):
+            raise ValueError("must start with sqlite:// or postgresql://")
+        return value
+
+    # Derived values -------------------------------------------------------------------
+
+    @property
+    def database_url(self) -> str:
+        """DATABASE_URL, or a SQLite file in the data dir (the embedded default)."""
+        if self.database_url_raw:
+            return self.database_url_raw
+        return f"sqlite:///{(self.data_dir / 'open-swe.db').resolve()}"
+
+    @property
+    def uses_postgres(self) -> bool:
+        return self.database_url.startswith("postgres")
+
+    @cached_property
+    def private_key_pem(self) -> SecretStr | None:
+        """The App's private key, from the variable or from the file it names."""
+        if self.github_app_private_key is not None:
+            return self.github_app_private_key
+        if self.github_app_private_key_path is None:
+            return None
+        try:
+            return SecretStr(self.github_app_private_key_path.read_text())
+        except OSError as exc:
+            raise ConfigError(
+                f"GITHUB_APP_PRIVATE_KEY_PATH: cannot read {self.github_app_private_key_path}: "
+                f"{exc.strerror}"
+            ) from exc
+
+    @property
+    def app_configured(self) -> bool:
+        """True when the App can authenticate and verify deliveries; else setup mode."""
+        return (
+            self.github_app_id is not None
+            and (
+                self.github_app_private_key is not None
+                or self.github_app_private_key_path is not None
+            )
+            and self.github_webhook_secret is not None
+        )
+
+    @property
+    def webhook_secrets(self) -> list[bytes]:
+        """Current secret first, then the previous one during a rotation."""
+        secrets = [self.github_webhook_secret, self.github_webhook_secret_previous]
+        return [s.get_secret_value().encode() for s in secrets if s is not None]
+
+    @property
+    def sandbox_kind(self) -> Literal["daytona", "local"]:
+        if self.sandbox is not None:
+            return self.sandbox
+        if self.local_mode:
+            return "local"
+        return "daytona" if self.daytona_api_key is not None else "local"
+
+    def model_for(self, step: Literal["plan", "implement", "summarize"]) -> str:
+        override = {
+            "plan": self.plan_model,
+            "implement": self.implement_model,
+            "summarize": self.summarize_model,
+        }[step]
+        return override or self.model
+
+    def secret_values(self) -> list[str]:
+        """Every secret this process holds, for redaction of logs and command output."""
+        values: list[str] = []
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr) and value.get_secret_value():
+                values.append(value.get_secret_value())
+        pem = self.private_key_pem if self.github_app_private_key_path else None
+        if pem is not None:
+            values.append(pem.get_secret_value())
+        return values
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build Settings from the environment (and .env), raising ConfigError with one clear line."""
+    try:
+        settings = Settings(**overrides)
+        _ = settings.private_key_pem  # surface an unreadable key file at start-up
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+    return settings
+
+
+def _describe(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    loc = first["loc"][0] if first["loc"] else "settings"
+    field = Settings.model_fields.get(str(loc))
+    name = str(field.validation_alias) if field and field.validation_alias else str(loc).upper()
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{name}: {first['msg']}{more}"

@@ -1,0 +1,189 @@
+"""The sandbox interface every backend implements and everything above it uses.
+
+A `Sandbox` is a deepagents sandbox backend (so the agent's file and shell tools come for
+free from `deepagents`) plus what open-swe needs on top: commands with a working directory,
+environment and timeout, git with credentials that never touch `.git/config`, labels for
+reuse, and lifecycle (stop, resume, delete). Backends implement the `_`-prefixed primitives;
+this class owns output hygiene (ANSI stripping, head/tail truncation, secret redaction) so
+that no backend can forget it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from deepagents.backends.protocol import ExecuteResponse
+from deepagents.backends.sandbox import BaseSandbox
+
+DEFAULT_OUTPUT_LIMIT = 30_000  # characters kept from one command's output (head + tail)
+
+
+class SandboxError(Exception):
+    """A sandbox operation failed in a way the caller should report (message is user-facing)."""
+
+
+class SandboxGone(SandboxError):
+    """The sandbox no longer exists (deleted, archived or lost); callers may recreate it."""
+
+
+class PathOutsideSandbox(SandboxError):
+    """A path resolves outside the sandbox's work directory."""
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    exit_code: int
+    output: str  # stdout and stderr interleaved, cleaned (ANSI stripped, truncated, redacted)
+    timed_out: bool = False
+    truncated: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and not self.timed_out
+
+
+@dataclass(frozen=True)
+class RawResult:
+    """What a backend's primitive returns before the base class cleans it."""
+
+    exit_code: int
+    output: bytes | str
+    timed_out: bool = False
+
+
+@dataclass(frozen=True)
+class GitIdentity:
+    name: str
+    email: str
+
+
+@dataclass(frozen=True)
+class GitCredentials:
+    """HTTPS credentials for one clone or push; GitHub: username x-access-token + token."""
+
+    password: str = field(repr=False)
+    username: str = "x-access-token"
+
+
+class Sandbox(BaseSandbox, ABC):
+    """One isolated workspace. Paths are absolute inside the sandbox or relative to work_dir."""
+
+    def __init__(
+        self,
+        *,
+        labels: Mapping[str, str],
+        work_dir: str,
+        secrets: Iterable[str] = (),
+        output_limit: int = DEFAULT_OUTPUT_LIMIT,
+    ) -> None:
+        self.labels = dict(labels)
+        self.work_dir = work_dir
+        self.output_limit = output_limit
+        self._secrets: set[str] = {s for s in secrets if s}
+
+    # --- secrets ---------------------------------------------------------------------
+
+    def add_secret(self, value: str) -> None:
+        """Register a value (e.g. an installation token) to be redacted from all output."""
+        if value:
+            self._secrets.add(value)
+
+    # --- commands --------------------------------------------------------------------
+
+    def run(
+        self,
+        command: str,
+        *,
+        cwd: str | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> CommandResult:
+        """Run a shell command; output comes back cleaned and bounded."""
+        raw = self._run(command, cwd=cwd or self.work_dir, env=dict(env or {}), timeout=timeout)
+        from app.sandbox.output import clean_output  # local: output.py is a leaf module
+
+        text, truncated = clean_output(raw.output, limit=self.output_limit, secrets=self._secrets)
+        return CommandResult(raw.exit_code, text, raw.timed_out, truncated)
+
+    def execute(self, command: str, *, timeout: int | None = None) -> ExecuteResponse:
+        """deepagents' entry point for the agent's shell tool."""
+        result = self.run(command, timeout=timeout)
+        output = result.output
+        if result.timed_out:
+            output += f"\n[command timed out after {timeout or 'the default'} seconds]"
+        return ExecuteResponse(
+            output=output, exit_code=result.exit_code, truncated=result.truncated
+        )
+
+    # --- files (bytes; deepagents derives read/write/edit/ls/grep/glob from these) ------
+
+    def read_file(self, path: str) -> bytes:
+        [response] = self.download_files([path])
+        if response.error or response.content is None:
+            raise SandboxError(f"cannot read {path}: {response.error}")
+        return response.content
+
+    def write_file(self, path: str, data: bytes) -> None:
+        [response] = self.upload_files([(path, data)])
+        if response.error:
+            raise SandboxError(f"cannot write {path}: {response.error}")
+
+    # --- git -------------------------------------------------------------------------
+
+    @abstractmethod
+    def clone(
+        self,
+        url: str,
+        dest: str,
+        *,
+        branch: str | None = None,
+        credentials: GitCredentials | None = None,
+    ) -> None:
+        """Clone url into dest (relative to work_dir). Credentials never persist in .git/config."""
+
+    @abstractmethod
+    def commit(self, repo: str, message: str, *, author: GitIdentity) -> str | None:
+        """Stage everything and commit; the new commit's sha, or None when nothing changed."""
+
+    @abstractmethod
+    def push(self, repo: str, branch: str, *, credentials: GitCredentials | None = None) -> None:
+        """Push branch to origin (never forced)."""
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Release compute, keep the workspace (for a run waiting on a person)."""
+
+    @abstractmethod
+    def resume(self) -> None:
+        """Start a stopped sandbox again; raises SandboxGone when it no longer exists."""
+
+    @abstractmethod
+    def destroy(self) -> None:
+        """Remove the sandbox and its workspace. Idempotent. (deepagents' delete() is a file op.)"""
+
+    # --- backend primitive ------------------------------------------------------------
+
+    @abstractmethod
+    def _run(
+        self, command: str, *, cwd: str, env: dict[str, str], timeout: float | None
+    ) -> RawResult:
+        """Run command with `sh -c` semantics; kill the whole process tree on timeout."""
+
+
+class SandboxProvider(ABC):
+    """Creates sandboxes and finds them again by labels (e.g. repo, issue, run)."""
+
+    #: One line for the start-up log saying which isolation is in effect.
+    isolation: str = ""
+
+    @abstractmethod
+    def acquire(self, labels: Mapping[str, str]) -> Sandbox:
+        """Reuse a live sandbox carrying exactly these labels, else create one."""
+
+    @abstractmethod
+    def find(self, labels: Mapping[str, str]) -> list[Sandbox]:
+        """Sandboxes whose labels include these (for reuse and for sweeping leaks)."""
