@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     anthropic_base_url: str | None = Field(None, validation_alias="ANTHROPIC_BASE_URL")
     openai_api_key: SecretStr | None = Field(None, validation_alias="OPENAI_API_KEY")
     openai_base_url: str | None = Field(None, validation_alias="OPENAI_BASE_URL")
+    # Provider SDKs retry 429/5xx/timeouts with exponential backoff (honouring retry-after).
+    model_timeout: float = Field(300.0, validation_alias="OPEN_SWE_MODEL_TIMEOUT", gt=0)
+    model_max_retries: int = Field(4, validation_alias="OPEN_SWE_MODEL_MAX_RETRIES", ge=0)
 
     # Run limits
     max_model_calls: int = Field(200, validation_alias="OPEN_SWE_MAX_MODEL_CALLS", ge=1)
