@@ -24,6 +24,7 @@ status). `gh.fail(...)` / `gh.rate_limit(...)` inject faults for the next N matc
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import functools
 import itertools
@@ -241,6 +242,31 @@ def _validation(resource: str, field_: str, code: str, message: str | None = Non
 # The server -----------------------------------------------------------------------------
 
 
+class _QuickServer(uvicorn.Server):
+    """uvicorn polls every 0.1 s and pauses on shutdown; a fake per test cannot afford that."""
+
+    _loop: asyncio.AbstractEventLoop | None = None
+    _stopped: asyncio.Event | None = None
+
+    async def main_loop(self) -> None:
+        self._loop, self._stopped = asyncio.get_running_loop(), asyncio.Event()
+        if not self.should_exit:  # else stop() came before the event existed
+            await self._stopped.wait()
+
+    def request_stop(self) -> None:
+        self.should_exit = True
+        if self._loop is not None and self._stopped is not None:
+            self._loop.call_soon_threadsafe(self._stopped.set)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for server in self.servers:
+            server.close()
+        for connection in list(self.server_state.connections):
+            connection.shutdown()
+        for server in self.servers:
+            await server.wait_closed()
+
+
 Handler = Callable[["Ctx"], Any]
 
 
@@ -321,7 +347,7 @@ class FakeGitHub:
         self._ids = itertools.count(1000)
         self._user_ids: dict[str, int] = {}
         self._lock = threading.RLock()
-        self._server: uvicorn.Server | None = None
+        self._server: _QuickServer | None = None
         self._thread: threading.Thread | None = None
         self._port = 0
         self._endpoints = self._build_endpoints()
@@ -361,7 +387,7 @@ class FakeGitHub:
         config = uvicorn.Config(
             app, log_level="warning", lifespan="off", ws="none", access_log=False
         )
-        self._server = uvicorn.Server(config)
+        self._server = _QuickServer(config)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [sock]}, daemon=True, name="fake-github"
         )
@@ -375,7 +401,7 @@ class FakeGitHub:
 
     def stop(self) -> None:
         if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
+            self._server.request_stop()
             self._thread.join(timeout=10)
         self._server = None
         self._thread = None
@@ -1289,8 +1315,10 @@ class FakeGitHub:
     def _permission(self, ctx: Ctx) -> Any:
         repo = self._repo(ctx)
         login = ctx.params["user"]
-        permission = repo.permissions.get(login, "none" if repo.private else "read")
-        return {"permission": permission, "role_name": permission, "user": self._user_json(login)}
+        role = repo.permissions.get(login, "none" if repo.private else "read")
+        # `permission` is the legacy field: maintain shows as write, triage as read.
+        legacy = {"maintain": "write", "triage": "read"}.get(role, role)
+        return {"permission": legacy, "role_name": role, "user": self._user_json(login)}
 
     def _list_labels(self, ctx: Ctx) -> Any:
         repo = self._repo(ctx)
