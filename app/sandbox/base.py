@@ -17,7 +17,17 @@ from dataclasses import dataclass, field
 from deepagents.backends.protocol import ExecuteResponse
 from deepagents.backends.sandbox import BaseSandbox
 
+from app.sandbox.output import Clipped, clean_output
+
 DEFAULT_OUTPUT_LIMIT = 30_000  # characters kept from one command's output (head + tail)
+# deepagents' file tools (read, ls, grep, glob) parse JSON printed by commands through
+# execute(); a read page is up to 500 KiB of text, i.e. ~1 M characters once JSON-escaped.
+# Cutting that would break the tool, so execute() keeps more (the agent middleware evicts
+# large results on its own).
+TOOL_OUTPUT_LIMIT = 1_200_000
+# Per-file error upload_files/download_files report for a path outside work_dir;
+# read_file/write_file turn it into PathOutsideSandbox.
+OUTSIDE_WORK_DIR = "permission_denied: outside the sandbox work directory"
 
 
 class SandboxError(Exception):
@@ -49,7 +59,7 @@ class RawResult:
     """What a backend's primitive returns before the base class cleans it."""
 
     exit_code: int
-    output: bytes | str
+    output: bytes | str | Clipped  # Clipped: the backend dropped the middle while streaming
     timed_out: bool = False
 
 
@@ -99,17 +109,19 @@ class Sandbox(BaseSandbox, ABC):
         cwd: str | None = None,
         env: Mapping[str, str] | None = None,
         timeout: float | None = None,
+        output_limit: int | None = None,
     ) -> CommandResult:
-        """Run a shell command; output comes back cleaned and bounded."""
+        """Run a shell command; output comes back cleaned and bounded (default: output_limit)."""
         raw = self._run(command, cwd=cwd or self.work_dir, env=dict(env or {}), timeout=timeout)
-        from app.sandbox.output import clean_output  # local: output.py is a leaf module
-
-        text, truncated = clean_output(raw.output, limit=self.output_limit, secrets=self._secrets)
+        limit = self.output_limit if output_limit is None else output_limit
+        text, truncated = clean_output(raw.output, limit=limit, secrets=self._secrets)
         return CommandResult(raw.exit_code, text, raw.timed_out, truncated)
 
     def execute(self, command: str, *, timeout: int | None = None) -> ExecuteResponse:
         """deepagents' entry point for the agent's shell tool."""
-        result = self.run(command, timeout=timeout)
+        result = self.run(
+            command, timeout=timeout, output_limit=max(self.output_limit, TOOL_OUTPUT_LIMIT)
+        )
         output = result.output
         if result.timed_out:
             output += f"\n[command timed out after {timeout or 'the default'} seconds]"
@@ -121,12 +133,16 @@ class Sandbox(BaseSandbox, ABC):
 
     def read_file(self, path: str) -> bytes:
         [response] = self.download_files([path])
+        if response.error == OUTSIDE_WORK_DIR:
+            raise PathOutsideSandbox(f"{path} is outside the sandbox work directory")
         if response.error or response.content is None:
             raise SandboxError(f"cannot read {path}: {response.error}")
         return response.content
 
     def write_file(self, path: str, data: bytes) -> None:
         [response] = self.upload_files([(path, data)])
+        if response.error == OUTSIDE_WORK_DIR:
+            raise PathOutsideSandbox(f"{path} is outside the sandbox work directory")
         if response.error:
             raise SandboxError(f"cannot write {path}: {response.error}")
 
