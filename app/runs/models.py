@@ -1,0 +1,235 @@
+"""Tables (SQLAlchemy Core) and the typed rows the store hands out.
+
+One schema for SQLite and PostgreSQL. The rule "one active run per issue or PR" lives here, as a
+partial unique index, so even two workers racing cannot start two runs on one thread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+
+RunStatus = Literal["queued", "running", "waiting", "succeeded", "failed", "stopped"]
+RunKind = Literal["issue", "pull"]
+ACTIVE_STATUSES: tuple[RunStatus, ...] = ("queued", "running", "waiting")
+FINISHED_STATUSES: tuple[RunStatus, ...] = ("succeeded", "failed", "stopped")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in and out (SQLite keeps no zone; PostgreSQL uses timestamptz)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: pass an aware UTC datetime")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData()
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", String(100), primary_key=True),  # X-GitHub-Delivery
+    Column("event", String(100), nullable=False),
+    Column("action", String(100)),
+    Column("installation_id", BigInteger),
+    Column("repo", String(300)),
+    Column("received_at", UtcDateTime, nullable=False),
+    Column("outcome", String(40), nullable=False),
+    Column("detail", Text),
+    Column("payload", JSON),  # kept only for deliveries that need background work
+    Column("processed_at", UtcDateTime),
+    Column("reply_comment_id", BigInteger),  # the one answer we posted, so it is never repeated
+)
+Index(
+    "ix_deliveries_unfinished",
+    deliveries.c.received_at,
+    sqlite_where=deliveries.c.processed_at.is_(None),
+    postgresql_where=deliveries.c.processed_at.is_(None),
+)
+
+installations = Table(
+    "installations",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("account", String(100)),
+    Column("account_type", String(20)),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("suspended_at", UtcDateTime),
+    Column("deleted_at", UtcDateTime),
+)
+
+installation_repos = Table(
+    "installation_repos",
+    metadata,
+    Column(
+        "installation_id",
+        BigInteger,
+        ForeignKey("installations.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("repo_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("full_name", String(300), nullable=False),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("thread", String(320), nullable=False),  # owner/repo#12
+    Column("repo", String(300), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("kind", String(8), nullable=False),
+    Column("installation_id", BigInteger, nullable=False),
+    Column("requested_by", String(100), nullable=False),
+    Column("auto_approve", Boolean, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("delivery_id", String(100), unique=True),  # one delivery starts at most one run
+    Column("status_comment_id", BigInteger),
+    Column("pr_number", Integer),
+    Column("error", Text),
+)
+_active = runs.c.status.in_(ACTIVE_STATUSES)
+Index(
+    "uq_runs_active_thread",
+    runs.c.thread,
+    unique=True,
+    sqlite_where=_active,
+    postgresql_where=_active,
+)
+Index("ix_runs_thread_created", runs.c.thread, runs.c.created_at)
+Index("ix_runs_repo_pr", runs.c.repo, runs.c.pr_number)
+
+commands = Table(
+    "commands",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("thread", String(320), nullable=False),
+    Column("run_id", String(32), ForeignKey("runs.id", ondelete="SET NULL")),
+    Column("verb", String(16), nullable=False),
+    Column("text", Text, nullable=False),  # snapshot at acceptance: later edits change nothing
+    Column("author", String(100), nullable=False),
+    Column("source", String(20), nullable=False),  # issue_comment | review_comment | review
+    Column("comment_id", BigInteger),
+    Column("path", Text),
+    Column("line", Integer),
+    Column("delivery_id", String(100), nullable=False, unique=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("consumed_at", UtcDateTime),
+)
+Index("ix_commands_thread_pending", commands.c.thread, commands.c.consumed_at)
+
+
+# Rows -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    id: str
+    event: str
+    action: str | None
+    installation_id: int | None
+    repo: str | None
+    received_at: datetime
+    outcome: str
+    detail: str | None
+    payload: dict[str, Any] | None
+    processed_at: datetime | None
+    reply_comment_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Installation:
+    id: int
+    account: str | None
+    account_type: str | None
+    created_at: datetime
+    updated_at: datetime
+    suspended_at: datetime | None
+    deleted_at: datetime | None
+
+    @property
+    def active(self) -> bool:
+        return self.deleted_at is None and self.suspended_at is None
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    id: str
+    thread: str
+    repo: str
+    number: int
+    kind: RunKind
+    installation_id: int
+    requested_by: str
+    auto_approve: bool
+    status: RunStatus
+    created_at: datetime
+    updated_at: datetime
+    delivery_id: str | None
+    status_comment_id: int | None
+    pr_number: int | None
+    error: str | None
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveRunExists:
+    """start_run's answer when the thread already has an active run: that run."""
+
+    run: Run
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCommand:
+    id: int
+    thread: str
+    run_id: str | None
+    verb: str
+    text: str
+    author: str
+    source: str
+    comment_id: int | None
+    path: str | None
+    line: int | None
+    delivery_id: str
+    created_at: datetime
+    consumed_at: datetime | None
+
+
+def thread_key(repo: str, number: int) -> str:
+    return f"{repo}#{number}"
