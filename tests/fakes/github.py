@@ -108,7 +108,7 @@ class Fault:
     status: int
     remaining: int
     headers: dict[str, str]
-    body: dict[str, Any]
+    body: Any
 
 
 @dataclass
@@ -602,8 +602,13 @@ class FakeGitHub:
         times: int = 1,
         headers: dict[str, str] | None = None,
         message: str = "Server Error",
+        body: Any = None,
     ) -> None:
-        """The next `times` calls matching (method, fnmatch pattern on the path) get `status`."""
+        """The next `times` calls matching (method, fnmatch pattern on the path) get `status`.
+
+        The answer is `{"message": message}`, or `body` when given (e.g. a stale list).
+        """
+        payload = body if body is not None else {"message": message, "documentation_url": DOCS}
         with self._lock:
             self.faults.append(
                 Fault(
@@ -612,7 +617,7 @@ class FakeGitHub:
                     status,
                     times,
                     dict(headers or {}),
-                    {"message": message, "documentation_url": DOCS},
+                    payload,
                 )
             )
 

@@ -1,0 +1,163 @@
+"""Acting as the GitHub App: the JWT, installation lookups and cached, repo-scoped tokens."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+import jwt as pyjwt
+from github import Auth, Github
+
+from app.github.client import InstallationClient
+from app.github.errors import GitHubError, NotFound
+from app.github.transport import github_errors, github_options
+from app.github.types import InstallationInfo, InstallationToken
+
+JWT_BACKDATE = 60  # seconds: tolerate a server clock slightly ahead of ours (GitHub's advice)
+JWT_LIFETIME = 540  # seconds: GitHub refuses exp more than 10 min ahead; keep a margin
+TOKEN_REFRESH_MARGIN = timedelta(seconds=60)  # renew a token this long before it expires
+
+
+class _AppJWT(Auth.JWT):
+    """PyGithub auth that signs a fresh JWT for every request (so it never expires mid-use)."""
+
+    def __init__(self, app: GitHubApp) -> None:
+        self._app = app
+
+    @property
+    def token(self) -> str:
+        return self._app.jwt()
+
+
+class _CachedInstallationToken(Auth.Auth):
+    """PyGithub auth that asks the App for the current token: a long-lived client refreshes."""
+
+    def __init__(self, app: GitHubApp, installation_id: int, repo: str | None) -> None:
+        self._app, self._installation_id, self._repo = app, installation_id, repo
+
+    @property
+    def token_type(self) -> str:
+        return "token"
+
+    @property
+    def token(self) -> str:
+        return self._app.installation_token(self._installation_id, self._repo).token
+
+
+class GitHubApp:
+    """One GitHub App. Thread-safe; share one per process. All calls are blocking (requests)."""
+
+    def __init__(
+        self,
+        app_id: int,
+        private_key: str,
+        api_url: str,
+        *,
+        max_retry_wait: float = 60,
+        throttle: bool = True,
+    ) -> None:
+        if "PRIVATE KEY" not in private_key:
+            raise GitHubError("the App private key is not a PEM (expected 'BEGIN ... PRIVATE KEY')")
+        self.app_id = app_id
+        self.api_url = api_url.rstrip("/")
+        self._private_key = private_key
+        self._options = github_options(max_retry_wait=max_retry_wait, throttle=throttle)
+        self._github = Github(auth=_AppJWT(self), base_url=self.api_url, **self._options)
+        self._slug: str | None = None
+        self._tokens: dict[tuple[int, str | None], InstallationToken] = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:  # no key material, ever
+        return f"GitHubApp(app_id={self.app_id}, api_url={self.api_url!r})"
+
+    def jwt(self) -> str:
+        """A JWT for App-level endpoints: RS256, iss = App ID, valid from 60 s ago for 9 min."""
+        now = int(time.time())
+        claims = {"iat": now - JWT_BACKDATE, "exp": now + JWT_LIFETIME, "iss": str(self.app_id)}
+        try:
+            return pyjwt.encode(claims, self._private_key, algorithm="RS256")
+        except (ValueError, TypeError, pyjwt.PyJWTError) as exc:
+            raise GitHubError(
+                f"cannot sign the App JWT with the configured private key ({type(exc).__name__})"
+            ) from None
+
+    def slug(self) -> str:
+        """The App's slug (its bot user is `<slug>[bot]`); fetched once."""
+        if self._slug is None:
+            with github_errors("get the App"):
+                _, data = self._github.requester.requestJsonAndCheck("GET", "/app")
+            self._slug = str(data["slug"])
+        return self._slug
+
+    def installation(self, installation_id: int) -> InstallationInfo | None:
+        """The installation, or None when it does not exist (uninstalled)."""
+        try:
+            with github_errors(f"get installation {installation_id}"):
+                _, data = self._github.requester.requestJsonAndCheck(
+                    "GET", f"/app/installations/{installation_id}"
+                )
+        except NotFound:
+            return None
+        return _installation_info(data)
+
+    def repo_installation(self, full_name: str) -> InstallationInfo | None:
+        """The installation covering `owner/name`, or None when the App is not installed there."""
+        try:
+            with github_errors(f"find the installation for {full_name}"):
+                _, data = self._github.requester.requestJsonAndCheck(
+                    "GET", f"/repos/{full_name}/installation"
+                )
+        except NotFound:
+            return None
+        return _installation_info(data)
+
+    def installation_token(
+        self, installation_id: int, repo: str | None = None
+    ) -> InstallationToken:
+        """A token for the installation, scoped to one repository when `repo` is given.
+
+        `repo` is `owner/name` or `name`. Tokens are cached per (installation, repo) and renewed
+        60 s before they expire.
+        """
+        name = repo.rsplit("/", 1)[-1] if repo else None
+        key = (installation_id, name)
+        with self._lock:
+            cached = self._tokens.get(key)
+            if cached and cached.expires_at - TOKEN_REFRESH_MARGIN > datetime.now(UTC):
+                return cached
+            body: dict[str, Any] = {"repositories": [name]} if name else {}
+            scope = f" for {name}" if name else ""
+            with github_errors(
+                f"create an installation token{scope} (installation {installation_id})"
+            ):
+                _, data = self._github.requester.requestJsonAndCheck(
+                    "POST", f"/app/installations/{installation_id}/access_tokens", input=body
+                )
+            token = InstallationToken(str(data["token"]), _parse_time(data["expires_at"]))
+            self._tokens[key] = token
+            return token
+
+    def client(self, installation_id: int, repo: str | None = None) -> InstallationClient:
+        """A client acting as the installation; its token refreshes itself when needed."""
+        auth = _CachedInstallationToken(self, installation_id, repo)
+        github = Github(auth=auth, base_url=self.api_url, **self._options)
+        return InstallationClient(github, lambda: auth.token)
+
+
+def _installation_info(data: dict[str, Any]) -> InstallationInfo:
+    account = data.get("account") or {}
+    kind: Literal["User", "Organization"] = (
+        "Organization" if account.get("type") == "Organization" else "User"
+    )
+    return InstallationInfo(
+        id=int(data["id"]),
+        account=str(account.get("login", "")),
+        account_type=kind,
+        suspended=data.get("suspended_at") is not None,
+    )
+
+
+def _parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)

@@ -1,0 +1,162 @@
+"""How the GitHub layer talks HTTP: bounded retries and translation of PyGithub's errors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import TracebackType
+from typing import Any
+
+import requests
+from github import Consts, GithubException, GithubRetry, RateLimitExceededException
+from github.GithubException import RateLimitExceededExceedsMaxWait
+from urllib3 import Retry
+from urllib3.connectionpool import ConnectionPool
+from urllib3.response import BaseHTTPResponse
+
+from app.github.errors import (
+    AuthenticationFailed,
+    Forbidden,
+    GitHubError,
+    NotFound,
+    RateLimited,
+)
+
+RETRIES = 5  # attempts after the first, for 5xx and rate limits
+TIMEOUT = 30  # seconds per request
+BACKOFF_FACTOR = 0.5  # 5xx retries wait 0, 1, 2, 4, 8 s
+
+
+class BoundedRetry(GithubRetry):
+    """PyGithub's retry policy (5xx, 403 rate limits) plus 429, with every wait capped.
+
+    GithubRetry caps waits derived from rate-limit messages (`max_rate_limit_wait`) but sleeps
+    whatever a `Retry-After` header says; a worker must never block for an hour, so a
+    `Retry-After` beyond the cap raises instead.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("status_forcelist", [429, *range(500, 600)])
+        super().__init__(**kwargs)
+
+    def increment(  # type: ignore[override]
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: BaseHTTPResponse | None = None,
+        error: Exception | None = None,
+        _pool: ConnectionPool | None = None,
+        _stacktrace: TracebackType | None = None,
+    ) -> Retry:
+        if response is not None and "Retry-After" in response.headers:
+            wait = self.get_retry_after(response) or 0.0
+            cap = self.max_rate_limit_wait
+            if cap is not None and wait > cap:
+                raise RateLimitExceededExceedsMaxWait(
+                    response.status,
+                    {"message": f"GitHub asked to retry after {wait:.0f} s"},
+                    dict(response.headers),
+                    wait=wait,
+                )
+        return super().increment(method, url, response, error, _pool, _stacktrace)  # type: ignore[arg-type]
+
+
+def github_options(*, max_retry_wait: float, throttle: bool) -> dict[str, Any]:
+    """Keyword arguments for `github.Github(...)`: retries, timeout and request spacing.
+
+    `throttle=False` (tests) drops PyGithub's default pauses between requests and writes and
+    the exponential backoff between 5xx retries; a `Retry-After` is still honoured.
+    """
+    retry = BoundedRetry(
+        total=RETRIES,
+        backoff_factor=BACKOFF_FACTOR if throttle else 0.0,
+        max_rate_limit_wait=max_retry_wait,
+        secondary_rate_wait=min(60.0, max_retry_wait),
+    )
+    return {
+        "retry": retry,
+        "timeout": TIMEOUT,
+        "seconds_between_requests": Consts.DEFAULT_SECONDS_BETWEEN_REQUESTS if throttle else None,
+        "seconds_between_writes": Consts.DEFAULT_SECONDS_BETWEEN_WRITES if throttle else None,
+        "lazy": True,  # build objects from known URLs without fetching them first
+    }
+
+
+@contextmanager
+def github_errors(action: str) -> Iterator[None]:
+    """Turn PyGithub and requests exceptions raised inside into `GitHubError`s about `action`."""
+    try:
+        yield
+    except GitHubError:
+        raise
+    except (GithubException, requests.RequestException) as exc:
+        raise translate(exc, action) from exc
+
+
+def translate(exc: Exception, action: str) -> GitHubError:
+    """One actionable line; built from status and GitHub's message only (no headers, no token)."""
+    if isinstance(exc, RateLimitExceededExceedsMaxWait):
+        wait = exc.wait
+        return RateLimited(
+            f"{action}: GitHub rate limit, it asks to wait {wait or 0:.0f} s, longer than we wait; "
+            "try again later",
+            status=exc.status,
+            retry_after=wait,
+        )
+    if isinstance(exc, RateLimitExceededException) or (
+        isinstance(exc, GithubException) and exc.status == 429
+    ):
+        return RateLimited(
+            f"{action}: GitHub rate limit exceeded ({_message(exc)}); try again later",
+            status=exc.status,
+            retry_after=_retry_after(exc.headers),
+        )
+    if isinstance(exc, GithubException):
+        status, message = exc.status, _message(exc)
+        if status == 401:
+            return AuthenticationFailed(
+                f"{action}: GitHub rejected the App's credentials (401 {message}); check "
+                "GITHUB_APP_ID and the private key, and that the server clock is right",
+                status=status,
+            )
+        if status == 403:
+            return Forbidden(
+                f"{action}: forbidden (403 {message}); check the App's permissions and that it "
+                "is installed on this repository",
+                status=status,
+            )
+        if status == 404:
+            return NotFound(
+                f"{action}: not found (404); it does not exist or the App is not installed on "
+                "this repository",
+                status=status,
+            )
+        return GitHubError(f"{action}: GitHub answered {status} ({message})", status=status)
+    if isinstance(exc, requests.exceptions.RetryError):
+        return GitHubError(
+            f"{action}: GitHub kept failing after {RETRIES} retries; try again later"
+        )
+    return GitHubError(f"{action}: cannot reach GitHub ({type(exc).__name__})")
+
+
+def _message(exc: GithubException) -> str:
+    data = exc.data
+    if isinstance(data, dict) and isinstance(data.get("message"), str):
+        text: str = data["message"]
+        errors = data.get("errors")
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            detail = errors[0].get("message") or errors[0].get("code")
+            if detail:
+                text = f"{text}: {detail}"
+        return text
+    return exc.message or "no message"
+
+
+def _retry_after(headers: dict[str, str] | None) -> float | None:
+    if not headers:
+        return None
+    lowered = {k.lower(): v for k, v in headers.items()}
+    value = lowered.get("retry-after")
+    if value and value.strip().isdigit():
+        return float(value)
+    return None

@@ -1,0 +1,152 @@
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import jwt
+import pytest
+
+from app.github.app import GitHubApp
+from app.github.errors import AuthenticationFailed, GitHubError
+from tests.fakes.github import FakeGitHub, generate_rsa_keypair
+from tests.github.conftest import INSTALLATION, REPO
+
+
+def test_jwt_is_rs256_signed_with_the_app_key_and_short_lived(
+    gh: FakeGitHub, github_app: GitHubApp
+) -> None:
+    before = int(time.time())
+    token = github_app.jwt()
+
+    assert jwt.get_unverified_header(token)["alg"] == "RS256"
+    claims = jwt.decode(token, gh.public_key_pem, algorithms=["RS256"])
+    assert claims["iss"] == str(gh.app_id)
+    assert before - 61 <= claims["iat"] <= before - 59
+    assert claims["exp"] - int(time.time()) <= 600
+    assert claims["exp"] > time.time() + 60
+
+
+def test_jwt_signed_with_another_key_is_rejected_by_github(gh: FakeGitHub) -> None:
+    other_private, _ = generate_rsa_keypair()
+    app = GitHubApp(gh.app_id, other_private, gh.url, throttle=False)
+
+    with pytest.raises(AuthenticationFailed, match="GITHUB_APP_ID and the private key"):
+        app.slug()
+    assert gh.calls[-1].auth == "invalid"
+
+
+def test_a_private_key_that_is_not_a_pem_is_refused_up_front(gh: FakeGitHub) -> None:
+    with pytest.raises(GitHubError, match="not a PEM"):
+        GitHubApp(1, "not a key", gh.url)
+
+
+def test_slug_is_fetched_once_with_a_jwt(gh: FakeGitHub, github_app: GitHubApp) -> None:
+    assert github_app.slug() == gh.app_slug
+    assert github_app.slug() == gh.app_slug
+
+    calls = gh.calls_matching("GET", "/app")
+    assert len(calls) == 1
+    assert calls[0].auth == "jwt"
+
+
+def test_installation_lookup(gh: FakeGitHub, github_app: GitHubApp) -> None:
+    gh.add_installation(9, "octo-user", [], account_type="User")
+
+    info = github_app.installation(INSTALLATION)
+    assert info is not None
+    assert (info.id, info.account, info.account_type, info.suspended) == (
+        INSTALLATION,
+        "acme",
+        "Organization",
+        False,
+    )
+    user_install = github_app.installation(9)
+    assert user_install is not None
+    assert user_install.account_type == "User"
+    assert github_app.installation(12345) is None
+
+
+def test_repo_installation(github_app: GitHubApp) -> None:
+    info = github_app.repo_installation(REPO)
+    assert info is not None
+    assert info.id == INSTALLATION
+    assert github_app.repo_installation("acme/unknown") is None
+
+
+def test_token_is_scoped_to_the_one_repository(gh: FakeGitHub, github_app: GitHubApp) -> None:
+    token = github_app.installation_token(INSTALLATION, REPO)
+
+    (call,) = gh.calls_matching("POST", f"/app/installations/{INSTALLATION}/access_tokens")
+    assert call.auth == "jwt"
+    assert call.json == {"repositories": ["widgets"]}
+    assert gh.tokens[token.token].repositories == ["widgets"]
+    assert token.expires_at > datetime.now(UTC) + timedelta(minutes=50)
+    assert token.token not in repr(token)
+
+
+def test_scoped_token_cannot_see_other_repositories(github_app: GitHubApp) -> None:
+    client = github_app.client(INSTALLATION, REPO)
+    assert client.get_repo(REPO).full_name == REPO
+    with pytest.raises(GitHubError, match="not found"):
+        client.get_repo("acme/other")
+
+
+def test_unscoped_token_sends_no_repositories(gh: FakeGitHub, github_app: GitHubApp) -> None:
+    github_app.installation_token(INSTALLATION)
+    (call,) = gh.calls_matching("POST", "/app/installations/*/access_tokens")
+    assert call.json in (None, {})
+
+
+def test_tokens_are_cached_per_installation_and_repo(gh: FakeGitHub, github_app: GitHubApp) -> None:
+    first = github_app.installation_token(INSTALLATION, REPO)
+    again = github_app.installation_token(INSTALLATION, "widgets")
+    other = github_app.installation_token(INSTALLATION, "acme/other")
+
+    assert again.token == first.token
+    assert other.token != first.token
+    assert len(gh.calls_matching("POST", "/app/installations/*/access_tokens")) == 2
+
+
+def test_token_is_renewed_shortly_before_it_expires(gh: FakeGitHub, github_app: GitHubApp) -> None:
+    gh.token_ttl = timedelta(seconds=90)  # renewed when fewer than 60 s remain
+    first = github_app.installation_token(INSTALLATION, REPO)
+    assert github_app.installation_token(INSTALLATION, REPO).token == first.token
+
+    gh.token_ttl = timedelta(seconds=59)
+    short = github_app.installation_token(INSTALLATION, "acme/other")
+    renewed = github_app.installation_token(INSTALLATION, "acme/other")
+    assert renewed.token != short.token
+    assert len(gh.calls_matching("POST", "/app/installations/*/access_tokens")) == 3
+
+
+def test_a_long_lived_client_picks_up_the_renewed_token(
+    gh: FakeGitHub, github_app: GitHubApp
+) -> None:
+    gh.token_ttl = timedelta(seconds=30)  # always inside the renewal margin
+    client = github_app.client(INSTALLATION, REPO)
+    client.get_repo(REPO)
+    gh.expire_tokens()  # GitHub would now answer 401 to the old token
+
+    assert client.get_repo(REPO).full_name == REPO
+    tokens = [c.token for c in gh.calls_matching("GET", f"/repos/{REPO}")]
+    assert len(set(tokens)) == 2
+
+
+def test_token_for_a_missing_installation_is_a_clear_error(github_app: GitHubApp) -> None:
+    with pytest.raises(GitHubError, match="installation 404"):
+        github_app.installation_token(404)
+
+
+def test_retries_a_bad_gateway_then_succeeds(gh: FakeGitHub, github_app: GitHubApp) -> None:
+    gh.fail("POST", "/app/installations/*/access_tokens", 502)
+
+    token = github_app.installation_token(INSTALLATION, REPO)
+
+    statuses = [c.status for c in gh.calls_matching("POST", "/app/installations/*/access_tokens")]
+    assert statuses == [502, 201]
+    assert token.token in gh.tokens
+
+
+def test_repr_holds_no_key_material(gh: FakeGitHub, github_app: GitHubApp) -> None:
+    assert gh.private_key_pem is not None
+    assert "PRIVATE" not in repr(github_app)

@@ -1,0 +1,111 @@
+"""Retries and error translation, through PyGithub against the fake GitHub."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from app.github.client import InstallationClient
+from app.github.errors import Forbidden, GitHubError, NotFound, RateLimited
+from app.github.transport import RETRIES, github_options
+from tests.fakes.github import FakeGitHub
+from tests.github.conftest import REPO
+
+ISSUE_PATH = f"/repos/{REPO}/issues/*"
+
+
+@pytest.fixture
+def issue_number(gh: FakeGitHub) -> int:
+    return gh.add_issue(REPO, title="Bug").number
+
+
+def statuses(gh: FakeGitHub, method: str, pattern: str) -> list[int]:
+    return [c.status for c in gh.calls_matching(method, pattern)]
+
+
+@pytest.mark.parametrize("status", [500, 502, 503])
+def test_server_errors_are_retried(
+    gh: FakeGitHub, client: InstallationClient, issue_number: int, status: int
+) -> None:
+    gh.fail("GET", ISSUE_PATH, status)
+
+    assert client.get_issue(REPO, issue_number).title == "Bug"
+    assert statuses(gh, "GET", ISSUE_PATH) == [status, 200]
+
+
+def test_persistent_server_errors_give_up_with_a_clear_error(
+    gh: FakeGitHub, client: InstallationClient, issue_number: int
+) -> None:
+    gh.fail("GET", ISSUE_PATH, 502, times=RETRIES + 1)
+
+    with pytest.raises(GitHubError, match="kept failing"):
+        client.get_issue(REPO, issue_number)
+    assert statuses(gh, "GET", ISSUE_PATH) == [502] * (RETRIES + 1)
+
+
+@pytest.mark.parametrize("status", [403, 429])
+def test_retry_after_is_honoured(
+    gh: FakeGitHub, client: InstallationClient, issue_number: int, status: int
+) -> None:
+    gh.rate_limit("GET", ISSUE_PATH, status=status, retry_after=1)
+
+    started = time.monotonic()
+    assert client.get_issue(REPO, issue_number).number == issue_number
+    assert time.monotonic() - started >= 1.0
+    assert statuses(gh, "GET", ISSUE_PATH) == [status, 200]
+
+
+@pytest.mark.parametrize("status", [403, 429])
+def test_retry_after_beyond_the_max_wait_raises_instead_of_blocking(
+    gh: FakeGitHub, client: InstallationClient, issue_number: int, status: int
+) -> None:
+    gh.rate_limit("GET", ISSUE_PATH, status=status, retry_after=3600)
+
+    started = time.monotonic()
+    with pytest.raises(RateLimited, match="try again later") as caught:
+        client.get_issue(REPO, issue_number)
+    assert time.monotonic() - started < 1.0
+    assert caught.value.retry_after == 3600
+    assert statuses(gh, "GET", ISSUE_PATH) == [status]
+
+
+def test_primary_rate_limit_until_a_distant_reset_raises(
+    gh: FakeGitHub, client: InstallationClient, issue_number: int
+) -> None:
+    gh.rate_limit("GET", ISSUE_PATH, status=403, reset_in=1800)
+
+    with pytest.raises(RateLimited) as caught:
+        client.get_issue(REPO, issue_number)
+    assert caught.value.retry_after is not None
+    assert caught.value.retry_after > 1700
+
+
+def test_forbidden_without_rate_limit_is_not_retried(
+    gh: FakeGitHub, client: InstallationClient, issue_number: int
+) -> None:
+    gh.fail("POST", f"/repos/{REPO}/issues/*/comments", 403, message="Resource not accessible")
+
+    with pytest.raises(Forbidden, match=r"403 Resource not accessible.*permissions"):
+        client.create_comment(REPO, issue_number, "hello")
+    assert statuses(gh, "POST", f"/repos/{REPO}/issues/*/comments") == [403]
+
+
+def test_not_found_names_the_action_and_the_likely_cause(client: InstallationClient) -> None:
+    with pytest.raises(NotFound, match=r"get issue #99 of acme/widgets: not found.*installed"):
+        client.get_issue(REPO, 99)
+
+
+def test_error_messages_never_carry_the_token(
+    gh: FakeGitHub, client: InstallationClient, issue_number: int
+) -> None:
+    gh.fail("GET", ISSUE_PATH, 400, message="Bad request")
+    with pytest.raises(GitHubError) as caught:
+        client.get_issue(REPO, issue_number)
+    assert client.token not in str(caught.value)
+    assert "400" in str(caught.value)
+
+
+def test_backoff_between_server_error_retries_only_when_throttled() -> None:
+    assert github_options(max_retry_wait=60, throttle=True)["retry"].backoff_factor > 0
+    assert github_options(max_retry_wait=60, throttle=False)["retry"].backoff_factor == 0
