@@ -14,6 +14,8 @@ from typing import Any, ClassVar, Protocol
 
 import structlog
 
+from app.runs.store import Store
+
 log = structlog.get_logger(__name__)
 
 JobFunction = Callable[[str], Awaitable[None]]
@@ -188,3 +190,20 @@ class InProcessDispatcher:
         except Exception:
             # The job owns its error reporting; this keeps one failure from killing the loop.
             log.exception("job failed", job=job.kind, id=argument)
+
+
+async def resubmit_unfinished(store: Store, dispatcher: Dispatcher) -> int:
+    """After a (re)start: submit the deliveries and runs a crash or shutdown left unfinished.
+
+    Runs waiting for approval are not resubmitted: they resume when someone answers.
+    """
+    count = 0
+    for delivery_id in await store.unfinished_deliveries():
+        await dispatcher.submit(ProcessDelivery(delivery_id))
+        count += 1
+    for run in await store.runs_to_resume():
+        await dispatcher.submit(StartRun(run.id) if run.status == "queued" else ResumeRun(run.id))
+        count += 1
+    if count:
+        log.info("resubmitted unfinished work", jobs=count)
+    return count

@@ -14,6 +14,7 @@ Grammar (case-insensitive):
 - A mention elsewhere in the text makes the whole comment the instructions.
 - A bare `/approve` or `/revise <feedback>` leading a comment is the same command with
   `bare=True`: it counts only where a plan is waiting for approval (the handler checks).
+  `/approve` followed by more words is instructions (`bare=True`) for the waiting run.
 """
 
 from __future__ import annotations
@@ -157,6 +158,8 @@ def _interpret(rest: str, *, bare: bool) -> Command:
         return (
             Command(Verb.REVISE, feedback, bare) if feedback else Command(Verb.UNKNOWN, head, bare)
         )
-    if bare or len(rest.split()) == 1:  # "/approve now" or "/open-swe aprove"
-        return Command(Verb.UNKNOWN, head, bare)
+    if bare:  # "/approve, but ...": words for the waiting run to read, like any follow-up
+        return Command(Verb.INSTRUCT, rest, bare=True)
+    if len(rest.split()) == 1:  # "/open-swe aprove": a typo must not start a run
+        return Command(Verb.UNKNOWN, head)
     return Command(Verb.INSTRUCT, rest)

@@ -59,6 +59,7 @@ class Comment:
     source: TextSource
     path: str | None = None  # review comments only
     line: int | None = None
+    thread_root: int | None = None  # review comments: the thread's first comment (replies go there)
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +174,11 @@ class Event:
             source=source,
             path=self._str(node, "path"),
             line=line,
+            thread_root=(
+                (self._int(node, "in_reply_to_id") or comment_id)
+                if source == "review_comment"
+                else None
+            ),
         )
 
     @property

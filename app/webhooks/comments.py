@@ -1,0 +1,183 @@
+"""Comments, review comments and reviews that address open-swe: commands for a thread's runs."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from app.github.types import ReactionTarget
+from app.runs.dispatch import ResumeRun
+from app.runs.models import Run
+from app.webhooks import messages
+from app.webhooks.commands import Command, Verb, addresses_bot, parse_command
+from app.webhooks.context import HandlerContext
+from app.webhooks.event import Comment, Event
+from app.webhooks.gate import gate
+from app.webhooks.routing import Outcome, Router
+from app.webhooks.triggers import start_run
+
+router = Router()
+NOT_ADDRESSED = "the text does not address open-swe"
+
+
+def addresses_app(event: Event, slug: str | None) -> bool:
+    comment = event.comment
+    return comment is not None and addresses_bot(comment.body, slug)
+
+
+@router.route("issue_comment", "created", wants=addresses_app, otherwise=NOT_ADDRESSED)
+@router.route(
+    "pull_request_review_comment", "created", wants=addresses_app, otherwise=NOT_ADDRESSED
+)
+@router.route("pull_request_review", "submitted", wants=addresses_app, otherwise=NOT_ADDRESSED)
+async def on_comment(ctx: HandlerContext, event: Event) -> Outcome:
+    comment, thread = event.comment, event.thread
+    if comment is None or thread is None:
+        return Outcome("ignored", "no comment on an issue or pull request")
+    command = parse_command(comment.body, await ctx.slug.resolve())
+    if command is None:
+        return Outcome("ignored", NOT_ADDRESSED)
+    if event.is_bot:
+        return Outcome("ignored", f"sent by a bot ({event.sender})")
+    active = await ctx.store.active_run(thread)
+    if command.bare and (active is None or active.status != "waiting"):
+        # A bare /approve is ordinary talk unless a plan waits: no answer, no permission check.
+        return Outcome("ignored", f"bare /{command.text or command.verb} with no plan waiting")
+    if (refusal := await gate(ctx, event)) is not None:
+        return refusal
+    await ctx.react(event, _acknowledged(event, comment))
+    return await ACTIONS[command.verb](ctx, event, command, active)
+
+
+def _acknowledged(event: Event, comment: Comment) -> ReactionTarget:
+    """What the `eyes` reaction goes on. Reviews cannot carry reactions: the PR gets it."""
+    if comment.source == "review":
+        assert event.issue_number is not None
+        return ReactionTarget("issue", event.issue_number)
+    return ReactionTarget(comment.source, comment.id)
+
+
+async def _record(
+    ctx: HandlerContext, event: Event, command: Command, *, run_id: str | None, consumed: bool
+) -> None:
+    """Put the command in the thread's inbox (once per delivery), for the run to consume."""
+    comment, thread, sender = event.comment, event.thread, event.sender
+    assert comment is not None
+    assert thread is not None
+    assert sender is not None
+    await ctx.store.add_command(
+        thread=thread,
+        run_id=run_id,
+        verb=command.verb.value,
+        text=command.text,
+        author=sender,
+        source=comment.source,
+        delivery_id=event.delivery_id,
+        comment_id=comment.id,
+        path=comment.path,
+        line=comment.line,
+        consumed=consumed,
+    )
+
+
+Action = Callable[[HandlerContext, Event, Command, Run | None], Awaitable[Outcome]]
+
+
+async def _help(ctx: HandlerContext, event: Event, command: Command, active: Run | None) -> Outcome:
+    await ctx.reply_once(event, messages.HELP.format(slug=ctx.slug.known or "open-swe"))
+    return Outcome("replied", "help")
+
+
+async def _unknown(
+    ctx: HandlerContext, event: Event, command: Command, active: Run | None
+) -> Outcome:
+    word = messages.quote_untrusted(command.text)
+    body = messages.UNKNOWN_COMMAND.format(word=word, slug=ctx.slug.known or "open-swe")
+    await ctx.reply_once(event, body)
+    return Outcome("replied", f"unknown command {word!r}")
+
+
+async def _status(
+    ctx: HandlerContext, event: Event, command: Command, active: Run | None
+) -> Outcome:
+    assert event.thread is not None
+    run = active or await ctx.store.latest_run(event.thread)
+    if run is None:
+        body = messages.STATUS_NONE
+    else:
+        body = messages.STATUS.format(
+            run=ctx.run_link(run),
+            status=run.status,
+            user=run.requested_by,
+            updated=run.updated_at.strftime("%Y-%m-%d %H:%M UTC"),
+        )
+        if run.error:
+            body += messages.STATUS_ERROR.format(error=run.error)
+    await ctx.reply_once(event, body)
+    return Outcome("replied", "status")
+
+
+async def _stop(ctx: HandlerContext, event: Event, command: Command, active: Run | None) -> Outcome:
+    if active is None:
+        await ctx.reply_once(event, messages.NOTHING_TO_STOP)
+        return Outcome("replied", "nothing to stop")
+    await _record(ctx, event, command, run_id=active.id, consumed=True)
+    # The store first: a finished run stays finished, so the cancelled task cannot undo it.
+    await ctx.store.set_run_status(active.id, "stopped")
+    await ctx.dispatcher.cancel(active.id)
+    await ctx.reply_once(event, messages.STOPPED.format(run=ctx.run_link(active)))
+    return Outcome("stopped", active.id)
+
+
+async def _retry(
+    ctx: HandlerContext, event: Event, command: Command, active: Run | None
+) -> Outcome:
+    assert event.thread is not None
+    if active is not None:
+        await ctx.reply_once(event, messages.ALREADY_RUNNING.format(run=ctx.run_link(active)))
+        return Outcome("already-running", active.id)
+    latest = await ctx.store.latest_run(event.thread)
+    if latest is None:
+        await ctx.reply_once(event, messages.NOTHING_TO_RETRY)
+        return Outcome("replied", "nothing to retry")
+    await _record(ctx, event, command, run_id=latest.id, consumed=True)
+    return await start_run(ctx, event, auto_approve=latest.auto_approve)
+
+
+async def _answer_plan(
+    ctx: HandlerContext, event: Event, command: Command, active: Run | None
+) -> Outcome:
+    """approve / revise: for the run whose plan is waiting."""
+    if active is None or active.status != "waiting":
+        await ctx.reply_once(event, messages.NO_PLAN_WAITING.format(verb=command.verb.value))
+        return Outcome("replied", "no plan waiting")
+    await _record(ctx, event, command, run_id=active.id, consumed=False)
+    await ctx.dispatcher.submit(ResumeRun(active.id))
+    return Outcome("resumed", f"{command.verb.value} {active.id}")
+
+
+async def _instruct(
+    ctx: HandlerContext, event: Event, command: Command, active: Run | None
+) -> Outcome:
+    """Free text: a follow-up for the active run, or a new run on this thread."""
+    if active is not None:
+        await _record(ctx, event, command, run_id=active.id, consumed=False)
+        if active.status == "waiting":  # the run reads it as feedback on its plan
+            await ctx.dispatcher.submit(ResumeRun(active.id))
+            return Outcome("resumed", f"instruct {active.id}")
+        await ctx.reply_once(event, messages.ALREADY_RUNNING_NOTED.format(run=ctx.run_link(active)))
+        return Outcome("already-running", active.id)
+    await _record(ctx, event, command, run_id=None, consumed=False)
+    # Follow-ups on a pull request change its branch directly; on an issue, plan first.
+    return await start_run(ctx, event, auto_approve=event.is_pull_request)
+
+
+ACTIONS: dict[Verb, Action] = {
+    Verb.HELP: _help,
+    Verb.UNKNOWN: _unknown,
+    Verb.STATUS: _status,
+    Verb.STOP: _stop,
+    Verb.RETRY: _retry,
+    Verb.APPROVE: _answer_plan,
+    Verb.REVISE: _answer_plan,
+    Verb.INSTRUCT: _instruct,
+}

@@ -1,0 +1,107 @@
+"""What background handlers work with: the store, GitHub, the dispatcher, the App's slug.
+
+The GitHub layer is blocking (PyGithub); every call goes through `to_thread` here so handlers
+stay plain async code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import anyio.to_thread
+import structlog
+
+from app.github.app import GitHubApp
+from app.github.client import InstallationClient
+from app.github.errors import GitHubError
+from app.github.types import ReactionTarget
+from app.runs.dispatch import Dispatcher
+from app.runs.models import Run
+from app.runs.store import Store
+from app.webhooks.event import Event
+
+T = TypeVar("T")
+log = structlog.get_logger(__name__)
+
+
+class AppSlug:
+    """The App's slug: from settings, else asked of GitHub once (in a thread) and cached."""
+
+    def __init__(self, configured: str | None, github: GitHubApp | None) -> None:
+        self._slug = configured
+        self._github = github
+
+    @property
+    def known(self) -> str | None:
+        """The slug if already known; never blocks (for the request path)."""
+        return self._slug
+
+    async def resolve(self) -> str | None:
+        if self._slug is None and self._github is not None:
+            try:
+                self._slug = await anyio.to_thread.run_sync(self._github.slug)
+            except GitHubError as exc:
+                log.warning("cannot learn the App slug yet", error=str(exc))
+        return self._slug
+
+
+@dataclass
+class HandlerContext:
+    store: Store
+    github: GitHubApp
+    dispatcher: Dispatcher
+    slug: AppSlug
+    web_url: str  # https://github.com, or the GitHub Enterprise web address
+
+    async def call(
+        self, installation_id: int, repo: str, action: Callable[[InstallationClient], T]
+    ) -> T:
+        """Run `action` with a client for the installation, scoped to `repo`, in a thread."""
+
+        def work() -> T:
+            return action(self.github.client(installation_id, repo))
+
+        return await anyio.to_thread.run_sync(work)
+
+    async def on_thread(self, event: Event, action: Callable[[InstallationClient, str], T]) -> T:
+        """`call` for the delivery's own repository: `action(client, repo)`."""
+        installation_id, repo = event.installation_id, event.repo
+        assert installation_id is not None, "gated before use"
+        assert repo is not None, "gated before use"
+        return await self.call(installation_id, repo, lambda client: action(client, repo))
+
+    async def react(self, event: Event, target: ReactionTarget) -> None:
+        """The immediate acknowledgement. Reacting twice is harmless (GitHub answers 200)."""
+        await self.on_thread(event, lambda client, repo: client.add_reaction(repo, target, "eyes"))
+
+    async def reply_once(self, event: Event, body: str) -> None:
+        """Answer a delivery with one comment, never twice for the same delivery.
+
+        Review comments are answered in their review thread; everything else on the issue or
+        pull request.
+        """
+        delivery = await self.store.delivery(event.delivery_id)
+        if delivery is not None and delivery.reply_comment_id is not None:
+            return
+        number = event.issue_number
+        assert number is not None, "only deliveries about an issue or PR are answered"
+        comment = event.comment
+        if comment is not None and comment.source == "review_comment" and comment.thread_root:
+            root = comment.thread_root
+            posted = await self.on_thread(
+                event, lambda client, repo: client.reply_to_review_comment(repo, number, root, body)
+            )
+        else:
+            posted = await self.on_thread(
+                event, lambda client, repo: client.create_comment(repo, number, body)
+            )
+        await self.store.set_delivery_reply(event.delivery_id, posted.id)
+
+    def run_link(self, run: Run) -> str:
+        """How a comment refers to a run: its status comment when it has one."""
+        if run.status_comment_id is not None:
+            url = f"{self.web_url}/{run.repo}/issues/{run.number}#issuecomment-{run.status_comment_id}"
+            return f"[run `{run.id[:8]}`]({url})"
+        return f"run `{run.id[:8]}`"

@@ -1,0 +1,168 @@
+"""`POST /webhooks/github`: verify, parse, decide, record, hand off, answer. Nothing else.
+
+No GitHub call and no gating happens here: the answer must come in milliseconds, and every
+accepted delivery is in the store before the 2xx, so a crash after answering loses nothing.
+
+| answer | when |
+|---|---|
+| 503 | setup not finished; the store is down (GitHub shows a failed, redeliverable delivery) |
+| 400 | missing/invalid X-GitHub-Event or X-GitHub-Delivery; body not UTF-8 JSON object |
+| 415 | content type is not application/json (form deliveries are refused with a fix) |
+| 413 | body over 25 MiB (Content-Length, then counted while streaming, before hashing) |
+| 401 | X-Hub-Signature-256 missing or wrong (sha1 alone is never accepted) |
+| 200 | ping ("pong"); a delivery seen before ("duplicate"); one that does not matter ("ignored") |
+| 202 | recorded for background work ("accepted") |
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse
+
+from app.runs.dispatch import Dispatcher, ProcessDelivery
+from app.runs.store import Store
+from app.webhooks import messages
+from app.webhooks.context import AppSlug
+from app.webhooks.event import Event, PayloadError, verify_signature
+from app.webhooks.routing import Router
+
+MAX_BODY_BYTES = 25 * 1024 * 1024  # GitHub never delivers more
+_EVENT_NAME = re.compile(r"[a-z_]{1,64}")
+_DELIVERY_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}")
+
+log = structlog.get_logger(__name__)
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+@dataclass
+class ReceiverDeps:
+    """What the receiver needs once the app has started (built in the lifespan)."""
+
+    store: Store
+    dispatcher: Dispatcher
+    router: Router
+    slug: AppSlug
+
+
+def _answer(code: int, /, **body: Any) -> JSONResponse:
+    return JSONResponse({k: v for k, v in body.items() if v is not None}, status_code=code)
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return _answer(status, error=message)
+
+
+class WebhookReceiver:
+    def __init__(self, secrets: Sequence[bytes], *, max_body: int = MAX_BODY_BYTES) -> None:
+        self._secrets = list(secrets)
+        self._max_body = max_body
+        self.deps: ReceiverDeps | None = None  # set by the app's lifespan
+
+    async def handle(self, request: Request) -> JSONResponse:
+        """The endpoint: never raises, never answers 500."""
+        try:
+            return await self._receive(request)
+        except ClientDisconnect:
+            return _error(400, "the client disconnected before sending the whole body")
+        except Exception:
+            # Never a 500: nothing was recorded, so ask GitHub to count it as failed
+            # (it can be redelivered) and keep the details in the log.
+            log.exception("webhook receiver failed")
+            return _error(503, "internal error; the delivery was not recorded, redeliver it")
+
+    async def _receive(self, request: Request) -> JSONResponse:
+        headers = request.headers
+        name, delivery_id = headers.get("x-github-event"), headers.get("x-github-delivery")
+        if not name or not delivery_id:
+            missing = "X-GitHub-Event" if not name else "X-GitHub-Delivery"
+            return _error(400, f"missing {missing} header: is this a GitHub webhook delivery?")
+        if not _EVENT_NAME.fullmatch(name) or not _DELIVERY_ID.fullmatch(delivery_id):
+            return _error(400, "malformed X-GitHub-Event or X-GitHub-Delivery header")
+
+        media_type = headers.get("content-type", "").split(";")[0].strip().lower()
+        if media_type == "application/x-www-form-urlencoded":
+            return _error(415, messages.FORM_CONTENT_TYPE)
+        if media_type != "application/json":
+            return _error(415, f"content type must be application/json, not {media_type!r}")
+
+        declared = headers.get("content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                return _error(400, "malformed Content-Length header")
+            if int(declared) > self._max_body:
+                return self._too_large()
+        try:
+            body = await self._read_body(request)
+        except BodyTooLarge:
+            return self._too_large()
+
+        if not verify_signature(body, headers.get("x-hub-signature-256"), self._secrets):
+            reason = (
+                "missing X-Hub-Signature-256 (sha1 signatures are not accepted)"
+                if "x-hub-signature-256" not in headers
+                else "X-Hub-Signature-256 does not match: check the webhook secret"
+            )
+            return _error(401, reason)
+        try:
+            event = Event.parse(name, delivery_id, body)
+        except PayloadError as exc:
+            return _error(400, str(exc))
+        return await self._accept(event)
+
+    async def _read_body(self, request: Request) -> bytes:
+        """The raw body, counted while streaming so an endless one is cut off at the limit."""
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > self._max_body:
+                raise BodyTooLarge
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _too_large(self) -> JSONResponse:
+        return _error(413, f"body larger than {self._max_body} bytes")
+
+    async def _accept(self, event: Event) -> JSONResponse:
+        deps = self.deps
+        if deps is None:
+            return _error(503, "the server is starting; redeliver in a moment")
+        if event.name == "ping":
+            status, decision_reason, work = "pong", None, False
+        else:
+            decision = deps.router.decide(event, deps.slug.known)
+            status = "accepted" if decision.accepted else "ignored"
+            decision_reason, work = decision.reason or None, decision.accepted
+        try:
+            fresh = await deps.store.record_delivery(
+                delivery_id=event.delivery_id,
+                event=event.name,
+                action=event.action,
+                installation_id=event.installation_id,
+                repo=event.repo,
+                outcome=status,
+                detail=decision_reason,
+                payload=event.payload if work else None,
+            )
+        except Exception:
+            log.exception("cannot record delivery", delivery=event.delivery_id)
+            return _error(503, "cannot record the delivery (database unavailable); redeliver it")
+        if not fresh:
+            return _answer(200, status="duplicate", delivery=event.delivery_id)
+        if work:
+            try:
+                await deps.dispatcher.submit(ProcessDelivery(event.delivery_id))
+            except Exception:
+                # Recorded, so not lost: the next start processes unfinished deliveries.
+                log.exception("cannot dispatch delivery", delivery=event.delivery_id)
+            return _answer(202, status="accepted", delivery=event.delivery_id)
+        return _answer(200, status=status, delivery=event.delivery_id, reason=decision_reason)
