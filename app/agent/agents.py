@@ -1,0 +1,147 @@
+"""The model-driven parts of a run: the read-only planner, the coding agent, the PR writer.
+
+Both agents are LangChain `create_agent` loops with middleware: deepagents' filesystem tools
+over the sandbox, a todo list (coding), summarisation of long histories, a model-call limit,
+our budget and the tool-result and secret filters. No subagents: every model call goes
+through the same limits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from langchain.agents import create_agent
+from langchain.agents.middleware import (
+    AgentMiddleware,
+    ModelCallLimitMiddleware,
+    SummarizationMiddleware,
+    TodoListMiddleware,
+)
+from langchain.agents.middleware.model_call_limit import ModelCallLimitExceededError
+from langchain.agents.structured_output import ToolStrategy
+from langchain_anthropic.middleware import AnthropicPromptCachingMiddleware
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+from langchain_core.runnables import RunnableConfig
+from pydantic import BaseModel, Field
+
+from app.agent import prompts
+from app.agent.budget import Budget, BudgetExhausted, BudgetMiddleware, UsageMeter
+from app.agent.tools import SecretScrubber, ToolResultLimit, filesystem
+from app.config import Settings
+from app.sandbox.base import Sandbox
+
+SUMMARIZE_AT_TOKENS = 100_000  # below every supported model's context window
+KEEP_MESSAGES = 20
+
+
+class SubmitPlan(BaseModel):
+    """Submit the plan for review."""
+
+    title: str = Field(description="a short title for the change, under 72 characters")
+    steps: list[str] = Field(
+        description="1 to 10 concrete steps, one line each", min_length=1, max_length=10
+    )
+
+
+class PullRequestText(BaseModel):
+    """Title and description of the pull request."""
+
+    title: str = Field(description="imperative mood, under 72 characters")
+    summary: str = Field(description="what changed and why, for a reviewer (markdown)")
+
+
+def _limits(
+    settings: Settings, budget: Budget, model: BaseChatModel, summarizer: BaseChatModel
+) -> list[AgentMiddleware[Any, Any, Any]]:
+    return [
+        BudgetMiddleware(budget),
+        ModelCallLimitMiddleware(run_limit=budget.remaining_model_calls, exit_behavior="error"),
+        SummarizationMiddleware(
+            model,
+            summarizer=summarizer,
+            trigger=("tokens", SUMMARIZE_AT_TOKENS),
+            keep=("messages", KEEP_MESSAGES),
+        ),
+        ToolResultLimit(),
+        SecretScrubber(settings.secret_values()),
+    ]
+
+
+async def _run_agent(agent: Any, message: str, budget: Budget) -> dict[str, Any]:
+    """Invoke an agent under the budget: usage metered, wall time and call limits enforced."""
+    config: RunnableConfig = {"callbacks": [UsageMeter(budget)], "recursion_limit": 1_000}
+    try:
+        async with asyncio.timeout(max(budget.remaining_seconds, 0.001)):
+            result: dict[str, Any] = await agent.ainvoke(
+                {"messages": [HumanMessage(message)]}, config
+            )
+    except TimeoutError:
+        raise BudgetExhausted("time", f"{budget.settings.max_run_minutes:g} minutes") from None
+    except ModelCallLimitExceededError:
+        raise BudgetExhausted("model calls", f"{budget.settings.max_model_calls} per run") from None
+    return result
+
+
+async def propose_plan(
+    *,
+    settings: Settings,
+    sandbox: Sandbox,
+    budget: Budget,
+    model: BaseChatModel,
+    summarizer: BaseChatModel,
+    system: str,
+    request: str,
+) -> SubmitPlan:
+    middleware: list[AgentMiddleware[Any, Any, Any]] = [
+        filesystem(sandbox, read_only=True, max_seconds=settings.command_timeout),
+        *_limits(settings, budget, model, summarizer),
+    ]
+    agent = create_agent(
+        model,
+        system_prompt=system,
+        middleware=middleware,
+        response_format=ToolStrategy(SubmitPlan),
+    )
+    result = await _run_agent(agent, request, budget)
+    plan = result.get("structured_response")
+    if not isinstance(plan, SubmitPlan):
+        raise RuntimeError("the model ended without submitting a plan")
+    return plan
+
+
+async def implement(
+    *,
+    settings: Settings,
+    sandbox: Sandbox,
+    budget: Budget,
+    model: BaseChatModel,
+    summarizer: BaseChatModel,
+    system: str,
+    request: str,
+) -> str:
+    """Run the coding agent; returns its closing summary."""
+    middleware: list[AgentMiddleware[Any, Any, Any]] = [
+        filesystem(sandbox, read_only=False, max_seconds=settings.command_timeout),
+        TodoListMiddleware(),
+        *_limits(settings, budget, model, summarizer),
+        AnthropicPromptCachingMiddleware(unsupported_model_behavior="ignore"),
+    ]
+    agent = create_agent(model, system_prompt=system, middleware=middleware)
+    result = await _run_agent(agent, request, budget)
+    messages = result.get("messages", [])
+    last = messages[-1] if messages else None
+    return last.text.strip() if isinstance(last, AIMessage) else ""
+
+
+async def write_pull_request(
+    *, budget: Budget, model: BaseChatModel, request: str
+) -> PullRequestText:
+    budget.check()
+    writer = model.with_structured_output(PullRequestText)
+    config: RunnableConfig = {"callbacks": [UsageMeter(budget)]}
+    result = await writer.ainvoke([SystemMessage(prompts.PR_SYSTEM), HumanMessage(request)], config)
+    if not isinstance(result, PullRequestText):
+        raise RuntimeError("the model did not return a pull request title and summary")
+    return result

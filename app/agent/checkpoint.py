@@ -1,0 +1,53 @@
+"""The durable checkpointer: SQLite in the data dir by default, PostgreSQL when configured.
+
+One thread per issue (thread id "owner/repo#12", or "local:<path>:<slug>"): a run waiting for
+approval, or interrupted by a restart, resumes from its last completed step.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+
+from app.config import Settings
+
+CHECKPOINT_FILE = "checkpoints.sqlite"
+
+
+def postgres_conninfo(database_url: str) -> str:
+    """psycopg wants postgresql://; SQLAlchemy-style URLs name a driver (postgresql+psycopg)."""
+    return re.sub(r"^postgres(?:ql)?(?:\+\w+)?://", "postgresql://", database_url)
+
+
+@asynccontextmanager
+async def open_checkpointer(settings: Settings) -> AsyncIterator[BaseCheckpointSaver[str]]:
+    if settings.uses_postgres:
+        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+        from psycopg.rows import dict_row
+        from psycopg_pool import AsyncConnectionPool
+
+        pool = AsyncConnectionPool(
+            postgres_conninfo(settings.database_url),
+            kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
+            min_size=1,
+            max_size=max(2, settings.max_concurrent_runs + 1),
+            open=False,
+        )
+        await pool.open()
+        try:
+            saver = AsyncPostgresSaver(pool)  # type: ignore[arg-type]
+            await saver.setup()
+            yield saver
+        finally:
+            await pool.close()
+    else:
+        from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        path = settings.data_dir / CHECKPOINT_FILE
+        async with AsyncSqliteSaver.from_conn_string(str(path)) as sqlite_saver:
+            await sqlite_saver.setup()
+            yield sqlite_saver

@@ -1,0 +1,33 @@
+"""The runtime context of a run: settings, host and sandbox provider (never checkpointed)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from app.agent.host import RunHost
+from app.config import Settings
+from app.sandbox.base import Sandbox, SandboxProvider
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Passed to `graph.ainvoke(..., context=...)`; nodes read it from `runtime.context`."""
+
+    settings: Settings
+    host: RunHost
+    sandboxes: SandboxProvider
+    # Sandboxes acquired in this process, by label set: nodes share one without re-listing.
+    _acquired: dict[tuple[tuple[str, str], ...], Sandbox] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+
+    async def sandbox(self, labels: dict[str, str]) -> Sandbox:
+        """The run's sandbox: reused while this process holds it, else acquired by labels."""
+        key = tuple(sorted(labels.items()))
+        if key not in self._acquired:
+            self._acquired[key] = await asyncio.to_thread(self.sandboxes.acquire, labels)
+        return self._acquired[key]
+
+    def forget(self, labels: dict[str, str]) -> None:
+        self._acquired.pop(tuple(sorted(labels.items())), None)

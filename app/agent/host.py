@@ -1,0 +1,124 @@
+"""The port between the workflow and the world it reports to (GitHub, or a terminal).
+
+The graph never knows which host it talks to: it fetches the task, announces progress, posts
+the plan, publishes the result and reports the end through a `RunHost`. `LocalHost`
+(app/runs/local.py) prints to a terminal and leaves a branch in a local repository; a
+GitHub host edits a status comment, pushes the branch and opens a draft pull request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from app.agent.budget import Usage
+from app.agent.state import Decision, PlanDict, StepName
+from app.sandbox.base import GitCredentials, GitIdentity, Sandbox
+
+
+@dataclass(frozen=True)
+class Comment:
+    author: str
+    body: str
+
+
+@dataclass(frozen=True)
+class TaskText:
+    """The task as people wrote it: raw, untrusted (the graph sanitises and fences it)."""
+
+    title: str
+    body: str
+    comments: tuple[Comment, ...] = ()
+    requested_by: GitIdentity | None = None  # becomes the commit's Co-authored-by
+    url: str | None = None
+
+
+DEFAULT_BOT = GitIdentity("open-swe", "open-swe@users.noreply.github.com")
+
+
+@dataclass(frozen=True)
+class Checkout:
+    """Where to clone from. Credentials are fetched per call (tokens expire) and redacted."""
+
+    url: str
+    credentials: GitCredentials | None = field(default=None, repr=False)
+    default_branch: str | None = None  # None: the remote's HEAD
+    bot: GitIdentity = DEFAULT_BOT
+
+
+@dataclass(frozen=True)
+class Change:
+    """A committed change ready to publish (the graph has committed it in the sandbox)."""
+
+    repo_dir: str
+    branch: str
+    base_branch: str
+    commit: str
+    title: str
+    body: str  # markdown: summary, plan checklist, test outcome, `Fixes #N`
+    tests_passed: bool | None
+    issue_number: int | None
+
+
+@dataclass(frozen=True)
+class Publication:
+    branch: str
+    url: str | None = None  # the pull request, when there is one
+    created: bool = True  # False when an existing PR/branch was updated
+
+
+@dataclass(frozen=True)
+class ApprovalRequest:
+    plan: PlanDict
+    revision: int
+
+
+RunStatus = Literal["succeeded", "tests_failing", "no_changes", "failed", "stopped", "waiting"]
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """How a run ended (or paused), for the host's final report."""
+
+    status: RunStatus
+    run_id: str
+    usage: Usage
+    reason: str | None = None  # why it failed or stopped, one user-facing line
+    branch: str | None = None
+    url: str | None = None
+    title: str | None = None
+    plan: PlanDict | None = None
+    tests_command: str | None = None
+    tests_passed: bool | None = None
+
+
+class RunHost(Protocol):
+    """Everything outside the workflow. Implementations must be idempotent where noted."""
+
+    async def load_task(self) -> TaskText:
+        """The task text and its discussion (GitHub: the issue and its comments)."""
+        ...
+
+    async def checkout(self) -> Checkout:
+        """Clone URL, fresh credentials and default branch for the repository."""
+        ...
+
+    async def progress(self, step: StepName, detail: str, usage: Usage) -> None:
+        """A step completed (GitHub: edit the status comment's checklist)."""
+        ...
+
+    async def post_plan(self, plan: PlanDict, *, awaiting_approval: bool) -> None:
+        """Show the plan to people (GitHub: a comment on the issue)."""
+        ...
+
+    async def decide(self, request: ApprovalRequest) -> Decision | None:
+        """Ask for approval now (terminal) or return None to wait durably (GitHub comments)."""
+        ...
+
+    async def publish(self, sandbox: Sandbox, change: Change) -> Publication:
+        """Deliver the committed change. Idempotent: reuse an existing branch/PR."""
+        ...
+
+    async def finish(self, outcome: RunOutcome) -> None:
+        """Report the final status (never leave a stale 'working' status behind)."""
+        ...

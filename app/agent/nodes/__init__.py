@@ -1,0 +1,1 @@
+"""The workflow's steps, one module each: (state, runtime) -> update or Command."""

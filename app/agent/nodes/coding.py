@@ -1,0 +1,103 @@
+"""implement and verify: the coding agent works, then the tests judge, a bounded number of times.
+
+verify runs the test command itself (deterministic, not the model's word). A failure goes back
+to implement with the output's tail, at most `max_test_attempts` times in all; when the tests
+still fail after that, the work is published anyway as a draft clearly marked "tests failing"
+(people can pick it up from there) and the run ends with status tests_failing.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from langgraph.types import Command
+
+from app.agent import agents, prompts, workspace
+from app.agent.budget import Usage
+from app.agent.models import chat_model
+from app.agent.nodes.common import Rt, announce, budget_for, done, open_workspace
+from app.agent.state import RunState, TestReport
+from app.agent.tools import clip
+
+FAILURE_OUTPUT_CHARS = 8_000  # of the failing test output shown to the agent and reports
+
+
+async def implement(state: RunState, runtime: Rt) -> dict[str, Any]:
+    settings = runtime.context.settings
+    attempt = state.get("attempts", 0) + 1
+    budget = budget_for(state, runtime, "implement")
+    # Nothing is lost if the sandbox vanished while the plan waited: rebuild it then.
+    sandbox, fields = await open_workspace(state, runtime, rebuild=attempt == 1)
+    plan = state.get("plan")
+    assert plan is not None, "implement runs after an approved plan"
+    notes = await agents.implement(
+        settings=settings,
+        sandbox=sandbox,
+        budget=budget,
+        model=chat_model(settings, "implement"),
+        summarizer=chat_model(settings, "summarize"),
+        system=prompts.implement_system(
+            fields["repo_dir"],
+            fields.get("instructions", state.get("instructions")),
+            fields.get("instructions_file", state.get("instructions_file")),
+            fields.get("test_command", state.get("test_command")),
+        ),
+        request=prompts.implement_request(
+            state["task"],
+            plan,
+            attempt=attempt,
+            failure=state.get("tests"),
+            notes=state.get("agent_notes", ""),
+        ),
+    )
+    usage = budget.spent()
+    await announce(runtime, "implement", f"attempt {attempt}", Usage.from_dict(usage))
+    return {
+        **fields,
+        "attempts": attempt,
+        "agent_notes": clip(notes, 2_000),
+        "usage": usage,
+        "steps_done": done(state, "implement"),
+    }
+
+
+async def verify(state: RunState, runtime: Rt) -> Command[Literal["implement", "publish"]]:
+    settings = runtime.context.settings
+    budget = budget_for(state, runtime, "implement")
+    attempts = state.get("attempts", 1)
+    command = state.get("test_command")
+    if command is None:
+        report = TestReport(command=None, passed=None, exit_code=None, output="", attempts=attempts)
+        await announce(
+            runtime,
+            "verify",
+            "no test command found: tests not run",
+            Usage.from_dict(budget.spent()),
+        )
+        return Command(
+            goto="publish", update={"tests": report, "steps_done": done(state, "verify")}
+        )
+    sandbox, _ = await open_workspace(state, runtime, rebuild=False)
+    result = await workspace.run(
+        sandbox, command, cwd=workspace.repo_dir_of(sandbox), seconds=settings.command_timeout
+    )
+    output = result.output + ("\n[timed out]" if result.timed_out else "")
+    report = TestReport(
+        command=command,
+        passed=result.ok,
+        exit_code=result.exit_code,
+        output=clip(output.strip(), FAILURE_OUTPUT_CHARS),
+        attempts=attempts,
+    )
+    usage = budget.spent()
+    update: dict[str, Any] = {"tests": report, "usage": usage, "steps_done": done(state, "verify")}
+    if result.ok:
+        await announce(runtime, "verify", f"`{command}` passed", Usage.from_dict(usage))
+        return Command(goto="publish", update=update)
+    if attempts < settings.max_test_attempts:
+        detail = f"`{command}` failed (attempt {attempts} of {settings.max_test_attempts}); fixing"
+        await announce(runtime, "verify", detail, Usage.from_dict(usage))
+        return Command(goto="implement", update=update)
+    detail = f"`{command}` still failing after {attempts} attempts"
+    await announce(runtime, "verify", detail, Usage.from_dict(usage))
+    return Command(goto="publish", update=update)

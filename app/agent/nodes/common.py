@@ -1,0 +1,94 @@
+"""What the steps share: the run's sandbox labels, its workspace, its budget, progress."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from app.agent import workspace
+from app.agent.budget import Budget, Usage
+from app.agent.context import RunContext
+from app.agent.models import Step, model_label
+from app.agent.state import RunState, StepName
+from app.sandbox.base import Sandbox, SandboxGone
+
+Rt = Runtime[RunContext]
+
+
+def sandbox_labels(state: RunState) -> dict[str, str]:
+    """How a run's sandbox is found again (after a restart, or to clean it up)."""
+    return {
+        "open-swe.repo": state["repo"],
+        "open-swe.thread": state["thread_id"],
+        "open-swe.run": state["run_id"],
+    }
+
+
+def budget_for(state: RunState, runtime: Rt, step: Step) -> Budget:
+    settings = runtime.context.settings
+    return Budget(settings, state.get("usage"), model=model_label(settings, step))
+
+
+async def acquire(state: RunState, runtime: Rt) -> Sandbox:
+    """The run's sandbox, alive: one this process holds, else found or created by labels."""
+    labels = sandbox_labels(state)
+    sandbox = await runtime.context.sandbox(labels)
+    try:
+        await workspace.run(sandbox, "true")
+    except SandboxGone:
+        runtime.context.forget(labels)
+        sandbox = await runtime.context.sandbox(labels)
+    return sandbox
+
+
+async def build_workspace(state: RunState, runtime: Rt, sandbox: Sandbox) -> dict[str, Any]:
+    """Clone, branch, read the default branch's rules, run the setup script: state fields."""
+    ctx = runtime.context
+    checkout = await ctx.host.checkout()
+    repo_dir, base_branch, base_sha, start_sha = await workspace.clone(
+        sandbox, checkout, state["branch"]
+    )
+    config, instructions, source, test_command = await workspace.read_repo_rules(
+        sandbox, repo_dir, base_sha
+    )
+    if config.setup:
+        await workspace.run_setup(sandbox, repo_dir, config.setup, ctx.settings.command_timeout)
+    return {
+        "repo_dir": repo_dir,
+        "base_branch": base_branch,
+        "base_sha": base_sha,
+        "start_sha": start_sha,
+        "instructions": instructions,
+        "instructions_file": source,
+        "test_command": test_command,
+        "bot_name": checkout.bot.name,
+        "bot_email": checkout.bot.email,
+    }
+
+
+async def open_workspace(
+    state: RunState, runtime: Rt, *, rebuild: bool
+) -> tuple[Sandbox, dict[str, Any]]:
+    """The run's sandbox with its checkout, and state fields to update when it was rebuilt.
+
+    A sandbox can vanish while a run waits for approval (Daytona deletes stopped sandboxes).
+    Before any work is done the checkout is simply rebuilt; after, the work is gone and the
+    run fails with WorkspaceLost.
+    """
+    sandbox = await acquire(state, runtime)
+    if await workspace.has_checkout(sandbox):
+        return sandbox, {"repo_dir": workspace.repo_dir_of(sandbox)}
+    if not rebuild:
+        raise workspace.WorkspaceLost(
+            "the sandbox was lost mid-run, and the uncommitted work with it; retry the run"
+        )
+    return sandbox, await build_workspace(state, runtime, sandbox)
+
+
+async def announce(runtime: Rt, step: StepName, detail: str, usage: Usage) -> None:
+    await runtime.context.host.progress(step, detail, usage)
+
+
+def done(state: RunState, step: StepName) -> list[str]:
+    return [*state.get("steps_done", []), step]

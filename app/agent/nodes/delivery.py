@@ -1,0 +1,148 @@
+"""publish and report: commit and hand the change to the host; then clean up and tell people.
+
+Nothing changed means nothing is published (the outcome says so). Publishing itself (push and
+pull request, or a branch in a local repository) is the host's, and the host makes it
+idempotent. report destroys the sandbox and gives the host the final status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import structlog
+
+from app.agent import agents, prompts, workspace
+from app.agent.budget import Usage
+from app.agent.context import RunContext
+from app.agent.host import Change, RunOutcome
+from app.agent.models import chat_model
+from app.agent.nodes.common import Rt, announce, budget_for, done, open_workspace, sandbox_labels
+from app.agent.state import OutcomeDict, OutcomeStatus, PlanDict, RunState, TestReport
+from app.agent.tools import clip
+from app.agent.untrusted import sanitize
+from app.sandbox.base import GitIdentity, SandboxError
+
+log = structlog.get_logger(__name__)
+DIFF_CHARS = 20_000  # of the diff shown to the model writing the PR text
+
+
+def commit_message(title: str, summary: str, co_author: str | None) -> str:
+    message = f"{title}\n\n{summary}".strip()
+    if co_author:
+        message += f"\n\nCo-authored-by: {co_author}"
+    return message + "\n"
+
+
+def pr_body(
+    summary: str, plan: PlanDict | None, tests: TestReport | None, issue_number: int | None
+) -> str:
+    parts = [summary.strip()]
+    if tests is not None and tests["command"] is not None and not tests["passed"]:
+        parts.insert(0, f"> [!WARNING]\n> Tests failing: {prompts.describe_tests(tests)}.")
+    if plan is not None:
+        parts.append("## Plan\n\n" + "\n".join(f"- [ ] {step}" for step in plan["steps"]))
+    parts.append("## Tests\n\n" + prompts.describe_tests(tests))
+    if (
+        tests is not None
+        and tests["command"] is not None
+        and not tests["passed"]
+        and tests["output"]
+    ):
+        parts.append(
+            f"<details><summary>Test output (tail)</summary>\n\n```\n{tests['output'][-3000:]}\n```\n</details>"
+        )
+    if issue_number is not None:
+        parts.append(f"Fixes #{issue_number}")
+    return "\n\n".join(parts) + "\n"
+
+
+async def publish(state: RunState, runtime: Rt) -> dict[str, Any]:
+    ctx = runtime.context
+    budget = budget_for(state, runtime, "summarize")
+    sandbox, fields = await open_workspace(state, runtime, rebuild=False)
+    repo_dir = fields["repo_dir"]
+    tests = state.get("tests")
+    if not await workspace.has_changes(sandbox, repo_dir, state["start_sha"]):
+        outcome = OutcomeDict(
+            status="no_changes", branch=state["branch"], url=None, commit=None, title=None
+        )
+        await announce(
+            runtime,
+            "publish",
+            "nothing changed: nothing to publish",
+            Usage.from_dict(budget.spent()),
+        )
+        return {"outcome": outcome, "usage": budget.spent(), "steps_done": done(state, "publish")}
+    stat, diff = await workspace.staged_diff(sandbox, repo_dir, state["start_sha"])
+    text = await agents.write_pull_request(
+        budget=budget,
+        model=chat_model(ctx.settings, "summarize"),
+        request=prompts.pr_request(
+            state["task"], state.get("plan"), stat, clip(diff, DIFF_CHARS), tests
+        ),
+    )
+    title = sanitize(text.title).replace("\n", " ")[:100] or state["title"]
+    summary = sanitize(text.summary)
+    author = GitIdentity(state["bot_name"], state["bot_email"])
+    sha = await workspace.commit(
+        sandbox, repo_dir, commit_message(title, summary, state.get("requested_by")), author
+    )
+    passed = None if tests is None or tests["command"] is None else tests["passed"]
+    change = Change(
+        repo_dir=repo_dir,
+        branch=state["branch"],
+        base_branch=state["base_branch"],
+        commit=sha,
+        title=title,
+        body=pr_body(summary, state.get("plan"), tests, state["issue_number"]),
+        tests_passed=passed,
+        issue_number=state["issue_number"],
+    )
+    publication = await ctx.host.publish(sandbox, change)
+    status: OutcomeStatus = "tests_failing" if passed is False else "succeeded"
+    outcome = OutcomeDict(
+        status=status, branch=publication.branch, url=publication.url, commit=sha, title=title
+    )
+    usage = budget.spent()
+    await announce(
+        runtime,
+        "publish",
+        publication.url or f"branch {publication.branch}",
+        Usage.from_dict(usage),
+    )
+    return {"outcome": outcome, "usage": usage, "steps_done": done(state, "publish")}
+
+
+async def destroy_sandboxes(state: RunState, context: RunContext) -> None:
+    """Delete the run's sandbox(es); a failure here is logged, never raised (it auto-deletes)."""
+    labels = sandbox_labels(state)
+    context.forget(labels)
+    try:
+        for sandbox in await asyncio.to_thread(context.sandboxes.find, labels):
+            await asyncio.to_thread(sandbox.destroy)
+    except SandboxError as exc:
+        log.warning("sandbox.cleanup_failed", error=str(exc), thread=state["thread_id"])
+
+
+def outcome_of(state: RunState) -> RunOutcome:
+    result = state.get("outcome")
+    tests = state.get("tests")
+    return RunOutcome(
+        status=result["status"] if result else "no_changes",
+        reason=result.get("reason") if result else None,
+        run_id=state["run_id"],
+        usage=Usage.from_dict(state.get("usage")),
+        branch=result["branch"] if result else None,
+        url=result["url"] if result else None,
+        title=result["title"] if result else None,
+        plan=state.get("plan"),
+        tests_command=tests["command"] if tests else None,
+        tests_passed=tests["passed"] if tests else None,
+    )
+
+
+async def report(state: RunState, runtime: Rt) -> dict[str, Any]:
+    await destroy_sandboxes(state, runtime.context)
+    await runtime.context.host.finish(outcome_of(state))
+    return {"steps_done": done(state, "report")}

@@ -1,0 +1,123 @@
+"""The agents' tools and the middleware that keeps what they return small and secret-free.
+
+Tools come from deepagents' FilesystemMiddleware over our Sandbox (a deepagents
+BaseSandbox): ls/read_file/glob/grep for planning, plus write_file/edit_file/execute for
+implementing. Its eviction of large results to files is off: it would write into the
+sandbox (the repository) and end up committed; results are cut head-and-tail here instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from deepagents.middleware.filesystem import FilesystemMiddleware, FsToolName
+from langchain.agents.middleware import AgentMiddleware, ModelRequest, ModelResponse
+from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
+from langgraph.prebuilt.tool_node import ToolCallRequest
+from langgraph.types import Command
+
+from app.logs import REDACTED
+from app.sandbox.base import Sandbox
+
+READ_ONLY_TOOLS: list[FsToolName] = ["ls", "read_file", "glob", "grep"]
+CODING_TOOLS: list[FsToolName] = [*READ_ONLY_TOOLS, "write_file", "edit_file", "execute"]
+TOOL_RESULT_LIMIT = 24_000  # characters of one tool result the model sees (head + tail)
+
+
+def filesystem(sandbox: Sandbox, *, read_only: bool, max_seconds: float) -> FilesystemMiddleware:
+    return FilesystemMiddleware(
+        backend=sandbox,
+        tools=READ_ONLY_TOOLS if read_only else CODING_TOOLS,
+        tool_token_limit_before_evict=None,
+        human_message_token_limit_before_evict=None,
+        max_execute_timeout=max(1, int(max_seconds)),
+    )
+
+
+def clip(text: str, limit: int = TOOL_RESULT_LIMIT) -> str:
+    """Keep the head and the tail (errors are usually at the end), saying what was cut."""
+    if len(text) <= limit:
+        return text
+    head, tail = text[: limit * 2 // 5], text[-(limit * 3 // 5) :]
+    return f"{head}\n[... {len(text) - len(head) - len(tail):,} characters cut ...]\n{tail}"
+
+
+class ToolResultLimit(AgentMiddleware[Any, Any, Any]):
+    """Cuts long tool results so one `cat` of a log cannot flood the context window."""
+
+    def __init__(self, limit: int = TOOL_RESULT_LIMIT) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def _cut(self, result: ToolMessage | Command[Any]) -> ToolMessage | Command[Any]:
+        content = result.content if isinstance(result, ToolMessage) else None
+        if isinstance(content, str) and len(content) > self.limit:
+            assert isinstance(result, ToolMessage)
+            return result.model_copy(update={"content": clip(content, self.limit)})
+        return result
+
+    def wrap_tool_call(
+        self,
+        request: ToolCallRequest,
+        handler: Callable[[ToolCallRequest], ToolMessage | Command[Any]],
+    ) -> ToolMessage | Command[Any]:
+        return self._cut(handler(request))
+
+    async def awrap_tool_call(
+        self,
+        request: ToolCallRequest,
+        handler: Callable[[ToolCallRequest], Awaitable[ToolMessage | Command[Any]]],
+    ) -> ToolMessage | Command[Any]:
+        return self._cut(await handler(request))
+
+
+class SecretScrubber(AgentMiddleware[Any, Any, Any]):
+    """Last line of defence: replaces any known secret in what is about to go to the model.
+
+    The sandbox already redacts command output; this catches anything else (a file read
+    through another path, an error message quoting a URL with a token).
+    """
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        super().__init__()
+        self.secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+
+    def _scrub_value(self, value: Any) -> Any:
+        if isinstance(value, str):
+            for secret in self.secrets:
+                value = value.replace(secret, REDACTED)
+            return value
+        if isinstance(value, list):
+            return [self._scrub_value(item) for item in value]
+        if isinstance(value, dict):
+            return {key: self._scrub_value(item) for key, item in value.items()}
+        return value
+
+    def _scrub(self, message: BaseMessage) -> BaseMessage:
+        content = self._scrub_value(message.content)
+        return (
+            message
+            if content == message.content
+            else message.model_copy(update={"content": content})
+        )
+
+    def _clean(self, request: ModelRequest[Any]) -> ModelRequest[Any]:
+        if not self.secrets:
+            return request
+        overrides: dict[str, Any] = {"messages": [self._scrub(m) for m in request.messages]}
+        if request.system_message is not None:
+            overrides["system_message"] = self._scrub(request.system_message)
+        return request.override(**overrides)
+
+    def wrap_model_call(
+        self, request: ModelRequest[Any], handler: Callable[[ModelRequest[Any]], ModelResponse[Any]]
+    ) -> ModelResponse[Any] | AIMessage:
+        return handler(self._clean(request))
+
+    async def awrap_model_call(
+        self,
+        request: ModelRequest[Any],
+        handler: Callable[[ModelRequest[Any]], Awaitable[ModelResponse[Any]]],
+    ) -> ModelResponse[Any] | AIMessage:
+        return await handler(self._clean(request))
