@@ -8,6 +8,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import jwt as pyjwt
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from github import Auth, Github
 
 from app.github.client import InstallationClient
@@ -58,11 +61,9 @@ class GitHubApp:
         max_retry_wait: float = 60,
         throttle: bool = True,
     ) -> None:
-        if "PRIVATE KEY" not in private_key:
-            raise GitHubError("the App private key is not a PEM (expected 'BEGIN ... PRIVATE KEY')")
         self.app_id = app_id
         self.api_url = api_url.rstrip("/")
-        self._private_key = private_key
+        self._private_key = _load_private_key(private_key)
         self._options = github_options(max_retry_wait=max_retry_wait, throttle=throttle)
         self._github = Github(auth=_AppJWT(self), base_url=self.api_url, **self._options)
         self._slug: str | None = None
@@ -76,12 +77,7 @@ class GitHubApp:
         """A JWT for App-level endpoints: RS256, iss = App ID, valid from 60 s ago for 9 min."""
         now = int(time.time())
         claims = {"iat": now - JWT_BACKDATE, "exp": now + JWT_LIFETIME, "iss": str(self.app_id)}
-        try:
-            return pyjwt.encode(claims, self._private_key, algorithm="RS256")
-        except (ValueError, TypeError, pyjwt.PyJWTError) as exc:
-            raise GitHubError(
-                f"cannot sign the App JWT with the configured private key ({type(exc).__name__})"
-            ) from None
+        return pyjwt.encode(claims, self._private_key, algorithm="RS256")
 
     def slug(self) -> str:
         """The App's slug (its bot user is `<slug>[bot]`); fetched once."""
@@ -144,6 +140,24 @@ class GitHubApp:
         auth = _CachedInstallationToken(self, installation_id, repo)
         github = Github(auth=auth, base_url=self.api_url, **self._options)
         return InstallationClient(github, lambda: auth.token)
+
+
+def _load_private_key(pem: str) -> RSAPrivateKey:
+    """Parse the key once: PyJWT would re-parse (and re-check) a PEM string on every JWT."""
+    try:
+        # The key is our own configuration, not input: skip the slow (~0.1 s) RSA consistency
+        # check; a damaged key still fails loudly, as a 401 from GitHub.
+        key = serialization.load_pem_private_key(
+            pem.strip().encode(), password=None, unsafe_skip_rsa_key_validation=True
+        )
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise GitHubError(
+            "the App private key is not a readable PEM (expected the .pem file GitHub "
+            "generated, with its BEGIN/END lines, and no passphrase)"
+        ) from None
+    if not isinstance(key, RSAPrivateKey):
+        raise GitHubError("the App private key must be an RSA key (GitHub signs Apps with RS256)")
+    return key
 
 
 def _installation_info(data: dict[str, Any]) -> InstallationInfo:

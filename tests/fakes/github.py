@@ -328,6 +328,10 @@ class FakeGitHub:
         self.app_slug = app_slug
         self.private_key_pem = private_key_pem  # None when the test only gave the public key
         self.public_key_pem = public_key_pem
+        public_key = serialization.load_pem_public_key(public_key_pem.encode())
+        if not isinstance(public_key, rsa.RSAPublicKey):
+            raise ValueError("GitHub Apps sign with RS256: pass an RSA public key")
+        self._public_key = public_key
         self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
         self.token_ttl = token_ttl
 
@@ -371,7 +375,9 @@ class FakeGitHub:
         return f"{self.app_slug}[bot]"
 
     def start(self) -> FakeGitHub:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted sockets only when the
+        # protocol says TCP; without it every keep-alive request waits ~40 ms (delayed ACK).
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         self._port = sock.getsockname()[1]
@@ -682,7 +688,7 @@ class FakeGitHub:
             self.calls.append(call)
             status, payload, headers = self._answer(call, grant, auth_error)
             call.status = status
-        headers |= self._rate_headers()
+        headers = self._rate_headers() | headers  # a fault's own headers win
         if payload is None:
             return Response(status_code=status, headers=headers)
         return JSONResponse(payload, status, headers=headers)
@@ -746,7 +752,7 @@ class FakeGitHub:
         try:
             claims = jwt.decode(
                 token,
-                self.public_key_pem,
+                self._public_key,
                 algorithms=["RS256"],
                 options={"require": ["iat", "exp", "iss"], "verify_iat": False},
             )
@@ -940,16 +946,32 @@ class FakeGitHub:
             "git_url": f"git://127.0.0.1/{repo.full_name}.git",
             "ssh_url": f"git@127.0.0.1:{repo.full_name}.git",
             "svn_url": html,
-            "issues_url": f"{api}/issues{{/number}}",
-            "pulls_url": f"{api}/pulls{{/number}}",
-            "labels_url": f"{api}/labels{{/name}}",
-            "hooks_url": f"{api}/hooks",
+            **{f"{name}_url": f"{api}/{path}" for name, path in _REPO_URLS.items()},
+            "homepage": None,
+            "language": None,
+            "license": None,
+            "mirror_url": None,
+            "size": 0,
             "default_branch": repo.default_branch,
             "archived": False,
             "disabled": False,
             "has_issues": True,
+            "has_projects": False,
+            "has_wiki": False,
+            "has_pages": False,
+            "has_downloads": False,
+            "has_discussions": False,
             "is_template": False,
             "topics": [],
+            "forks": 0,
+            "forks_count": 0,
+            "stargazers_count": 0,
+            "watchers": 0,
+            "watchers_count": 0,
+            "open_issues": 0,
+            "open_issues_count": 0,
+            "network_count": 0,
+            "subscribers_count": 0,
             "created_at": "2024-01-01T00:00:00Z",
             "updated_at": "2024-01-01T00:00:00Z",
             "pushed_at": "2024-01-01T00:00:00Z",
@@ -1085,6 +1107,9 @@ class FakeGitHub:
                 "issue": {"href": issue_api},
                 "comments": {"href": f"{issue_api}/comments"},
                 "review_comments": {"href": f"{api}/comments"},
+                "review_comment": {
+                    "href": f"{self.url}/repos/{issue.repo}/pulls/comments{{/number}}"
+                },
                 "commits": {"href": f"{api}/commits"},
                 "statuses": {"href": f"{self.url}/repos/{issue.repo}/statuses/{pull.head_sha}"},
             },
@@ -1092,6 +1117,7 @@ class FakeGitHub:
             "auto_merge": None,
             "draft": pull.draft,
             "merged": False,
+            "merged_by": None,
             "mergeable": None,
             "mergeable_state": "unknown",
             "comments": 0,
@@ -1323,7 +1349,8 @@ class FakeGitHub:
         role = repo.permissions.get(login, "none" if repo.private else "read")
         # `permission` is the legacy field: maintain shows as write, triage as read.
         legacy = {"maintain": "write", "triage": "read"}.get(role, role)
-        return {"permission": legacy, "role_name": role, "user": self._user_json(login)}
+        user = self._user_json(login) | {"role_name": role}
+        return {"permission": legacy, "role_name": role, "user": user}
 
     def _list_labels(self, ctx: Ctx) -> Any:
         repo = self._repo(ctx)
@@ -1602,6 +1629,47 @@ class FakeGitHub:
             in_reply_to_id=root,
         )
         return 201, self._review_comment_json(reply)
+
+
+# The `*_url` fields of a repository, relative to its API URL (GitHub's URI templates).
+_REPO_URLS = {
+    "archive": "{archive_format}{/ref}",
+    "assignees": "assignees{/user}",
+    "blobs": "git/blobs{/sha}",
+    "branches": "branches{/branch}",
+    "collaborators": "collaborators{/collaborator}",
+    "comments": "comments{/number}",
+    "commits": "commits{/sha}",
+    "compare": "compare/{base}...{head}",
+    "contents": "contents/{+path}",
+    "contributors": "contributors",
+    "deployments": "deployments",
+    "downloads": "downloads",
+    "events": "events",
+    "forks": "forks",
+    "git_commits": "git/commits{/sha}",
+    "git_refs": "git/refs{/sha}",
+    "git_tags": "git/tags{/sha}",
+    "hooks": "hooks",
+    "issue_comment": "issues/comments{/number}",
+    "issue_events": "issues/events{/number}",
+    "issues": "issues{/number}",
+    "keys": "keys{/key_id}",
+    "labels": "labels{/name}",
+    "languages": "languages",
+    "merges": "merges",
+    "milestones": "milestones{/number}",
+    "notifications": "notifications{?since,all,participating}",
+    "pulls": "pulls{/number}",
+    "releases": "releases{/id}",
+    "stargazers": "stargazers",
+    "statuses": "statuses/{sha}",
+    "subscribers": "subscribers",
+    "subscription": "subscription",
+    "tags": "tags",
+    "teams": "teams",
+    "trees": "git/trees{/sha}",
+}
 
 
 def _int(value: str) -> int:

@@ -35,9 +35,34 @@ def test_jwt_signed_with_another_key_is_rejected_by_github(gh: FakeGitHub) -> No
     assert gh.calls[-1].auth == "invalid"
 
 
-def test_a_private_key_that_is_not_a_pem_is_refused_up_front(gh: FakeGitHub) -> None:
-    with pytest.raises(GitHubError, match="not a PEM"):
-        GitHubApp(1, "not a key", gh.url)
+@pytest.mark.parametrize(
+    "pem",
+    [
+        "not a key",
+        "-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n",
+    ],
+)
+def test_a_private_key_that_is_not_a_pem_is_refused_up_front(gh: FakeGitHub, pem: str) -> None:
+    with pytest.raises(GitHubError, match="not a readable PEM") as caught:
+        GitHubApp(1, pem, gh.url)
+    assert "AAAA" not in str(caught.value)
+
+
+def test_a_non_rsa_key_is_refused(gh: FakeGitHub) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    pem = (
+        ec.generate_private_key(ec.SECP256R1())
+        .private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        .decode()
+    )
+    with pytest.raises(GitHubError, match="must be an RSA key"):
+        GitHubApp(1, pem, gh.url)
 
 
 def test_slug_is_fetched_once_with_a_jwt(gh: FakeGitHub, github_app: GitHubApp) -> None:
