@@ -18,6 +18,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -128,18 +129,16 @@ class FakeDaytona:
 
     def __enter__(self) -> FakeDaytona:
         handler = type("Handler", (_Handler,), {"fake": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._server = _Server(("127.0.0.1", 0), handler)
+        server = self._server
+        threading.Thread(target=lambda: server.serve_forever(0.02), daemon=True).start()
         return self
 
     def __exit__(self, *_: object) -> None:
         assert self._server is not None
         self._server.shutdown()
         self._server.server_close()
-        for sandbox in self.sandboxes.values():
-            for commands in sandbox.sessions.values():
-                _kill_all(commands.values())
+        self.reset()
 
     @property
     def base_url(self) -> str:
@@ -177,6 +176,19 @@ class FakeDaytona:
         """The next created sandbox goes through `states` (one per GET); the last one sticks."""
         with self._lock:
             self._create_plans.append((list(states), error_reason))
+
+    def reset(self) -> None:
+        """Forget every sandbox, request, fault and setting (one double for many tests)."""
+        with self._lock:
+            for sandbox in self.sandboxes.values():
+                for commands in sandbox.sessions.values():
+                    _kill_all(commands.values())
+            self.sandboxes.clear()
+            self.requests.clear()
+            self._faults.clear()
+            self._create_plans.clear()
+            self.snapshots = {DEFAULT_SNAPSHOT: "active"}
+            self.git_credentials = None
 
     def set_state(self, sandbox_id: str, state: str) -> None:
         with self._lock:
@@ -708,9 +720,20 @@ class _HttpError(Exception):
         self.extra = extra or {}
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Clients dropping keep-alive connections (a cancelled request, a closed session) is
+        # normal; anything else is a bug in the double and must be loud.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class _Handler(BaseHTTPRequestHandler):
     fake: FakeDaytona
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms stalls
 
     def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
         pass
