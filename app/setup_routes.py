@@ -139,7 +139,7 @@ def _setup_page(request: Request, settings: Settings, store: SetupStateStore) ->
         + f"<button>Register the GitHub App <code>{escape(manifest['name'])}</code> on "
         + f"{owner}</button></form>"
         + "<h2>Options</h2>"
-        + _choice_form(store, org, name)
+        + _choice_form(store, org, name or manifest["name"])
     )
     return _page("Set up open-swe", content)
 
