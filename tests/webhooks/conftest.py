@@ -10,7 +10,7 @@ import copy
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from starlette.applications import Starlette
 
 from app.config import Settings
 from app.github.app import GitHubApp
-from app.runs.dispatch import InProcessDispatcher
+from app.runs.dispatch import Dispatcher, InProcessDispatcher, Job
 from app.runs.store import Store
 from app.server import create_app
 from app.webhooks.event import sign
@@ -39,10 +39,15 @@ SLUG = "open-swe-test"  # FakeGitHub's default App slug
 
 
 def payload(name: str, *, installation: int | None = INSTALLATION) -> dict[str, Any]:
-    """A recorded payload, e.g. payload("issues.labeled"), with an installation id added."""
+    """A recorded payload, e.g. payload("issues.labeled"), for installation `installation`.
+
+    The issue payloads carry no installation key (an App always gets one) and the PR ones a
+    placeholder id; installation events keep theirs.
+    """
     data: dict[str, Any] = json.loads((SHARED / "webhooks" / f"{name}.json").read_text())
-    if installation is not None and "installation" not in data:
-        data["installation"] = {"id": installation}
+    existing = data.get("installation") or {}
+    if installation is not None and "account" not in existing:
+        data["installation"] = existing | {"id": installation}
     return data
 
 
@@ -52,6 +57,7 @@ def make_settings(tmp_path: Path, gh: FakeGitHub | None = None, **overrides: Any
         "github_app_private_key": gh.private_key_pem if gh else "-----BEGIN RSA PRIVATE KEY-----",
         "github_webhook_secret": SECRET,
         "github_webhook_secret_previous": PREVIOUS_SECRET,
+        "github_app_slug": SLUG,  # tests of learning it from GitHub set None
         "github_api_url": gh.url if gh else "http://127.0.0.1:9",
         "github_web_url": gh.web_url if gh else "http://127.0.0.1:9",
         "data_dir": tmp_path / "data",
@@ -106,8 +112,28 @@ class Harness:
         await self.dispatcher.drain()
 
 
-@pytest.fixture
-def gh() -> Iterator[FakeGitHub]:
+class RecordingDispatcher:
+    """Takes jobs and does nothing with them: what the request itself does is then visible."""
+
+    def __init__(self) -> None:
+        self.jobs: list[Job] = []
+
+    async def start(self, process_delivery: Any) -> None:
+        pass
+
+    async def submit(self, job: Job) -> None:
+        self.jobs.append(job)
+
+    async def cancel(self, run_id: str) -> bool:
+        return False
+
+    async def aclose(self) -> None:
+        pass
+
+
+@contextmanager
+def seeded_github() -> Iterator[FakeGitHub]:
+    """The fake GitHub with the installation, repos, people, issue #1 and PR #2 of the payloads."""
     with FakeGitHub(app_slug=SLUG) as fake:
         fake.add_installation(INSTALLATION, OWNER, [REPO, OTHER_REPO], account_type="User")
         fake.set_permission(REPO, MAINTAINER, "admin")
@@ -117,10 +143,20 @@ def gh() -> Iterator[FakeGitHub]:
         assert not fake.errors, f"the fake GitHub itself failed: {fake.errors}"
 
 
+def app_client(fake: FakeGitHub) -> GitHubApp:
+    assert fake.private_key_pem is not None
+    return GitHubApp(fake.app_id, fake.private_key_pem, fake.url, max_retry_wait=1, throttle=False)
+
+
+@pytest.fixture
+def gh() -> Iterator[FakeGitHub]:
+    with seeded_github() as fake:
+        yield fake
+
+
 @pytest.fixture
 def github_app(gh: FakeGitHub) -> GitHubApp:
-    assert gh.private_key_pem is not None
-    return GitHubApp(gh.app_id, gh.private_key_pem, gh.url, max_retry_wait=1, throttle=False)
+    return app_client(gh)
 
 
 @pytest.fixture
@@ -131,9 +167,18 @@ async def harness(tmp_path: Path, gh: FakeGitHub, github_app: GitHubApp) -> Asyn
 
 @asynccontextmanager
 async def start_harness(
-    tmp_path: Path, gh: FakeGitHub, github_app: GitHubApp, **settings: Any
+    tmp_path: Path,
+    gh: FakeGitHub,
+    github_app: GitHubApp,
+    *,
+    dispatcher: Dispatcher | None = None,
+    **settings: Any,
 ) -> AsyncIterator[Harness]:
-    """Build and start the app; several in a row on one tmp_path simulate restarts."""
+    """Build and start the app; several in a row on one tmp_path simulate restarts.
+
+    `dispatcher` replaces the recording in-process one (e.g. one that drops jobs, as a crash
+    right after the answer would).
+    """
     config = make_settings(tmp_path, gh, **settings)
     store = Store.open(config.database_url)
     run_jobs: list[str] = []
@@ -141,8 +186,8 @@ async def start_harness(
     async def run_job(run_id: str) -> None:
         run_jobs.append(run_id)
 
-    dispatcher = InProcessDispatcher(run_job=run_job, max_concurrent_runs=2)
-    app = create_app(config, store=store, dispatcher=dispatcher, github=github_app)
+    in_process = InProcessDispatcher(run_job=run_job, max_concurrent_runs=2)
+    app = create_app(config, store=store, dispatcher=dispatcher or in_process, github=github_app)
     try:
         async with (
             app.router.lifespan_context(app),
@@ -150,7 +195,7 @@ async def start_harness(
                 transport=httpx.ASGITransport(app=app), base_url="http://test"
             ) as client,
         ):
-            yield Harness(app, client, store, dispatcher, gh, run_jobs)
+            yield Harness(app, client, store, in_process, gh, run_jobs)
     finally:
         await store.close()
 

@@ -14,7 +14,6 @@ import pytest
 from sqlalchemy import text
 
 from app.github.app import GitHubApp
-from app.runs.dispatch import Job
 from app.runs.store import Store
 from app.server import create_app
 from app.webhooks import messages
@@ -26,6 +25,7 @@ from tests.webhooks.conftest import (
     SECRET,
     SHARED,
     Harness,
+    RecordingDispatcher,
     github_work,
     labeled,
     make_settings,
@@ -299,25 +299,6 @@ async def test_a_store_that_is_down_answers_503_so_github_can_redeliver(
     assert response.status_code == 503
     assert "redeliver" in response.json()["error"]
     assert harness.run_jobs == []
-
-
-class RecordingDispatcher:
-    """Takes jobs and does nothing with them: what the request itself does is then visible."""
-
-    def __init__(self) -> None:
-        self.jobs: list[Job] = []
-
-    async def start(self, process_delivery: Any) -> None:
-        pass
-
-    async def submit(self, job: Job) -> None:
-        self.jobs.append(job)
-
-    async def cancel(self, run_id: str) -> bool:
-        return False
-
-    async def aclose(self) -> None:
-        pass
 
 
 async def test_the_request_does_no_github_work_and_acknowledges_fast(

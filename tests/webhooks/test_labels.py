@@ -1,0 +1,193 @@
+"""Labelling an issue open-swe / open-swe-auto: gate, acknowledge, start one run per issue."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+
+from app.runs.dispatch import ProcessDelivery
+from app.runs.models import thread_key
+from app.webhooks import messages
+from app.webhooks.event import Event
+from app.webhooks.labels import is_trigger_label
+from tests.webhooks.conftest import (
+    INSTALLATION,
+    REPO,
+    SLUG,
+    Harness,
+    github_work,
+    labeled,
+    payload,
+    set_sender,
+)
+
+THREAD = thread_key(REPO, 1)
+
+
+def reactions_posted(harness: Harness) -> int:
+    return len(harness.gh.calls_matching("POST", f"/repos/{REPO}/issues/1/reactions"))
+
+
+def comments_on_issue(harness: Harness) -> list[str]:
+    return [c.body for c in harness.gh.comments.values() if c.issue_number == 1]
+
+
+async def test_a_maintainer_labelling_starts_a_run(harness: Harness) -> None:
+    response = await harness.deliver("issues", labeled("open-swe"), delivery="lab-1")
+    assert response.status_code == 202
+    runs = await harness.store.runs_on_thread(THREAD)
+    assert len(runs) == 1
+    run = runs[0]
+    assert (run.repo, run.number, run.kind, run.installation_id) == (REPO, 1, "issue", INSTALLATION)
+    assert run.requested_by == "Codertocat"
+    assert run.auto_approve is False
+    assert run.delivery_id == "lab-1"
+    assert harness.run_jobs == [run.id]
+    eyes = harness.gh.reactions_on(REPO, "issue", 1)
+    assert [(r.content, r.user) for r in eyes] == [("eyes", f"{SLUG}[bot]")]
+    delivery = await harness.store.delivery("lab-1")
+    assert delivery is not None
+    assert (delivery.outcome, delivery.detail) == ("started", run.id)
+
+
+async def test_the_auto_label_starts_an_auto_approved_run(harness: Harness) -> None:
+    await harness.deliver("issues", labeled("open-swe-auto"))
+    run = await harness.store.active_run(THREAD)
+    assert run is not None
+    assert run.auto_approve is True
+
+
+async def test_label_names_compare_case_insensitively() -> None:
+    assert is_trigger_label(Event("issues", "d", labeled("Open-SWE")), None)
+    assert not is_trigger_label(Event("issues", "d", labeled("open-swe-later")), None)
+
+
+async def test_the_same_delivery_ten_times_makes_one_run_and_one_reaction(
+    harness: Harness,
+) -> None:
+    answers = [
+        (await harness.deliver("issues", labeled(), delivery="same")).status_code for _ in range(10)
+    ]
+    assert answers == [202] + [200] * 9
+    assert await harness.store.count("deliveries") == 1
+    assert len(await harness.store.runs_on_thread(THREAD)) == 1
+    assert reactions_posted(harness) == 1
+    assert len(harness.run_jobs) == 1
+
+
+async def test_a_second_label_while_a_run_is_active_answers_already_running(
+    harness: Harness,
+) -> None:
+    await harness.deliver("issues", labeled("open-swe"), delivery="first")
+    await harness.deliver("issues", labeled("open-swe-auto"), delivery="second")
+    runs = await harness.store.runs_on_thread(THREAD)
+    assert len(runs) == 1
+    assert comments_on_issue(harness) == [
+        messages.ALREADY_RUNNING.format(run=f"run `{runs[0].id[:8]}`")
+    ]
+    second = await harness.store.delivery("second")
+    assert second is not None
+    assert (second.outcome, second.detail) == ("already-running", runs[0].id)
+    assert harness.run_jobs == [runs[0].id]
+
+
+async def test_a_label_after_the_run_finished_starts_a_new_one(harness: Harness) -> None:
+    await harness.deliver("issues", labeled(), delivery="first")
+    first = await harness.store.active_run(THREAD)
+    assert first is not None
+    await harness.store.set_run_status(first.id, "succeeded")
+    await harness.deliver("issues", labeled(), delivery="second")
+    assert len(await harness.store.runs_on_thread(THREAD)) == 2
+
+
+async def test_people_without_write_access_are_refused_politely_once(harness: Harness) -> None:
+    harness.gh.set_permission(REPO, "reader", "read")
+    harness.gh.set_permission(REPO, "triager", "triage")
+    for index, login in enumerate(["reader", "triager", "stranger"]):
+        data = set_sender(labeled(), login)
+        assert (await harness.deliver("issues", data, delivery=f"no-{index}")).status_code == 202
+    assert await harness.store.runs_on_thread(THREAD) == []
+    assert reactions_posted(harness) == 0
+    assert comments_on_issue(harness) == [
+        messages.REFUSED_NO_WRITE.format(user=login) for login in ["reader", "triager", "stranger"]
+    ]
+    refused = await harness.store.delivery("no-0")
+    assert refused is not None
+    assert refused.outcome == "refused"
+    assert harness.run_jobs == []
+
+
+async def test_a_refusal_is_not_repeated_when_a_delivery_is_processed_again(
+    harness: Harness,
+) -> None:
+    harness.gh.set_permission(REPO, "reader", "read")
+    await harness.deliver("issues", set_sender(labeled(), "reader"), delivery="again")
+    # As after a crash between the comment and the end of the job: process it once more.
+    async with harness.store.engine.begin() as conn:
+        await conn.execute(text("UPDATE deliveries SET processed_at = NULL WHERE id = 'again'"))
+    await harness.dispatcher.submit(ProcessDelivery("again"))
+    await harness.settle()
+    assert len(comments_on_issue(harness)) == 1
+
+
+async def test_bots_are_ignored_silently(harness: Harness) -> None:
+    for index, (login, kind) in enumerate(
+        [("dependabot[bot]", "Bot"), (f"{SLUG}[bot]", "Bot"), ("renovate", "Bot")]
+    ):
+        await harness.deliver(
+            "issues", set_sender(labeled(), login, kind=kind), delivery=f"b{index}"
+        )
+    assert github_work(harness.gh) == []
+    assert await harness.store.runs_on_thread(THREAD) == []
+    outcome = await harness.store.delivery("b0")
+    assert outcome is not None
+    assert outcome.outcome == "ignored"
+
+
+async def test_an_installation_unknown_to_github_is_refused(harness: Harness) -> None:
+    await harness.deliver("issues", labeled(installation={"id": 424242}), delivery="unknown")
+    assert await harness.store.runs_on_thread(THREAD) == []
+    delivery = await harness.store.delivery("unknown")
+    assert delivery is not None
+    assert delivery.outcome == "refused"
+    assert "424242" in (delivery.detail or "")
+    assert await harness.store.installation(424242) is None
+    # One look-up on GitHub, then nothing: no reaction, no comment.
+    assert [(c.method, c.path) for c in github_work(harness.gh)] == [
+        ("GET", "/app/installations/424242")
+    ]
+
+
+async def test_an_installation_made_while_the_server_was_down_works(harness: Harness) -> None:
+    assert await harness.store.installation(INSTALLATION) is None
+    await harness.deliver("issues", labeled())
+    known = await harness.store.installation(INSTALLATION)
+    assert known is not None
+    assert known.account == "Codertocat"
+    assert len(await harness.store.runs_on_thread(THREAD)) == 1
+    # Known now: the next trigger does not ask GitHub again.
+    await harness.store.set_run_status((await harness.store.runs_on_thread(THREAD))[0].id, "failed")
+    await harness.deliver("issues", labeled())
+    assert len(harness.gh.calls_matching("GET", f"/app/installations/{INSTALLATION}")) == 1
+
+
+async def test_a_deleted_or_suspended_installation_is_refused(harness: Harness) -> None:
+    await harness.deliver("installation", payload("installation.created"))
+    await harness.store.set_installation_suspended(INSTALLATION, True)
+    await harness.deliver("issues", labeled(), delivery="suspended")
+    await harness.store.delete_installation(INSTALLATION)
+    await harness.deliver("issues", labeled(), delivery="deleted")
+    for delivery_id in ("suspended", "deleted"):
+        delivery = await harness.store.delivery(delivery_id)
+        assert delivery is not None
+        assert delivery.outcome == "refused"
+    assert await harness.store.runs_on_thread(THREAD) == []
+
+
+async def test_a_github_failure_is_recorded_as_the_outcome(harness: Harness) -> None:
+    harness.gh.fail("POST", "/app/installations/*/access_tokens", 500, times=10)
+    await harness.deliver("issues", labeled(), delivery="broken")
+    delivery = await harness.store.delivery("broken")
+    assert delivery is not None
+    assert delivery.outcome == "error"
+    assert delivery.processed_at is not None
+    assert await harness.store.runs_on_thread(THREAD) == []
