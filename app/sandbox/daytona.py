@@ -9,9 +9,10 @@ event loop thread (`LoopThread`): every deadline here is an asyncio cancellation
 stops the request, and all calls share one aiohttp session whichever thread makes them.
 
 Resilience (the SDK neither retries 429 nor backs off):
-- 429/502/503 are retried with exponential backoff and jitter, honouring Retry-After, up to
-  `RetryPolicy.attempts` calls; in-flight requests are capped per provider.
-- Before retrying a 502/503 (or after a toolbox 404 that did not come from the daemon, which is
+- 429/502/503 and dropped connections are retried with exponential backoff and jitter,
+  honouring Retry-After, up to `RetryPolicy.attempts` calls; the SDK's connection pool caps
+  requests in flight.
+- Before retrying a 502/503 or a dropped connection (or after a toolbox 404 that did not come from the daemon, which is
   how an archived sandbox answers) the sandbox's state is refreshed: a stopped or archived one
   is started, a missing or failed one raises `SandboxGone` (the caller recreates it).
 - Calls that are not idempotent are made safe to repeat: a command the daemon already started is
@@ -52,6 +53,7 @@ from daytona import (
     DaytonaAuthenticationError,
     DaytonaConfig,
     DaytonaConflictError,
+    DaytonaConnectionError,
     DaytonaError,
     DaytonaForbiddenError,
     DaytonaNotFoundError,
@@ -84,9 +86,10 @@ log = structlog.get_logger(__name__)
 OWNER_LABEL = "open-swe"  # on every sandbox we create: sweep leaks with find({})
 ATTEMPT_LABEL = "open-swe-attempt"  # unique per create call: finds what a failed create left
 _INTERNAL_LABELS = {OWNER_LABEL, ATTEMPT_LABEL, "code-toolbox-language"}  # the SDK adds the last
-_RETRYABLE = {429, 502, 503}
 _UNAVAILABLE = {502, 503}
 _STARTABLE = {"stopped", "archived"}
+# acquire() replaces these rather than wait minutes for a restore; resume() does restore them.
+_REPLACE = {"archived", "archiving"}
 _SETTLING = {"stopping", "archiving"}  # becomes startable
 _COMING_UP = {
     "creating",
@@ -200,13 +203,18 @@ class DaytonaProvider(SandboxProvider):
                 return await asyncio.wait_for(operation(), deadline)
             except DaytonaError as exc:
                 status = _status(exc)
-                if status not in _RETRYABLE or attempt == self.retry.attempts:
+                unavailable = _unavailable(exc)
+                if not (unavailable or status == 429) or attempt == self.retry.attempts:
                     raise
-                if status in _UNAVAILABLE and before_retry is not None:
+                if unavailable and before_retry is not None:
                     await before_retry()
                 delay = self.retry.delay(attempt, _retry_after(exc))
                 log.warning(
-                    "daytona.retry", operation=what, status=status, attempt=attempt, delay=delay
+                    "daytona.retry",
+                    operation=what,
+                    status=status or type(exc).__name__,
+                    attempt=attempt,
+                    delay=delay,
                 )
                 await self._sleep(delay)
         raise AssertionError("unreachable")  # the loop returns or raises
@@ -233,6 +241,10 @@ class DaytonaProvider(SandboxProvider):
     async def _acquire(self, labels: dict[str, str]) -> DaytonaSandbox:
         for candidate in await self._list(labels):
             if _caller_labels(candidate.labels) != labels:
+                continue
+            if _state(candidate) in _REPLACE:
+                log.info("daytona.sandbox.replacing", sandbox=candidate.id, state=_state(candidate))
+                await self.delete_quietly(candidate)
                 continue
             try:
                 await self.make_ready(candidate)
@@ -414,7 +426,7 @@ class DaytonaSandbox(Sandbox):
         try:
             return (await process.execute_session_command(session, request)).cmd_id
         except DaytonaError as exc:
-            if _status(exc) not in _UNAVAILABLE:
+            if not _unavailable(exc):
                 raise
             # The daemon may have started it before the proxy gave up: adopt, never run twice.
             try:
@@ -571,7 +583,7 @@ class DaytonaSandbox(Sandbox):
                 return (await git.commit(path, message, author.name, author.email)).sha
             except DaytonaError as exc:
                 # After a 502 the commit may have gone through: staged changes gone means it did.
-                if _status(exc) not in _UNAVAILABLE or await self._has_staged(path):
+                if not _unavailable(exc) or await self._has_staged(path):
                     raise
                 return await self._head(path)
 
@@ -737,6 +749,11 @@ def _status(exc: BaseException) -> int | None:
     return None
 
 
+def _unavailable(exc: DaytonaError) -> bool:
+    """502/503 or a dropped connection: the request may or may not have been carried out."""
+    return _status(exc) in _UNAVAILABLE or isinstance(exc, DaytonaConnectionError)
+
+
 def _retry_after(exc: DaytonaError) -> float | None:
     for name, value in (exc.headers or {}).items():
         if name.lower() == "retry-after":
@@ -818,6 +835,11 @@ def _describe(exc: DaytonaError, what: str, secrets: Iterable[str]) -> str:
         return (
             f"Daytona kept rate-limiting requests while {what} (429) after retries: lower "
             "OPEN_SWE_MAX_CONCURRENT_RUNS or try again later"
+        )
+    if isinstance(exc, DaytonaConnectionError):
+        return (
+            f"Could not reach Daytona while {what} ({message}): check DAYTONA_API_URL and the "
+            "network"
         )
     if status in _UNAVAILABLE:
         return (

@@ -34,6 +34,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 DEFAULT_SNAPSHOT = "open-swe-vcpu2-mem4-disk5"
 API_KEY = "test-daytona-key"
 _BOUNDARY = "DAYTONA-FILE-BOUNDARY"
+DROP = 0  # a fault status: close the connection without answering
 
 Response = tuple[int, bytes, str, dict[str, str]]
 
@@ -166,7 +167,11 @@ class FakeDaytona:
         times: int = 1,
         after: bool = False,
     ) -> None:
-        """Answer the next `times` requests whose path matches the regex `path` with `status`."""
+        """Answer the next `times` requests whose path matches the regex `path` with `status`.
+
+        Status 0 drops the connection without an answer; `after=True` processes the request
+        first (the caller never learns that it happened).
+        """
         raw = json.dumps(body).encode() if isinstance(body, dict) else body
         fault = Fault(method, re.compile(path), status, raw, headers or {}, times, after)
         with self._lock:
@@ -742,6 +747,9 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self._read_body()
         headers = {k.lower(): v for k, v in self.headers.items()}
         status, body, content_type, extra = self.fake.handle(self.command, self.path, headers, raw)
+        if status == DROP:
+            self.close_connection = True
+            return
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))

@@ -26,7 +26,7 @@ from app.sandbox.daytona import (
     DaytonaSandbox,
     DaytonaTimings,
 )
-from tests.fakes.daytona import API_KEY, DEFAULT_SNAPSHOT, FakeDaytona, bare_repo
+from tests.fakes.daytona import API_KEY, DEFAULT_SNAPSHOT, DROP, FakeDaytona, bare_repo
 
 TOKEN = "ghs_installationTOKEN1234567890"
 LABELS = {"repo": "octo/widgets", "issue": "7"}
@@ -160,16 +160,25 @@ def test_acquire_reuses_a_live_sandbox_with_exactly_the_same_labels(
     assert len(fake.calls("POST", "^/api/sandbox$")) == 2
 
 
-@pytest.mark.parametrize("state", ["stopped", "archived"])
-def test_acquire_starts_a_stopped_or_archived_sandbox(
-    fake: FakeDaytona, provider: DaytonaProvider, sandbox: DaytonaSandbox, state: str
+def test_acquire_starts_a_stopped_sandbox(
+    fake: FakeDaytona, provider: DaytonaProvider, sandbox: DaytonaSandbox
 ) -> None:
-    fake.set_state(sandbox.id, state)
+    sandbox.write_file("kept.txt", b"kept")
+    fake.set_state(sandbox.id, "stopped")
     again = provider.acquire(LABELS)
     assert again.id == sandbox.id
     assert fake.sandboxes[sandbox.id].state == "started"
     assert fake.calls("POST", f"/api/sandbox/{sandbox.id}/start")
-    assert again.run("echo ok").output == "ok\n"
+    assert again.read_file("kept.txt") == b"kept"
+
+
+def test_acquire_replaces_an_archived_sandbox_rather_than_wait_for_a_restore(
+    fake: FakeDaytona, provider: DaytonaProvider, sandbox: DaytonaSandbox
+) -> None:
+    fake.set_state(sandbox.id, "archived")
+    fresh = provider.acquire(LABELS)
+    assert fresh.id != sandbox.id
+    assert [s.id for s in fake.live()] == [fresh.id]
 
 
 @pytest.mark.parametrize("state", ["error", "build_failed"])
@@ -291,11 +300,38 @@ def test_a_sandbox_ending_in_error_raises_its_reason_and_is_deleted(
 # --- faults on a running sandbox -------------------------------------------------------------
 
 
-def test_bare_502_refreshes_state_then_retries(fake: FakeDaytona, sandbox: DaytonaSandbox) -> None:
-    fake.fail("POST", "/process/session$", 502)  # empty body, like the proxy's
+@pytest.mark.parametrize("status", [502, 503, DROP])
+def test_bare_502_refreshes_state_then_retries(
+    fake: FakeDaytona, sandbox: DaytonaSandbox, status: int
+) -> None:
+    fake.fail("POST", "/process/session$", status)  # empty body, like the proxy's
     before = len(fake.calls("GET", f"/api/sandbox/{sandbox.id}$"))
-    assert sandbox.run("echo fine").output == "fine\n"
+    with structlog.testing.capture_logs() as events:
+        assert sandbox.run("echo fine").output == "fine\n"
     assert len(fake.calls("GET", f"/api/sandbox/{sandbox.id}$")) == before + 1
+    assert [e["operation"] for e in events if e["event"] == "daytona.retry"] == [
+        "opening a command session"
+    ]
+
+
+def test_502_that_never_ends_is_a_clear_error(
+    fake: FakeDaytona, sandbox: DaytonaSandbox, sleeps: Sleeps
+) -> None:
+    fake.fail("GET", "/work-dir$|/files", 502, times=100)
+    fake.fail("POST", "/files/bulk-download$", 502, times=100)
+    with pytest.raises(SandboxError, match=r"unavailable \(HTTP 502\) while downloading files"):
+        sandbox.read_file("anything")
+    assert len(sleeps.delays) == 3
+
+
+def test_a_sandbox_made_but_unreachable_is_not_left_behind(
+    fake: FakeDaytona, provider: DaytonaProvider
+) -> None:
+    fake.fail("GET", "/work-dir$", 500, body={"statusCode": 500, "message": "daemon crashed"})
+    with pytest.raises(SandboxError, match="daemon crashed"):
+        provider.acquire(LABELS)
+    assert len(fake.sandboxes) == 1
+    assert fake.live() == []
 
 
 def test_502_when_the_sandbox_is_gone_raises_gone_and_acquire_recreates(
