@@ -25,9 +25,9 @@ REDACTED = "[redacted]"
 # (deepagents' grep separates fields with NUL).
 _ANSI = re.compile(
     r"""
-    \x1b\[[0-?]*[ -/]*[@-~]                  # CSI: colours, cursor movement
-    | \x1b\][^\x07\x1b]*(?:\x07|\x1b\\|$)     # OSC: window titles, hyperlinks
-    | \x1b[PX^_][^\x1b]*(?:\x1b\\|$)         # DCS, SOS, PM, APC
+    \x1b\[[0-?]*[ -/]*(?:[@-~]|\Z)           # CSI: colours, cursor movement
+    | \x1b\][^\x07\x1b]*(?:\x07|\x1b\\|\Z)    # OSC: window titles, hyperlinks
+    | \x1b[PX^_][^\x1b]*(?:\x1b\\|\Z)        # DCS, SOS, PM, APC
     | \x1b[ -/]*[0-~]                        # nF and two-byte escapes (charset, keypad...)
     | \x9b[0-?]*[ -/]*[@-~]                  # 8-bit CSI
     | \x1b                                   # a lone ESC left by a cut

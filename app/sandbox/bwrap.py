@@ -1,0 +1,99 @@
+"""Confinement of local-sandbox commands with bubblewrap (bwrap), when it is installed and works.
+
+A confined command sees: the system directories read-only (/usr, /bin, /lib*, /sbin, /etc with
+host keys and password hashes masked), its sandbox's work and home directories read-write at
+their real paths (so paths agree inside and out), the sandbox's own tmp directory as /tmp, a
+fresh /proc and /dev, and nothing else: not the rest of the home directory, not the open-swe
+checkout or its data. It runs in its own PID namespace and dies with its parent, so nothing it
+starts survives the command. The network stays available (package installs) unless disabled.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+_SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
+# Readable as root, never needed by a build: masked with an empty file or directory.
+_MASKED_FILES = ("/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-")
+_MASKED_FILE_GLOBS = ("/etc/ssh/ssh_host_*key",)
+_MASKED_DIRS = ("/etc/ssl/private",)
+_PROBE_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class Bubblewrap:
+    """How to wrap a command; `argv(...)` returns the full command line to execute."""
+
+    executable: str
+    network: bool = True
+
+    def argv(
+        self, command: Sequence[str], *, work_dir: str, home: str, tmp: str, cwd: str
+    ) -> list[str]:
+        args = [self.executable, "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
+        args += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
+        if not self.network:
+            args.append("--unshare-net")
+        args += _system_mounts()
+        args += ["--proc", "/proc", "--dev", "/dev"]
+        # /tmp first: the sandbox may itself live under /tmp, and later binds go on top.
+        args += ["--bind", tmp, "/tmp"]  # noqa: S108 - the sandbox's own tmp directory
+        args += ["--bind", work_dir, work_dir, "--bind", home, home]
+        args += ["--chdir", cwd, "--", *command]
+        return args
+
+    def describe(self, sandboxes_root: str) -> str:
+        network = "network on" if self.network else "network off"
+        return (
+            f"bubblewrap: commands confined to their sandbox under {sandboxes_root} "
+            f"(system directories read-only, private /tmp, {network})"
+        )
+
+
+def find_bubblewrap(executable: str | None = None) -> str | None:
+    """The bwrap executable: the given path if it exists, else bwrap on the system PATH."""
+    if executable is not None:
+        return executable if os.access(executable, os.X_OK) else None
+    return shutil.which("bwrap", path=SYSTEM_PATH)
+
+
+def probe(bwrap: Bubblewrap, scratch: str) -> str | None:
+    """Start one confined `true`; None when it works, else why not (one line)."""
+    try:
+        result = subprocess.run(
+            bwrap.argv(["/bin/true"], work_dir=scratch, home=scratch, tmp=scratch, cwd=scratch),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=_PROBE_TIMEOUT,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return str(exc)
+    if result.returncode == 0:
+        return None
+    lines = result.stderr.decode("utf-8", "replace").strip().splitlines()
+    return lines[-1] if lines else f"exit status {result.returncode}"
+
+
+def _system_mounts() -> list[str]:
+    args: list[str] = []
+    for path in _SYSTEM_DIRS:
+        if os.path.islink(path):  # merged /usr: /bin -> usr/bin
+            args += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            args += ["--ro-bind", path, path]
+    masked = [p for p in _MASKED_FILES if os.path.exists(p)]
+    for pattern in _MASKED_FILE_GLOBS:
+        masked += sorted(glob.glob(pattern))
+    for path in masked:
+        args += ["--ro-bind", "/dev/null", path]
+    for path in _MASKED_DIRS:
+        if os.path.isdir(path):
+            args += ["--tmpfs", path]
+    return args

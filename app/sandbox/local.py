@@ -1,0 +1,635 @@
+"""The local sandbox backend: one directory per sandbox on this machine (local mode).
+
+Layout under the provider's root (OPEN_SWE_LOCAL_PROJECT_PATH, default <data dir>/sandboxes):
+
+    <root>/<id>/sandbox.json   labels, state and the remote of every clone (read by acquire/find,
+                               so another process reuses the same sandbox)
+    <root>/<id>/work/          work_dir: clones live here; file operations are confined to it
+    <root>/<id>/home/          HOME for commands
+    <root>/<id>/tmp/           TMPDIR (and /tmp under bubblewrap)
+    <root>/<id>/push.git/      a trusted, empty repository that pushes on a clone's behalf
+
+Commands run with a scrubbed environment (PATH, HOME, LANG, TERM=dumb, TMPDIR and what the
+caller passes; nothing of this process's environment) and, where bubblewrap works, confined
+to the sandbox (see bwrap.py). A source that is a local repository path is cloned without
+hardlinks rather than added as a worktree: a worktree keeps its git directory inside the
+user's repository, which a confined command would then need write access to (hooks, config).
+
+Git runs where it is safe. `clone` runs outside the confinement (the destination is new, so no
+repository config can influence it) so that file:// and local sources work. `commit` runs inside
+(it reads config that code in the sandbox can change: filters, fsmonitor, hooks). `push` runs
+outside from push.git, which borrows the clone's objects but not its config, to the remote
+recorded at clone time: code in the sandbox cannot redirect the token (url.insteadOf,
+remote.*.url) or run anything with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import os
+import re
+import shutil
+import signal
+import stat
+import subprocess
+import tempfile
+import threading
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from deepagents.backends.protocol import (
+    EditResult,
+    FileDownloadResponse,
+    FileUploadResponse,
+    WriteResult,
+)
+from deepagents.backends.utils import perform_string_replacement
+
+from app.sandbox import git
+from app.sandbox.base import (
+    DEFAULT_OUTPUT_LIMIT,
+    OUTSIDE_WORK_DIR,
+    GitCredentials,
+    GitIdentity,
+    PathOutsideSandbox,
+    RawResult,
+    Sandbox,
+    SandboxError,
+    SandboxGone,
+    SandboxProvider,
+)
+from app.sandbox.bwrap import SYSTEM_PATH, Bubblewrap, find_bubblewrap, probe
+from app.sandbox.output import clean_output
+from app.sandbox.process import kill_group, run_process
+
+STATE_FILE = "sandbox.json"
+_UNCONFINED = "commands run as this user with a scrubbed environment"
+# deepagents edits bigger than this go through temp files in /tmp; do them here instead.
+_INLINE_EDIT_BYTES = 50_000
+_SHA = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
+_MAX_ALTERNATES_DEPTH = 5  # git's own limit
+
+
+@dataclass
+class _State:
+    id: str
+    labels: dict[str, str]
+    created_at: str
+    state: str = "started"  # or "stopped"
+    repos: dict[str, str] = field(default_factory=dict)  # clone path (relative) -> remote
+
+
+class _Running:
+    """Processes running per sandbox, so stop() and destroy() can end them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._procs: dict[str, set[subprocess.Popen[bytes]]] = {}
+
+    @contextlib.contextmanager
+    def track(self, sandbox_id: str) -> Iterator[list[subprocess.Popen[bytes]]]:
+        started: list[subprocess.Popen[bytes]] = []
+        try:
+            yield started
+        finally:
+            with self._lock:
+                self._procs.get(sandbox_id, set()).difference_update(started)
+
+    def add(self, sandbox_id: str, proc: subprocess.Popen[bytes]) -> None:
+        with self._lock:
+            self._procs.setdefault(sandbox_id, set()).add(proc)
+
+    def kill(self, sandbox_id: str) -> None:
+        with self._lock:
+            procs = list(self._procs.get(sandbox_id, ()))
+        for proc in procs:
+            kill_group(proc, signal.SIGKILL)
+
+
+class LocalSandbox(Sandbox):
+    """A sandbox directory on this machine. Create it through LocalProvider."""
+
+    def __init__(
+        self,
+        directory: Path,
+        state: _State,
+        *,
+        bwrap: Bubblewrap | None,
+        running: _Running,
+        secrets: Iterable[str] = (),
+        output_limit: int = DEFAULT_OUTPUT_LIMIT,
+        command_timeout: float = 600.0,
+        kill_grace: float = 2.0,
+    ) -> None:
+        self.directory = directory
+        self._work = directory / "work"
+        super().__init__(
+            labels=state.labels,
+            work_dir=str(self._work),
+            secrets=secrets,
+            output_limit=output_limit,
+        )
+        self._id = state.id
+        self.created_at = state.created_at
+        self._bwrap = bwrap
+        self._running = running
+        self._command_timeout = command_timeout
+        self._kill_grace = kill_grace
+
+    @property
+    def id(self) -> str:
+        return self._id
+
+    @property
+    def confined(self) -> bool:
+        return self._bwrap is not None
+
+    # --- state ------------------------------------------------------------------------
+
+    def _load(self) -> _State:
+        try:
+            return _read_state(self.directory)
+        except FileNotFoundError:
+            raise SandboxGone(f"sandbox {self._id} no longer exists") from None
+
+    @contextlib.contextmanager
+    def _updating(self) -> Iterator[_State]:
+        """Read, let the caller change, and write back the state, locked across processes."""
+        try:
+            handle = (self.directory / ".lock").open("a")
+        except FileNotFoundError:
+            raise SandboxGone(f"sandbox {self._id} no longer exists") from None
+        with handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            state = self._load()
+            yield state
+            _write_state(self.directory, state)
+
+    def _require_started(self) -> _State:
+        state = self._load()
+        if state.state != "started":
+            raise SandboxError(f"sandbox {self._id} is stopped; resume it first")
+        return state
+
+    # --- paths ------------------------------------------------------------------------
+
+    def _confine(self, path: str) -> Path:
+        """The real path for `path` (relative to work_dir), refused when it leaves work_dir."""
+        candidate = Path(path)
+        resolved = (candidate if candidate.is_absolute() else self._work / candidate).resolve()
+        if resolved != self._work and self._work not in resolved.parents:
+            raise PathOutsideSandbox(f"{path} is outside the sandbox work directory {self._work}")
+        return resolved
+
+    # --- commands ---------------------------------------------------------------------
+
+    def _env(self, extra: Mapping[str, str]) -> dict[str, str]:
+        home = self.directory / "home"
+        env = {
+            "PATH": f"{home}/.local/bin:{SYSTEM_PATH}",
+            "HOME": str(home),
+            "LANG": "C.UTF-8",
+            "TERM": "dumb",
+            "TMPDIR": "/tmp" if self._bwrap else str(self.directory / "tmp"),  # noqa: S108
+            "GIT_TERMINAL_PROMPT": "0",
+        }
+        env.update(extra)
+        return env
+
+    def _run(
+        self, command: str, *, cwd: str, env: dict[str, str], timeout: float | None
+    ) -> RawResult:
+        self._require_started()
+        directory = self._confine(cwd)
+        if not directory.is_dir():
+            raise SandboxError(f"cannot run a command in {cwd}: no such directory")
+        argv = ["/bin/sh", "-c", command]
+        if self._bwrap is not None:
+            argv = self._bwrap.argv(
+                argv,
+                work_dir=str(self._work),
+                home=str(self.directory / "home"),
+                tmp=str(self.directory / "tmp"),
+                cwd=str(directory),
+            )
+        return self._spawn(argv, cwd=directory, env=self._env(env), timeout=timeout)
+
+    def _run_unconfined(
+        self, argv: list[str], *, cwd: Path, env: Mapping[str, str], timeout: float | None = None
+    ) -> tuple[RawResult, str]:
+        """Run a trusted git command outside the confinement; returns the cleaned output too."""
+        raw = self._spawn(argv, cwd=cwd, env=self._env({**git.GIT_ENV, **env}), timeout=timeout)
+        text, _ = clean_output(raw.output, limit=self.output_limit, secrets=self._secrets)
+        return raw, text
+
+    def _spawn(
+        self, argv: list[str], *, cwd: Path, env: dict[str, str], timeout: float | None
+    ) -> RawResult:
+        with self._running.track(self._id) as started:
+
+            def register(proc: subprocess.Popen[bytes]) -> None:
+                started.append(proc)
+                self._running.add(self._id, proc)
+
+            return run_process(
+                argv,
+                cwd=str(cwd),
+                env=env,
+                timeout=self._command_timeout if timeout is None else timeout,
+                kill_grace=self._kill_grace,
+                on_start=register,
+            )
+
+    # --- files ------------------------------------------------------------------------
+
+    def upload_files(self, files: list[tuple[str, bytes]]) -> list[FileUploadResponse]:
+        self._require_started()
+        responses = []
+        for path, data in files:
+            try:
+                target = self._confine(path)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+            except PathOutsideSandbox:
+                responses.append(FileUploadResponse(path=path, error=OUTSIDE_WORK_DIR))
+            except OSError as exc:
+                responses.append(FileUploadResponse(path=path, error=_file_error(exc)))
+            else:
+                responses.append(FileUploadResponse(path=path))
+        return responses
+
+    def download_files(self, paths: list[str]) -> list[FileDownloadResponse]:
+        self._require_started()
+        responses = []
+        for path in paths:
+            try:
+                content = self._confine(path).read_bytes()
+            except PathOutsideSandbox:
+                responses.append(FileDownloadResponse(path=path, error=OUTSIDE_WORK_DIR))
+            except OSError as exc:
+                responses.append(FileDownloadResponse(path=path, error=_file_error(exc)))
+            else:
+                responses.append(FileDownloadResponse(path=path, content=content))
+        return responses
+
+    def _write_preflight(self, file_path: str) -> WriteResult | None:
+        # deepagents creates parent directories with a command; upload_files does it here,
+        # confined, so a refused path never gets directories made for it.
+        try:
+            self._confine(file_path)
+        except PathOutsideSandbox as exc:
+            return WriteResult(error=str(exc))
+        return None
+
+    async def _awrite_preflight(self, file_path: str) -> WriteResult | None:
+        return self._write_preflight(file_path)
+
+    def edit(
+        self,
+        file_path: str,
+        old_string: str,
+        new_string: str,
+        replace_all: bool = False,
+    ) -> EditResult:
+        # Big edits in deepagents pass through files in /tmp, which is not the commands' /tmp
+        # here (and outside work_dir): do them directly, confined like every file operation.
+        if len(old_string.encode()) + len(new_string.encode()) <= _INLINE_EDIT_BYTES:
+            return super().edit(file_path, old_string, new_string, replace_all)
+        try:
+            target = self._confine(file_path)
+            content = target.read_bytes().decode("utf-8")
+        except (SandboxError, OSError, UnicodeDecodeError) as exc:
+            return EditResult(error=f"Error editing file '{file_path}': {exc}")
+        replaced = perform_string_replacement(content, old_string, new_string, replace_all)
+        if isinstance(replaced, str):
+            return EditResult(error=replaced)
+        new_content, occurrences = replaced
+        target.write_bytes(new_content.encode("utf-8"))
+        return EditResult(path=file_path, occurrences=occurrences)
+
+    async def aedit(
+        self,
+        file_path: str,
+        old_string: str,
+        new_string: str,
+        replace_all: bool = False,
+    ) -> EditResult:
+        return await asyncio.to_thread(self.edit, file_path, old_string, new_string, replace_all)
+
+    # --- git --------------------------------------------------------------------------
+
+    def clone(
+        self,
+        url: str,
+        dest: str,
+        *,
+        branch: str | None = None,
+        credentials: GitCredentials | None = None,
+    ) -> None:
+        """Clone a URL, or a local repository path (copied, never hardlinked), into dest."""
+        self._require_started()
+        git.check_url(url)
+        target = self._confine(dest)
+        if target.exists() and (not target.is_dir() or any(target.iterdir())):
+            raise SandboxError(f"cannot clone into {dest}: it exists and is not empty")
+        source = url
+        options = ["--quiet"]
+        if _is_local_path(url):
+            source = str(Path(url).resolve())
+            options.append("--no-hardlinks")
+        if branch:
+            options += ["--branch", branch]
+        if credentials is not None:
+            self.add_secret(credentials.password)
+        argv = ["git", *git.HARDENING, *git.credential_args(credentials), "clone", *options]
+        raw, text = self._run_unconfined(
+            [*argv, "--", source, str(target)],
+            cwd=self._work,
+            env=git.credential_env(credentials),
+        )
+        if raw.timed_out:
+            raise SandboxError(f"cannot clone {git.public_url(url)}: timed out")
+        if raw.exit_code != 0:
+            raise git.clone_failure(text, url=url, branch=branch)
+        with self._updating() as state:
+            state.repos[self._relative(target)] = source
+
+    def commit(self, repo: str, message: str, *, author: GitIdentity) -> str | None:
+        path = self._confine(repo)
+        staged = self.run(git.stage_all_command(), cwd=str(path), env=git.GIT_ENV)
+        if staged.ok:
+            return None
+        if staged.exit_code != 1 or staged.timed_out:
+            raise SandboxError(f"cannot commit in {repo}: {git.last_line(staged.output)}")
+        env = {**git.GIT_ENV, **git.identity_env(author)}
+        result = self.run(git.commit_command(message, author), cwd=str(path), env=env)
+        sha = result.output.strip().splitlines()[-1] if result.output.strip() else ""
+        if not result.ok or not _SHA.fullmatch(sha):
+            raise SandboxError(f"cannot commit in {repo}: {git.last_line(result.output)}")
+        return sha
+
+    def push(self, repo: str, branch: str, *, credentials: GitCredentials | None = None) -> None:
+        """Push branch to the remote recorded when repo was cloned (never forced)."""
+        path = self._confine(repo)
+        remote = self._require_started().repos.get(self._relative(path))
+        if remote is None:
+            raise SandboxError(f"cannot push {repo}: it was not cloned by this sandbox")
+        if not _valid_branch(branch):
+            raise SandboxError(f"cannot push {branch!r}: not a valid branch name")
+        objects = self._objects_dir(path, repo)
+        found = self.run(git.branch_sha_command(branch), cwd=str(path), env=git.GIT_ENV)
+        sha = found.output.strip()
+        if not found.ok or not _SHA.fullmatch(sha):
+            raise SandboxError(f"cannot push {branch!r}: there is no such branch in {repo}")
+        pusher = self._pusher(objects)
+        if credentials is not None:
+            self.add_secret(credentials.password)
+        argv = ["git", f"--git-dir={pusher}", *git.HARDENING, *git.credential_args(credentials)]
+        argv += ["push", "--quiet", "--no-verify", remote, f"{sha}:refs/heads/{branch}"]
+        raw, text = self._run_unconfined(
+            argv, cwd=self.directory, env=git.credential_env(credentials)
+        )
+        if raw.timed_out:
+            raise SandboxError(f"push of {branch!r} to {git.public_url(remote)} timed out")
+        if raw.exit_code != 0:
+            raise git.push_failure(text, url=remote, branch=branch)
+
+    def _relative(self, path: Path) -> str:
+        return str(path.relative_to(self._work))
+
+    def _objects_dir(self, path: Path, repo: str) -> Path:
+        """The clone's object directory, refused if it or an alternate leads out of work_dir
+        (a push would otherwise publish objects from elsewhere on this machine)."""
+        dot_git = path / ".git"
+        if dot_git.is_symlink() or not dot_git.is_dir():
+            raise SandboxError(f"cannot push {repo}: {repo}/.git is not a git directory")
+        objects = (dot_git / "objects").resolve()
+        pending, seen = [(objects, 0)], set()
+        while pending:
+            directory, depth = pending.pop()
+            if directory in seen:
+                continue
+            seen.add(directory)
+            if self._work not in directory.parents or depth > _MAX_ALTERNATES_DEPTH:
+                raise SandboxError(f"cannot push {repo}: its objects lie outside the sandbox")
+            if (directory / "info" / "http-alternates").exists():
+                raise SandboxError(f"cannot push {repo}: it borrows objects over http")
+            alternates = directory / "info" / "alternates"
+            if alternates.exists():
+                for line in alternates.read_text().splitlines():
+                    if line.strip() and not line.startswith("#"):
+                        pending.append(((directory / line.strip()).resolve(), depth + 1))
+        return objects
+
+    def _pusher(self, objects: Path) -> Path:
+        """push.git, borrowing `objects` through its alternates file."""
+        pusher = self.directory / "push.git"
+        if not (pusher / "HEAD").exists():
+            raw, text = self._run_unconfined(
+                ["git", "init", "--quiet", "--bare", str(pusher)], cwd=self.directory, env={}
+            )
+            if raw.exit_code != 0:
+                raise SandboxError(f"cannot prepare a push: {git.last_line(text)}")
+        (pusher / "objects" / "info").mkdir(parents=True, exist_ok=True)
+        (pusher / "objects" / "info" / "alternates").write_text(f"{objects}\n")
+        return pusher
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Mark the sandbox stopped and end its running commands; files stay."""
+        with self._updating() as state:
+            state.state = "stopped"
+        self._running.kill(self._id)
+
+    def resume(self) -> None:
+        with self._updating() as state:
+            state.state = "started"
+
+    def destroy(self) -> None:
+        """End running commands and remove the directory. Idempotent."""
+        self._running.kill(self._id)
+        if not self.directory.exists():
+            return
+        # Rename first: the sandbox disappears from find()/acquire() at once, even if
+        # removing a large tree takes a while or is interrupted.
+        trash = self.directory.with_name(f".trash-{self._id}-{uuid.uuid4().hex[:8]}")
+        try:
+            self.directory.rename(trash)
+        except FileNotFoundError:
+            return
+        shutil.rmtree(trash, onerror=_force_writable)
+
+
+class LocalProvider(SandboxProvider):
+    """Sandboxes as directories under `root`, confined with bubblewrap where it works.
+
+    use_bwrap: None picks bubblewrap when it is installed and starts, True requires it
+    (SandboxError otherwise), False never uses it. network=False cuts confined commands off
+    the network. secrets are redacted from every command's output.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        *,
+        use_bwrap: bool | None = None,
+        bwrap_executable: str | None = None,
+        network: bool = True,
+        secrets: Iterable[str] = (),
+        output_limit: int = DEFAULT_OUTPUT_LIMIT,
+        command_timeout: float = 600.0,
+        kill_grace: float = 2.0,
+    ) -> None:
+        self.root = Path(root).resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._secrets = [s for s in secrets if s]
+        self._output_limit = output_limit
+        self._command_timeout = command_timeout
+        self._kill_grace = kill_grace
+        self._running = _Running()
+        self._bwrap, self.isolation = self._confinement(use_bwrap, bwrap_executable, network)
+
+    @property
+    def confined(self) -> bool:
+        return self._bwrap is not None
+
+    def _confinement(
+        self, use_bwrap: bool | None, executable: str | None, network: bool
+    ) -> tuple[Bubblewrap | None, str]:
+        if use_bwrap is False:
+            return None, f"none: bubblewrap disabled; {_UNCONFINED}"
+        found = find_bubblewrap(executable)
+        if found is None:
+            problem = "bwrap not found"
+        else:
+            bwrap = Bubblewrap(found, network=network)
+            with tempfile.TemporaryDirectory(dir=self.root, prefix=".probe-") as scratch:
+                failure = probe(bwrap, scratch)
+            if failure is None:
+                return bwrap, bwrap.describe(str(self.root))
+            problem = f"bwrap failed to start ({failure})"
+        if use_bwrap:
+            raise SandboxError(f"bubblewrap is required but {problem}")
+        return None, f"none: {problem}; {_UNCONFINED}"
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Serialise acquire across threads and processes sharing this root."""
+        with (self.root / ".lock").open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def acquire(self, labels: Mapping[str, str]) -> LocalSandbox:
+        wanted = _labels(labels)
+        with self._locked():
+            matches = [box for box in self._scan() if box.labels == wanted]
+            if not matches:
+                return self._create(wanted)
+            box = matches[0]
+            box.resume()
+            return box
+
+    def find(self, labels: Mapping[str, str]) -> list[Sandbox]:
+        wanted = _labels(labels).items()
+        return [box for box in self._scan() if wanted <= box.labels.items()]
+
+    def _scan(self) -> list[LocalSandbox]:
+        """Every sandbox under root, oldest first (directories without state are skipped)."""
+        found = []
+        for directory in self.root.iterdir():
+            if directory.name.startswith(".") or not directory.is_dir():
+                continue
+            try:
+                found.append(self._open(directory, _read_state(directory)))
+            except (OSError, ValueError, TypeError, KeyError):
+                continue  # half-created, half-removed or not ours
+        return sorted(found, key=lambda box: (box.created_at, box.id))
+
+    def _create(self, labels: dict[str, str]) -> LocalSandbox:
+        sandbox_id = f"sbx-{uuid.uuid4().hex[:12]}"
+        directory = self.root / sandbox_id
+        directory.mkdir(mode=0o700)
+        for name in ("work", "home", "tmp"):
+            (directory / name).mkdir()
+        created = datetime.now(UTC).isoformat()
+        state = _State(id=sandbox_id, labels=labels, created_at=created)
+        _write_state(directory, state)  # last: until now, find() does not see it
+        return self._open(directory, state)
+
+    def _open(self, directory: Path, state: _State) -> LocalSandbox:
+        return LocalSandbox(
+            directory,
+            state,
+            bwrap=self._bwrap,
+            running=self._running,
+            secrets=self._secrets,
+            output_limit=self._output_limit,
+            command_timeout=self._command_timeout,
+            kill_grace=self._kill_grace,
+        )
+
+
+def _labels(labels: Mapping[str, str]) -> dict[str, str]:
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
+        raise SandboxError("sandbox labels must map strings to strings")
+    return dict(labels)
+
+
+def _read_state(directory: Path) -> _State:
+    data = json.loads((directory / STATE_FILE).read_text())
+    return _State(**data)
+
+
+def _write_state(directory: Path, state: _State) -> None:
+    """Replace the state file atomically, so a reader never sees half of it."""
+    temporary = directory / f".{STATE_FILE}.{uuid.uuid4().hex[:8]}"
+    temporary.write_text(json.dumps(asdict(state), indent=2, sort_keys=True))
+    os.replace(temporary, directory / STATE_FILE)
+
+
+def _file_error(exc: OSError) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return "file_not_found"
+    if isinstance(exc, IsADirectoryError):
+        return "is_directory"
+    if isinstance(exc, PermissionError):
+        return "permission_denied"
+    return exc.strerror or type(exc).__name__
+
+
+def _is_local_path(source: str) -> bool:
+    """A path on disk rather than a URL or scp-like host:path."""
+    return "://" not in source and ":" not in source.split("/", 1)[0]
+
+
+def _valid_branch(branch: str) -> bool:
+    result = subprocess.run(
+        ["git", "check-ref-format", f"refs/heads/{branch}"],
+        capture_output=True,
+        check=False,
+        env={"PATH": SYSTEM_PATH},
+    )
+    return result.returncode == 0 and not branch.startswith("-")
+
+
+def _force_writable(_function: object, path: str, _excinfo: object) -> None:
+    """rmtree's error hook: code in the sandbox may have made directories read-only."""
+    if not os.path.lexists(path):
+        return
+    parent = os.path.dirname(path)
+    os.chmod(parent, os.stat(parent).st_mode | stat.S_IWUSR | stat.S_IXUSR)
+    if os.path.isdir(path) and not os.path.islink(path):
+        os.chmod(path, os.stat(path).st_mode | stat.S_IWUSR | stat.S_IRUSR | stat.S_IXUSR)
+        shutil.rmtree(path, onerror=_force_writable)
+    else:
+        os.unlink(path)
