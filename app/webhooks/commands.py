@@ -55,7 +55,7 @@ _MENTION = re.compile(
 )
 _PREFIX = re.compile(re.escape(COMMAND_PREFIX) + r"(?![\w-])", re.IGNORECASE)
 _BARE = re.compile(r"/(approve|revise)(?![\w-])", re.IGNORECASE)
-_MASK = "\x1a"  # stands in for hidden characters so offsets stay those of the raw line
+_MASK = "\x1a"  # stands in for inline code so offsets stay those of the raw line
 _PUNCTUATION = ".,:;!?"
 
 
@@ -65,7 +65,8 @@ def strip_hidden_markup(text: str) -> str:
 
 
 def _visible_lines(text: str) -> list[tuple[str, str]]:
-    """(raw, visible) per line; visible masks fenced code, quotes and inline code, same length."""
+    """(raw, visible) per line. Fenced code and quoted lines are not visible at all ("");
+    inline code is masked with a stand-in of the same length, so offsets stay those of `raw`."""
     lines: list[tuple[str, str]] = []
     fence: str | None = None
     for raw in text.split("\n"):
@@ -73,12 +74,12 @@ def _visible_lines(text: str) -> list[tuple[str, str]]:
         if fence is not None:
             if opening and _closes(opening.group(1), fence) and not raw[opening.end() :].strip():
                 fence = None
-            lines.append((raw, _MASK * len(raw)))
+            lines.append((raw, ""))
         elif opening:
             fence = opening.group(1)
-            lines.append((raw, _MASK * len(raw)))
+            lines.append((raw, ""))
         elif raw.lstrip().startswith(">"):
-            lines.append((raw, _MASK * len(raw)))
+            lines.append((raw, ""))
         else:
             visible = _INLINE_CODE.sub(lambda m: _MASK * len(m.group(0)), raw)
             lines.append((raw, visible))
