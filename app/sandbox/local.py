@@ -420,6 +420,8 @@ class LocalSandbox(Sandbox):
                 raise SandboxError(f"cannot push {repo}: its objects lie outside the sandbox")
             if (directory / "info" / "http-alternates").exists():
                 raise SandboxError(f"cannot push {repo}: it borrows objects over http")
+            if _has_symlink(directory):  # git never makes one; a pack could point anywhere
+                raise SandboxError(f"cannot push {repo}: its objects lie outside the sandbox")
             alternates = directory / "info" / "alternates"
             if alternates.exists():
                 for line in alternates.read_text().splitlines():
@@ -610,6 +612,13 @@ def _file_error(exc: OSError) -> str:
 def _is_local_path(source: str) -> bool:
     """A path on disk rather than a URL or scp-like host:path."""
     return "://" not in source and ":" not in source.split("/", 1)[0]
+
+
+def _has_symlink(directory: Path) -> bool:
+    for parent, dirs, files in os.walk(directory):
+        if any(os.path.islink(os.path.join(parent, name)) for name in (*dirs, *files)):
+            return True
+    return False
 
 
 def _valid_branch(branch: str) -> bool:

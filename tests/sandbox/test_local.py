@@ -310,6 +310,20 @@ def test_push_refuses_objects_from_outside_the_sandbox(
         sandbox.push("repo", "main")
 
 
+def test_push_refuses_object_files_linked_from_outside(
+    sandbox: LocalSandbox, tmp_path: Path
+) -> None:
+    remote = make_remote(tmp_path / "remotes")
+    private = make_remote(tmp_path / "private", "private.git")
+    sandbox.clone(remote.url, "repo")
+    secret_object = next(p for p in (private.path / "objects").rglob("*") if p.is_file())
+    name = f"{secret_object.parent.name}/{secret_object.name}"
+    sandbox.run(f"mkdir -p repo/.git/objects/{secret_object.parent.name}")
+    assert sandbox.run(f"ln -sf {secret_object} repo/.git/objects/{name}").ok
+    with pytest.raises(SandboxError, match="outside the sandbox"):
+        sandbox.push("repo", "main")
+
+
 def test_push_needs_a_clone_and_an_existing_valid_branch(
     sandbox: LocalSandbox, tmp_path: Path
 ) -> None:
