@@ -43,19 +43,15 @@ import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import structlog
 from daytona import (
     AsyncDaytona,
     AsyncSandbox,
     CreateSandboxFromSnapshotParams,
-    DaytonaAuthenticationError,
     DaytonaConfig,
-    DaytonaConflictError,
     DaytonaConnectionError,
     DaytonaError,
-    DaytonaForbiddenError,
     DaytonaNotFoundError,
     DaytonaTimeoutError,
     FileDownloadRequest,
@@ -64,12 +60,19 @@ from daytona import (
     SessionExecuteRequest,
 )
 from daytona.common.errors import SOURCE_DAEMON
-from deepagents.backends.protocol import FileDownloadResponse, FileUploadResponse
+from deepagents.backends.protocol import (
+    EditResult,
+    FileDownloadResponse,
+    FileUploadResponse,
+    WriteResult,
+)
+from deepagents.backends.utils import perform_string_replacement
 
 from app.config import ConfigError, Settings
 from app.logs import REDACTED
 from app.sandbox.backoff import RetryPolicy, parse_retry_after
 from app.sandbox.base import (
+    OUTSIDE_WORK_DIR,
     GitCredentials,
     GitIdentity,
     RawResult,
@@ -79,6 +82,9 @@ from app.sandbox.base import (
     SandboxProvider,
 )
 from app.sandbox.event_loop import LoopThread
+from app.sandbox.git import check_url, public_url
+from app.sandbox.output import Clipped
+from app.sandbox.process import STREAM_KEEP_BYTES, TIMEOUT_EXIT_CODE
 
 T = TypeVar("T")
 log = structlog.get_logger(__name__)
@@ -103,7 +109,10 @@ _COMING_UP = {
     "forking",
 }
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_TIMED_OUT_EXIT = 124  # what `timeout` returns; also used when our own deadline cuts a command
+_KILLED_EXIT = 137  # timeout -k had to SIGKILL
+# Bigger edits go through our download/replace/upload: deepagents passes them through /tmp,
+# outside work_dir where file operations may not go (its own inline limit is 50 kB).
+_INLINE_EDIT_BYTES = 10_000
 
 
 @dataclass(frozen=True)
@@ -401,7 +410,8 @@ class DaytonaSandbox(Sandbox):
         self, command: str, cwd: str, env: dict[str, str], seconds: float | None
     ) -> RawResult:
         limit = seconds if seconds and seconds > 0 else self._provider.settings.command_timeout
-        script = _session_script(command, cwd=self._abs(cwd), env=env, limit=limit)
+        clip = f"open-swe-clip-{uuid.uuid4().hex}"
+        script = _session_script(command, cwd=self._abs(cwd), env=env, limit=limit, clip=clip)
         process = self._sdk.process
         session = f"open-swe-{uuid.uuid4().hex}"
         await self.toolbox("opening a command session", lambda: process.create_session(session))
@@ -415,10 +425,12 @@ class DaytonaSandbox(Sandbox):
             output = await self._output(session, command_id, best_effort=exit_code is None)
         finally:
             await self._end_session(session)
+        clipped = _unclip(output, clip)
         if exit_code is None:
-            return RawResult(_TIMED_OUT_EXIT, output, timed_out=True)
-        timed_out = exit_code in (_TIMED_OUT_EXIT, 137) and time.monotonic() - started >= limit
-        return RawResult(exit_code, output, timed_out=timed_out)
+            return RawResult(TIMEOUT_EXIT_CODE, clipped, timed_out=True)
+        elapsed = time.monotonic() - started
+        timed_out = exit_code in (TIMEOUT_EXIT_CODE, _KILLED_EXIT) and elapsed >= limit
+        return RawResult(exit_code, clipped, timed_out=timed_out)
 
     async def _start_command(self, session: str, script: str) -> str:
         process = self._sdk.process
@@ -479,18 +491,23 @@ class DaytonaSandbox(Sandbox):
 
     def upload_files(self, files: list[tuple[str, bytes]]) -> list[FileUploadResponse]:
         responses = [FileUploadResponse(path=path) for path, _ in files]
-        pending: list[tuple[int, FileUpload]] = []
-        for index, (path, data) in enumerate(files):
-            target = self._file_path(path)
-            if target is None:
-                responses[index].error = "invalid_path"
-            else:
-                pending.append((index, FileUpload(source=data, destination=target)))
-        if pending:
-            errors = self._blocking(self._upload(pending), "uploading files")
+        if files:
+            errors = self._blocking(self._upload_all(files), "uploading files")
             for index, error in errors.items():
                 responses[index].error = error
         return responses
+
+    async def _upload_all(self, files: list[tuple[str, bytes]]) -> dict[int, str]:
+        located = await self._locate([path for path, _ in files])
+        errors = {i: error for i, (_, error) in enumerate(located) if error is not None}
+        pending = [
+            (i, FileUpload(source=data, destination=target))
+            for i, ((target, _), (_, data)) in enumerate(zip(located, files, strict=True))
+            if target is not None
+        ]
+        if pending:
+            errors.update(await self._upload(pending))
+        return errors
 
     async def _upload(self, pending: list[tuple[int, FileUpload]]) -> dict[int, str]:
         fs, limit = self._sdk.fs, self._provider.timings.transfer
@@ -511,17 +528,48 @@ class DaytonaSandbox(Sandbox):
         return errors
 
     def download_files(self, paths: list[str]) -> list[FileDownloadResponse]:
-        responses = [FileDownloadResponse(path=path) for path in paths]
-        targets = {index: self._file_path(path) for index, path in enumerate(paths)}
-        wanted = sorted({t for t in targets.values() if t is not None})
-        results = self._blocking(self._download(wanted), "downloading files") if wanted else {}
-        for index, target in targets.items():
-            if target is None:
-                responses[index].error = "invalid_path"
-                continue
-            content, error = results[target]
-            responses[index].content, responses[index].error = content, error
-        return responses
+        if not paths:
+            return []
+        found = self._blocking(self._download_all(paths), "downloading files")
+        return [
+            FileDownloadResponse(path=path, content=content, error=error)
+            for path, (content, error) in zip(paths, found, strict=True)
+        ]
+
+    async def _download_all(self, paths: list[str]) -> list[tuple[bytes | None, str | None]]:
+        located = await self._locate(paths)
+        targets = sorted({target for target, _ in located if target is not None})
+        results = await self._download(targets) if targets else {}
+        return [(None, error) if target is None else results[target] for target, error in located]
+
+    async def _locate(self, paths: list[str]) -> list[tuple[str | None, str | None]]:
+        """(real path, None) for each path inside work_dir, else (None, error).
+
+        Symlinks are resolved inside the sandbox, so a link cannot lead a file operation out
+        of work_dir (commands are not confined: the sandbox itself is the boundary).
+        """
+        located: list[tuple[str | None, str | None]] = []
+        for path in paths:
+            if not path or any(c in path for c in "\0\n") or path.endswith("/"):
+                located.append((None, "invalid_path"))
+            elif not _within(self.work_dir, self._abs(path)):
+                located.append((None, OUTSIDE_WORK_DIR))
+            else:
+                located.append((self._abs(path), None))
+        wanted = [target for target, _ in located if target is not None]
+        if not wanted:
+            return located
+        command = shlex.join(["realpath", "-m", "--", self.work_dir, *wanted])
+        process = self._sdk.process
+        answer = await self.toolbox("resolving paths", lambda: process.exec(command, timeout=60))
+        lines = answer.result.split("\n")
+        if answer.exit_code != 0 or len(lines) < len(wanted) + 1:
+            raise SandboxError(f"cannot resolve paths in the sandbox: {answer.result.strip()}")
+        root, real = lines[0], iter(lines[1:])
+        return [
+            (None, error) if target is None else _confined(root, next(real))
+            for target, error in located
+        ]
 
     async def _download(self, targets: list[str]) -> dict[str, tuple[bytes | None, str | None]]:
         fs = self._sdk.fs
@@ -542,6 +590,48 @@ class DaytonaSandbox(Sandbox):
                 results[answer.source] = (None, _file_error(message, code, self._secrets))
         return results
 
+    def _write_preflight(self, file_path: str) -> WriteResult | None:
+        # deepagents makes parent directories with a command; upload_files makes them itself,
+        # and refuses a path outside work_dir before anything is created for it.
+        return None
+
+    async def _awrite_preflight(self, file_path: str) -> WriteResult | None:
+        return None
+
+    def edit(
+        self,
+        file_path: str,
+        old_string: str,
+        new_string: str,
+        replace_all: bool = False,
+    ) -> EditResult:
+        if len(old_string.encode()) + len(new_string.encode()) <= _INLINE_EDIT_BYTES:
+            return super().edit(file_path, old_string, new_string, replace_all)
+        [download] = self.download_files([file_path])
+        if download.content is None:
+            return EditResult(error=f"Error editing file '{file_path}': {download.error}")
+        try:
+            content = download.content.decode("utf-8")
+        except UnicodeDecodeError:
+            return EditResult(error=f"Error editing file '{file_path}': not UTF-8 text")
+        replaced = perform_string_replacement(content, old_string, new_string, replace_all)
+        if isinstance(replaced, str):
+            return EditResult(error=replaced)
+        new_content, occurrences = replaced
+        [upload] = self.upload_files([(file_path, new_content.encode("utf-8"))])
+        if upload.error:
+            return EditResult(error=f"Error editing file '{file_path}': {upload.error}")
+        return EditResult(path=file_path, occurrences=occurrences)
+
+    async def aedit(
+        self,
+        file_path: str,
+        old_string: str,
+        new_string: str,
+        replace_all: bool = False,
+    ) -> EditResult:
+        return await asyncio.to_thread(self.edit, file_path, old_string, new_string, replace_all)
+
     # --- git ------------------------------------------------------------------------------
 
     def clone(
@@ -552,10 +642,11 @@ class DaytonaSandbox(Sandbox):
         branch: str | None = None,
         credentials: GitCredentials | None = None,
     ) -> None:
+        check_url(url)
         if credentials is not None:
             self.add_secret(credentials.password)
-        target = self._abs(dest)
-        log.info("daytona.git.clone", sandbox=self.id, repo=target, branch=branch)
+        target, where = self._abs(dest), public_url(url)
+        log.info("daytona.git.clone", sandbox=self.id, url=where, repo=target, branch=branch)
         git, user, password = self._sdk.git, _user(credentials), _password(credentials)
 
         async def clone() -> None:
@@ -566,11 +657,14 @@ class DaytonaSandbox(Sandbox):
                 before_retry=lambda: self._remove(target),  # a retry needs an empty destination
             )
 
-        self._git_blocking(clone(), f"cloning {_safe_url(url)}")
+        try:
+            self._blocking(clone(), f"cloning {where}")
+        except SandboxError as exc:
+            raise _clone_failure(exc, where, branch, self._secrets) from exc.__cause__
 
     def commit(self, repo: str, message: str, *, author: GitIdentity) -> str | None:
         path = self._abs(repo)
-        return self._git_blocking(self._commit(path, message, author), f"committing in {path}")
+        return self._blocking(self._commit(path, message, author), f"committing in {path}")
 
     async def _commit(self, path: str, message: str, author: GitIdentity) -> str | None:
         git = self._sdk.git
@@ -606,7 +700,10 @@ class DaytonaSandbox(Sandbox):
                 limit=self._provider.timings.transfer,
             )
 
-        self._git_blocking(push(), f"pushing {branch}")
+        try:
+            self._blocking(push(), f"pushing {branch}")
+        except SandboxError as exc:
+            raise _push_failure(exc, branch, self._secrets) from exc.__cause__
 
     async def _has_staged(self, path: str) -> bool:
         status = await self.toolbox("reading git status", lambda: self._sdk.git.status(path))
@@ -624,24 +721,6 @@ class DaytonaSandbox(Sandbox):
             await self._provider.call(
                 "removing a partial clone", lambda: self._sdk.fs.delete_file(path, recursive=True)
             )
-
-    def _git_blocking(self, coro: Coroutine[Any, Any, T], what: str) -> T:
-        try:
-            return self._blocking(coro, what)
-        except SandboxError as exc:
-            cause = exc.__cause__
-            daemon = isinstance(cause, DaytonaError) and cause.source == SOURCE_DAEMON
-            if daemon and isinstance(cause, DaytonaAuthenticationError | DaytonaForbiddenError):
-                raise SandboxError(
-                    f"{what} failed: the git host rejected the credentials; the installation "
-                    "token may have expired or lack access to this repository"
-                ) from cause
-            if daemon and isinstance(cause, DaytonaConflictError):
-                raise SandboxError(
-                    f"{what} was rejected: the remote branch has commits this sandbox does not "
-                    f"({_scrub(cause.message, self._secrets)}); it is never force-pushed"
-                ) from cause
-            raise
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -719,12 +798,6 @@ class DaytonaSandbox(Sandbox):
     def _abs(self, path: str) -> str:
         return posixpath.normpath(posixpath.join(self.work_dir, path))
 
-    def _file_path(self, path: str) -> str | None:
-        """The absolute path for a file operation, or None when the path is unusable."""
-        if not path or "\0" in path or path.endswith("/"):
-            return None
-        return self._abs(path)
-
 
 # --- helpers ---------------------------------------------------------------------------------
 
@@ -773,20 +846,56 @@ async def _collect(items: Any) -> list[AsyncSandbox]:
     return [item async for item in items]
 
 
-def _session_script(command: str, *, cwd: str, env: Mapping[str, str], limit: float) -> str:
-    """A POSIX script for a session: sh -c semantics, stdin closed, stderr into stdout, and
-    `timeout` killing the whole process group (when the image has it; our deadline remains)."""
+def _session_script(
+    command: str, *, cwd: str, env: Mapping[str, str], limit: float, clip: str
+) -> str:
+    """The script a session runs (as `sh -c`, so its `exit` cannot end the session's shell).
+
+    The command gets `sh -c` semantics, closed stdin, stderr into stdout, and `timeout -k`
+    killing its whole process group (when the image has timeout(1); our deadline remains).
+    Its output goes to a file; what comes back is all of it, or its head and tail around a
+    `clip` line counting what was left out, so a command printing gigabytes costs megabytes.
+    """
     for name in env:
         if not _ENV_NAME.fullmatch(name):
             raise SandboxError(f"invalid environment variable name {name!r}")
     assignments = "".join(f"{name}={shlex.quote(value)} " for name, value in env.items())
     inner = f"sh -c {shlex.quote(command)}"
-    seconds = max(1, math.ceil(limit))
-    return (
-        f"{{ cd -- {shlex.quote(cwd)} && if command -v timeout >/dev/null 2>&1; "
-        f"then env {assignments}timeout -k 5 {seconds} {inner}; "
-        f"else env {assignments}{inner}; fi; }} </dev/null 2>&1"
-    )
+    seconds, keep = max(1, math.ceil(limit)), STREAM_KEEP_BYTES
+    script = f"""out=$(mktemp) || exit 125
+{{ cd -- {shlex.quote(cwd)} && if command -v timeout >/dev/null 2>&1; \\
+then env {assignments}timeout -k 5 {seconds} {inner}; \\
+else env {assignments}{inner}; fi; }} </dev/null >"$out" 2>&1
+rc=$?
+size=$(wc -c <"$out")
+if [ "$size" -le {2 * keep} ]; then cat "$out"; else
+middle=$((size - {2 * keep}))
+lines=$(tail -c +{keep + 1} "$out" | head -c "$middle" | wc -l)
+head -c {keep} "$out"; printf '\\n%s %s %s\\n' {clip} "$middle" "$lines"; tail -c {keep} "$out"
+fi
+rm -f "$out"
+exit "$rc"
+"""
+    return f"sh -c {shlex.quote(script)}"
+
+
+def _unclip(output: str, clip: str) -> str | Clipped:
+    """The output, or its head and tail when the script cut the middle (see _session_script)."""
+    start = output.find(f"\n{clip} ")
+    if start < 0:
+        return output
+    end = output.find("\n", start + 1)
+    _, middle, lines = output[start + 1 : end].split()
+    head, tail = output[:start].encode(), output[end + 1 :].encode()
+    return Clipped(head, tail, omitted_chars=int(middle), omitted_lines=int(lines))
+
+
+def _within(root: str, path: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def _confined(root: str, real: str) -> tuple[str | None, str | None]:
+    return (real, None) if _within(root, real) else (None, OUTSIDE_WORK_DIR)
 
 
 def _file_error(message: str, status: int | None, secrets: Iterable[str]) -> str:
@@ -811,12 +920,48 @@ def _password(credentials: GitCredentials | None) -> str | None:
     return credentials.password if credentials else None
 
 
-def _safe_url(url: str) -> str:
-    """The URL without any user:password part."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return parts._replace(netloc=netloc).geturl()
+def _git_answer(exc: SandboxError) -> DaytonaError | None:
+    """The daemon's answer behind a failed git call (None: the failure was elsewhere)."""
+    cause = exc.__cause__
+    if isinstance(cause, DaytonaError) and cause.source == SOURCE_DAEMON:
+        return cause
+    return None
+
+
+def _clone_failure(
+    exc: SandboxError, where: str, branch: str | None, secrets: Iterable[str]
+) -> SandboxError:
+    answer = _git_answer(exc)
+    if answer is None:
+        return exc
+    status, message = _status(answer), _scrub(answer.message, secrets)
+    if branch and status == 404 and re.search(r"remote ref|branch", message, re.IGNORECASE):
+        return SandboxError(f"cannot clone {where}: branch {branch!r} does not exist")
+    if status in (401, 403, 404):
+        # GitHub answers 404 for a private repository the token cannot read.
+        return SandboxError(
+            f"cannot clone {where}: the repository does not exist "
+            "or these credentials cannot read it"
+        )
+    return SandboxError(f"cannot clone {where}: {message}")
+
+
+def _push_failure(exc: SandboxError, branch: str, secrets: Iterable[str]) -> SandboxError:
+    answer = _git_answer(exc)
+    if answer is None:
+        return exc
+    status, message = _status(answer), _scrub(answer.message, secrets)
+    if status == 409:
+        return SandboxError(
+            f"push of {branch!r} was rejected: the remote branch has commits this one lacks "
+            "(open-swe never force-pushes)"
+        )
+    if status in (401, 403):
+        return SandboxError(
+            f"push of {branch!r} failed: the credentials were refused (the installation token "
+            "may have expired or lack permission to push)"
+        )
+    return SandboxError(f"push of {branch!r} failed: {message}")
 
 
 def _scrub(text: str, secrets: Iterable[str]) -> str:

@@ -610,7 +610,8 @@ class _Toolbox:
                 args += ["--branch", body["branch"]]
             if body.get("depth"):
                 args += ["--depth", str(body["depth"])]
-            self.run_git(self.sandbox.home, *args, "--", body["url"], str(dest))
+            auth, env = _basic_auth(body)
+            self.run_git(self.sandbox.home, *auth, *args, "--", body["url"], str(dest), env=env)
             if body.get("commit_id"):
                 self.run_git(dest, "checkout", "--quiet", body["commit_id"])
             return None
@@ -636,15 +637,9 @@ class _Toolbox:
             self.check_credentials(body)
             branch = body.get("branch") or self.run_git(repo, "branch", "--show-current").strip()
             ref = f"refs/heads/{branch}"
-            self.run_git(
-                repo,
-                "-c",
-                "credential.helper=",
-                "push",
-                "--quiet",
-                body.get("remote") or "origin",
-                f"{ref}:{ref}",
-            )
+            auth, env = _basic_auth(body)
+            remote = body.get("remote") or "origin"
+            self.run_git(repo, *auth, "push", "--quiet", remote, f"{ref}:{ref}", env=env)
             return None
         if action == "checkout":
             self.run_git(repo, "checkout", "--quiet", body["branch"])
@@ -685,18 +680,59 @@ class _Toolbox:
             ["git", *args], cwd=cwd, env=self.env(env), capture_output=True, text=True, check=False
         )
         if result.returncode != 0:
-            message = (result.stderr or result.stdout).strip()
-            if "rejected" in message:
-                raise _HttpError(409, message, "GIT_PUSH_REJECTED", _DAEMON)
-            if "does not exist" in message or "not found" in message:
-                raise _HttpError(404, message, "GIT_REPO_NOT_FOUND", _DAEMON)
-            if "already exists" in message:
-                raise _HttpError(409, message, "CONFLICT", _DAEMON)
-            raise _HttpError(400, message, "BAD_REQUEST", _DAEMON)
+            raise _git_error((result.stderr or result.stdout).strip())
         return result.stdout
 
 
 _DAEMON = "DAYTONA_DAEMON"
+# git's complaints, and what the daemon (go-git) answers for them.
+_GIT_ERRORS = [
+    (
+        r"Remote branch (\S+) not found",
+        404,
+        "couldn't find remote ref refs/heads/{0}",
+        "GIT_BRANCH_NOT_FOUND",
+    ),
+    (
+        r"does not appear to be a git repository|[Rr]epository not found|not found",
+        404,
+        "repository not found",
+        "GIT_REPO_NOT_FOUND",
+    ),
+    (
+        r"Authentication failed|could not read Username|returned error: 401",
+        401,
+        "authentication required",
+        "GIT_AUTH_FAILED",
+    ),
+    (
+        r"\[rejected\]|non-fast-forward|fetch first",
+        409,
+        "non-fast-forward update",
+        "GIT_PUSH_REJECTED",
+    ),
+    (r"already exists and is not an empty directory", 409, "repository already exists", "CONFLICT"),
+]
+
+
+def _git_error(stderr: str) -> _HttpError:
+    for pattern, status, message, code in _GIT_ERRORS:
+        found = re.search(pattern, stderr)
+        if found:
+            return _HttpError(status, message.format(*found.groups()), code, _DAEMON)
+    return _HttpError(400, stderr, "BAD_REQUEST", _DAEMON)
+
+
+def _basic_auth(body: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
+    """git options and environment for HTTP basic auth from the request, like go-git's
+    BasicAuth: given to the one command, never written to the repository's config."""
+    if body.get("username") is None or body.get("password") is None:
+        return ["-c", "credential.helper="], {}
+    helper = '!f() { echo "username=$FAKE_GIT_USER"; echo "password=$FAKE_GIT_PASS"; }; f'
+    options = ["-c", "credential.helper=", "-c", f"credential.helper={helper}"]
+    return options, {"FAKE_GIT_USER": body["username"], "FAKE_GIT_PASS": body["password"]}
+
+
 _STATUS = {
     " ": "Unmodified",
     "?": "Untracked",
