@@ -35,17 +35,37 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _serve(settings: Settings, *, host: str | None, port: int | None) -> int:
     import uvicorn
 
+    from app.github.errors import GitHubError
     from app.logs import configure_logging
-    from app.server import create_app
+    from app.server import build_github_app, create_app
+    from app.setup_routes import SetupStateStore
 
+    bind_host = host or settings.host
+    bind_port = port if port is not None else settings.port
+    try:
+        github = build_github_app(settings) if settings.app_configured else None
+    except GitHubError as exc:  # e.g. a key that is not a PEM: say so now, not per delivery
+        print(f"open-swe: configuration error: GITHUB_APP_PRIVATE_KEY: {exc}", file=sys.stderr)
+        return 2
     configure_logging(
         level=settings.log_level, fmt=settings.log_format, secrets=settings.secret_values()
     )
+    setup_state = None
+    if github is None:
+        setup_state = SetupStateStore()
+        base = settings.public_url or f"http://{_browsable(bind_host)}:{bind_port}"
+        link = f"{base.rstrip('/')}/setup?token={setup_state.token}"
+        print(f"open-swe: setup mode (no GitHub App configured yet): open {link}", file=sys.stderr)
     uvicorn.run(
-        create_app(settings),
-        host=host or settings.host,
-        port=port or settings.port,
+        create_app(settings, github=github, setup_state=setup_state),
+        host=bind_host,
+        port=bind_port,
         log_level=settings.log_level,
         proxy_headers=True,
     )
     return 0
+
+
+def _browsable(host: str) -> str:
+    """A host a browser can open: the wildcard addresses mean this machine."""
+    return "localhost" if host in {"0.0.0.0", "::", ""} else host  # noqa: S104

@@ -60,7 +60,7 @@ def create_app(
             return
         own_store = store is None
         live_store = store or Store.open(settings.database_url)
-        live_github = github or _github_app(settings)
+        live_github = github or build_github_app(settings)
         slug = AppSlug(settings.github_app_slug, live_github)
         live_dispatcher = dispatcher or InProcessDispatcher(
             run_job=run_job or _agent_not_wired(live_store),
@@ -91,7 +91,8 @@ def create_app(
     return Starlette(routes=routes, lifespan=lifespan)
 
 
-def _github_app(settings: Settings) -> GitHubApp:
+def build_github_app(settings: Settings) -> GitHubApp:
+    """The App as `settings` configure it (raises GitHubError for a key that is not a PEM)."""
     pem = settings.private_key_pem
     assert settings.github_app_id is not None, "app_configured checked"
     assert pem is not None, "app_configured checked"
