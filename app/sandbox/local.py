@@ -28,18 +28,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import json
-import os
 import re
-import shutil
-import signal
-import stat
 import subprocess
 import tempfile
-import threading
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -65,51 +58,21 @@ from app.sandbox.base import (
     SandboxProvider,
 )
 from app.sandbox.bwrap import SYSTEM_PATH, Bubblewrap, find_bubblewrap, probe
+from app.sandbox.local_git import confined_objects, is_local_path, prepare_pusher, valid_branch
+from app.sandbox.local_state import (
+    RunningCommands,
+    SandboxState,
+    read_state,
+    remove_tree,
+    write_state,
+)
 from app.sandbox.output import clean_output
-from app.sandbox.process import kill_group, run_process
+from app.sandbox.process import run_process
 
-STATE_FILE = "sandbox.json"
 _UNCONFINED = "commands run as this user with a scrubbed environment"
 # deepagents edits bigger than this go through temp files in /tmp; do them here instead.
 _INLINE_EDIT_BYTES = 50_000
 _SHA = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
-_MAX_ALTERNATES_DEPTH = 5  # git's own limit
-
-
-@dataclass
-class _State:
-    id: str
-    labels: dict[str, str]
-    created_at: str
-    state: str = "started"  # or "stopped"
-    repos: dict[str, str] = field(default_factory=dict)  # clone path (relative) -> remote
-
-
-class _Running:
-    """Processes running per sandbox, so stop() and destroy() can end them."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._procs: dict[str, set[subprocess.Popen[bytes]]] = {}
-
-    @contextlib.contextmanager
-    def track(self, sandbox_id: str) -> Iterator[list[subprocess.Popen[bytes]]]:
-        started: list[subprocess.Popen[bytes]] = []
-        try:
-            yield started
-        finally:
-            with self._lock:
-                self._procs.get(sandbox_id, set()).difference_update(started)
-
-    def add(self, sandbox_id: str, proc: subprocess.Popen[bytes]) -> None:
-        with self._lock:
-            self._procs.setdefault(sandbox_id, set()).add(proc)
-
-    def kill(self, sandbox_id: str) -> None:
-        with self._lock:
-            procs = list(self._procs.get(sandbox_id, ()))
-        for proc in procs:
-            kill_group(proc, signal.SIGKILL)
 
 
 class LocalSandbox(Sandbox):
@@ -118,10 +81,10 @@ class LocalSandbox(Sandbox):
     def __init__(
         self,
         directory: Path,
-        state: _State,
+        state: SandboxState,
         *,
         bwrap: Bubblewrap | None,
-        running: _Running,
+        running: RunningCommands,
         secrets: Iterable[str] = (),
         output_limit: int = DEFAULT_OUTPUT_LIMIT,
         command_timeout: float = 600.0,
@@ -152,14 +115,14 @@ class LocalSandbox(Sandbox):
 
     # --- state ------------------------------------------------------------------------
 
-    def _load(self) -> _State:
+    def _load(self) -> SandboxState:
         try:
-            return _read_state(self.directory)
+            return read_state(self.directory)
         except FileNotFoundError:
             raise SandboxGone(f"sandbox {self._id} no longer exists") from None
 
     @contextlib.contextmanager
-    def _updating(self) -> Iterator[_State]:
+    def _updating(self) -> Iterator[SandboxState]:
         """Read, let the caller change, and write back the state, locked across processes."""
         try:
             handle = (self.directory / ".lock").open("a")
@@ -169,9 +132,9 @@ class LocalSandbox(Sandbox):
             fcntl.flock(handle, fcntl.LOCK_EX)
             state = self._load()
             yield state
-            _write_state(self.directory, state)
+            write_state(self.directory, state)
 
-    def _require_started(self) -> _State:
+    def _require_started(self) -> SandboxState:
         state = self._load()
         if state.state != "started":
             raise SandboxError(f"sandbox {self._id} is stopped; resume it first")
@@ -340,7 +303,7 @@ class LocalSandbox(Sandbox):
             raise SandboxError(f"cannot clone into {dest}: it exists and is not empty")
         source = url
         options = ["--quiet"]
-        if _is_local_path(url):
+        if is_local_path(url):
             source = str(Path(url).resolve())
             options.append("--no-hardlinks")
         if branch:
@@ -380,14 +343,14 @@ class LocalSandbox(Sandbox):
         remote = self._require_started().repos.get(self._relative(path))
         if remote is None:
             raise SandboxError(f"cannot push {repo}: it was not cloned by this sandbox")
-        if not _valid_branch(branch):
+        if not valid_branch(branch):
             raise SandboxError(f"cannot push {branch!r}: not a valid branch name")
-        objects = self._objects_dir(path, repo)
+        objects = confined_objects(path, self._work, repo)
         found = self.run(git.branch_sha_command(branch), cwd=str(path), env=git.GIT_ENV)
         sha = found.output.strip()
         if not found.ok or not _SHA.fullmatch(sha):
             raise SandboxError(f"cannot push {branch!r}: there is no such branch in {repo}")
-        pusher = self._pusher(objects)
+        pusher = prepare_pusher(self.directory / "push.git", objects)
         if credentials is not None:
             self.add_secret(credentials.password)
         argv = ["git", f"--git-dir={pusher}", *git.HARDENING, *git.credential_args(credentials)]
@@ -402,45 +365,6 @@ class LocalSandbox(Sandbox):
 
     def _relative(self, path: Path) -> str:
         return str(path.relative_to(self._work))
-
-    def _objects_dir(self, path: Path, repo: str) -> Path:
-        """The clone's object directory, refused if it or an alternate leads out of work_dir
-        (a push would otherwise publish objects from elsewhere on this machine)."""
-        dot_git = path / ".git"
-        if dot_git.is_symlink() or not dot_git.is_dir():
-            raise SandboxError(f"cannot push {repo}: {repo}/.git is not a git directory")
-        objects = (dot_git / "objects").resolve()
-        pending, seen = [(objects, 0)], set()
-        while pending:
-            directory, depth = pending.pop()
-            if directory in seen:
-                continue
-            seen.add(directory)
-            if self._work not in directory.parents or depth > _MAX_ALTERNATES_DEPTH:
-                raise SandboxError(f"cannot push {repo}: its objects lie outside the sandbox")
-            if (directory / "info" / "http-alternates").exists():
-                raise SandboxError(f"cannot push {repo}: it borrows objects over http")
-            if _has_symlink(directory):  # git never makes one; a pack could point anywhere
-                raise SandboxError(f"cannot push {repo}: its objects lie outside the sandbox")
-            alternates = directory / "info" / "alternates"
-            if alternates.exists():
-                for line in alternates.read_text().splitlines():
-                    if line.strip() and not line.startswith("#"):
-                        pending.append(((directory / line.strip()).resolve(), depth + 1))
-        return objects
-
-    def _pusher(self, objects: Path) -> Path:
-        """push.git, borrowing `objects` through its alternates file."""
-        pusher = self.directory / "push.git"
-        if not (pusher / "HEAD").exists():
-            raw, text = self._run_unconfined(
-                ["git", "init", "--quiet", "--bare", str(pusher)], cwd=self.directory, env={}
-            )
-            if raw.exit_code != 0:
-                raise SandboxError(f"cannot prepare a push: {git.last_line(text)}")
-        (pusher / "objects" / "info").mkdir(parents=True, exist_ok=True)
-        (pusher / "objects" / "info" / "alternates").write_text(f"{objects}\n")
-        return pusher
 
     # --- lifecycle --------------------------------------------------------------------
 
@@ -457,16 +381,7 @@ class LocalSandbox(Sandbox):
     def destroy(self) -> None:
         """End running commands and remove the directory. Idempotent."""
         self._running.kill(self._id)
-        if not self.directory.exists():
-            return
-        # Rename first: the sandbox disappears from find()/acquire() at once, even if
-        # removing a large tree takes a while or is interrupted.
-        trash = self.directory.with_name(f".trash-{self._id}-{uuid.uuid4().hex[:8]}")
-        try:
-            self.directory.rename(trash)
-        except FileNotFoundError:
-            return
-        shutil.rmtree(trash, onerror=_force_writable)
+        remove_tree(self.directory)
 
 
 class LocalProvider(SandboxProvider):
@@ -495,7 +410,7 @@ class LocalProvider(SandboxProvider):
         self._output_limit = output_limit
         self._command_timeout = command_timeout
         self._kill_grace = kill_grace
-        self._running = _Running()
+        self._running = RunningCommands()
         self._bwrap, self.isolation = self._confinement(use_bwrap, bwrap_executable, network)
 
     @property
@@ -552,7 +467,7 @@ class LocalProvider(SandboxProvider):
             if directory.name.startswith(".") or not directory.is_dir():
                 continue
             try:
-                found.append(self._open(directory, _read_state(directory)))
+                found.append(self._open(directory, read_state(directory)))
             except (OSError, ValueError, TypeError, KeyError):
                 continue  # half-created, half-removed or not ours
         return sorted(found, key=lambda box: (box.created_at, box.id))
@@ -564,11 +479,11 @@ class LocalProvider(SandboxProvider):
         for name in ("work", "home", "tmp"):
             (directory / name).mkdir()
         created = datetime.now(UTC).isoformat()
-        state = _State(id=sandbox_id, labels=labels, created_at=created)
-        _write_state(directory, state)  # last: until now, find() does not see it
+        state = SandboxState(id=sandbox_id, labels=labels, created_at=created)
+        write_state(directory, state)  # last: until now, find() does not see it
         return self._open(directory, state)
 
-    def _open(self, directory: Path, state: _State) -> LocalSandbox:
+    def _open(self, directory: Path, state: SandboxState) -> LocalSandbox:
         return LocalSandbox(
             directory,
             state,
@@ -587,18 +502,6 @@ def _labels(labels: Mapping[str, str]) -> dict[str, str]:
     return dict(labels)
 
 
-def _read_state(directory: Path) -> _State:
-    data = json.loads((directory / STATE_FILE).read_text())
-    return _State(**data)
-
-
-def _write_state(directory: Path, state: _State) -> None:
-    """Replace the state file atomically, so a reader never sees half of it."""
-    temporary = directory / f".{STATE_FILE}.{uuid.uuid4().hex[:8]}"
-    temporary.write_text(json.dumps(asdict(state), indent=2, sort_keys=True))
-    os.replace(temporary, directory / STATE_FILE)
-
-
 def _file_error(exc: OSError) -> str:
     if isinstance(exc, FileNotFoundError):
         return "file_not_found"
@@ -607,38 +510,3 @@ def _file_error(exc: OSError) -> str:
     if isinstance(exc, PermissionError):
         return "permission_denied"
     return exc.strerror or type(exc).__name__
-
-
-def _is_local_path(source: str) -> bool:
-    """A path on disk rather than a URL or scp-like host:path."""
-    return "://" not in source and ":" not in source.split("/", 1)[0]
-
-
-def _has_symlink(directory: Path) -> bool:
-    for parent, dirs, files in os.walk(directory):
-        if any(os.path.islink(os.path.join(parent, name)) for name in (*dirs, *files)):
-            return True
-    return False
-
-
-def _valid_branch(branch: str) -> bool:
-    result = subprocess.run(
-        ["git", "check-ref-format", f"refs/heads/{branch}"],
-        capture_output=True,
-        check=False,
-        env={"PATH": SYSTEM_PATH},
-    )
-    return result.returncode == 0 and not branch.startswith("-")
-
-
-def _force_writable(_function: object, path: str, _excinfo: object) -> None:
-    """rmtree's error hook: code in the sandbox may have made directories read-only."""
-    if not os.path.lexists(path):
-        return
-    parent = os.path.dirname(path)
-    os.chmod(parent, os.stat(parent).st_mode | stat.S_IWUSR | stat.S_IXUSR)
-    if os.path.isdir(path) and not os.path.islink(path):
-        os.chmod(path, os.stat(path).st_mode | stat.S_IWUSR | stat.S_IRUSR | stat.S_IXUSR)
-        shutil.rmtree(path, onerror=_force_writable)
-    else:
-        os.unlink(path)

@@ -19,7 +19,8 @@ from app.sandbox.base import (
     PathOutsideSandbox,
     SandboxError,
 )
-from app.sandbox.local import STATE_FILE, LocalProvider, LocalSandbox
+from app.sandbox.local import LocalProvider, LocalSandbox
+from app.sandbox.local_state import STATE_FILE
 from app.sandbox.output import REDACTED
 from app.sandbox.process import STREAM_KEEP_BYTES
 from tests.sandbox.conftest import bwrap_problem, fast_provider, processes_with
