@@ -420,9 +420,10 @@ def test_bad_environment_names_are_refused(sandbox: DaytonaSandbox) -> None:
         sandbox.run("true", env={"A B": "x"})
 
 
-def test_commands_get_the_secret_redacted(sandbox: DaytonaSandbox) -> None:
+def test_commands_get_secrets_redacted(sandbox: DaytonaSandbox) -> None:
     sandbox.add_secret(TOKEN)
-    assert TOKEN not in sandbox.run(f"echo {TOKEN}").output
+    output = sandbox.run(f"echo {TOKEN} {API_KEY}").output  # settings' secrets too
+    assert output == "[redacted] [redacted]\n"
 
 
 # --- files ---------------------------------------------------------------------------------
@@ -582,6 +583,29 @@ def test_resume_of_a_failed_sandbox_is_gone_and_deletes_it(
     fake.set_state(sandbox.id, "error")
     with pytest.raises(SandboxGone, match="error"):
         sandbox.resume()
+    assert fake.live() == []
+
+
+# --- the double itself ---------------------------------------------------------------------
+
+
+def test_the_double_serves_the_sync_sdk_too(fake: FakeDaytona, remote: str) -> None:
+    # The sync client speaks urllib3 (control plane, exec, git) and httpx (file transfer).
+    from daytona import CreateSandboxFromSnapshotParams, Daytona, DaytonaConfig
+
+    client = Daytona(DaytonaConfig(api_key=API_KEY, api_url=fake.api_url, target="us"))
+    sandbox = client.create(CreateSandboxFromSnapshotParams(snapshot=DEFAULT_SNAPSHOT), timeout=10)
+    home = sandbox.get_work_dir()
+    response = sandbox.process.exec("echo sync; exit 4", timeout=10)
+    assert (response.exit_code, response.result) == (4, "sync\n")
+    sandbox.fs.upload_file(b"needle in here\n", f"{home}/hay/stack.txt")
+    assert sandbox.fs.download_file(f"{home}/hay/stack.txt") == b"needle in here\n"
+    assert [f.name for f in sandbox.fs.list_files(f"{home}/hay")] == ["stack.txt"]
+    [match] = sandbox.fs.find_files(f"{home}/hay", "needle")
+    assert (match.file, match.line) == (f"{home}/hay/stack.txt", 1)
+    sandbox.git.clone(remote, f"{home}/repo")
+    assert sandbox.git.status(f"{home}/repo").current_branch == "main"
+    sandbox.delete()
     assert fake.live() == []
 
 
