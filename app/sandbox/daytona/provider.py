@@ -218,7 +218,7 @@ def _creation_error(exc: BaseException, settings: Settings, left: list[_Leftover
     message = exc.message if isinstance(exc, DaytonaError) else str(exc)
     if isinstance(exc, DaytonaTimeoutError | TimeoutError):
         return SandboxError(
-            f"Daytona did not start a sandbox within {settings.daytona_create_timeout:.0f} s "
+            f"Daytona did not start a sandbox within {settings.daytona_create_timeout:g} s "
             f"(OPEN_SWE_DAYTONA_CREATE_TIMEOUT){cleaned}. Daytona may be short of capacity: "
             "try again later"
         )
