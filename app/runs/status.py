@@ -30,12 +30,12 @@ MAX_PLAN_STEPS = 50
 MAX_TITLE_CHARS = 200
 
 STEP_LABELS: dict[StepName, str] = {
-    "prepare": "Prepare: sandbox, clone, setup",
+    "prepare": "Prepare (sandbox, clone, setup)",
     "plan": "Plan",
     "approval": "Approval",
     "implement": "Implement",
     "verify": "Run the tests",
-    "publish": "Publish: branch and pull request",
+    "publish": "Publish (branch, pull request)",
     "report": "Report",
 }
 DONE, CURRENT, WAITING, PENDING, FAILED, STOPPED = "✅", "🔄", "⏸️", "⬜", "❌", "⏹️"
@@ -58,7 +58,7 @@ HEADER_WAITING = (
     "⏸️ **Waiting for approval of the plan** (in the comment above). "
     "Reply {approve} to go ahead, or {revise} for a new plan."
 )
-HEADER_SUCCEEDED = "✅ **Done**: I opened the draft pull request {link}."
+HEADER_SUCCEEDED = "✅ **Done**: the changes are in the draft pull request {link}."
 HEADER_SUCCEEDED_BRANCH = "✅ **Done**: I pushed the branch {branch}."
 HEADER_TESTS_FAILING = (
     "⚠️ **Draft pull request opened, but the tests still fail**: {link}. Review it, or "
@@ -99,7 +99,7 @@ BUDGET_VARIABLES = {
 TESTS_PASSED = "Tests: {command} passed."
 TESTS_FAILING = "Tests: {command} still failing."
 TESTS_NOT_RUN = "Tests: no test command found, so none were run."
-FOOTER = "<sub>Run {run} · {usage} · {minutes} of work</sub>"
+FOOTER = "<sub>Run {run} · {usage} · {duration} of work</sub>"
 
 APPROVAL_WAITING_DETAIL = "waiting for a person with write access"
 
@@ -294,16 +294,22 @@ def _checklist(board: Board, outcome: RunOutcome | None) -> list[str]:
     return lines
 
 
+def duration(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    if seconds < 60:
+        return f"{max(0, round(seconds))} s"
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
+
+
 def render_status(
     run_id: str, board: Board, usage: Usage, slug: str, outcome: RunOutcome | None = None
 ) -> str:
     """The status comment: live (outcome None) or final (succeeded, failed, waiting...)."""
-    minutes = f"{usage.seconds / 60:.1f} min"
     parts = [
         STATUS_MARKER.format(run_id=run_id),
         "\n\n".join(_header(board, outcome, slug)),
         "\n".join(_checklist(board, outcome)),
-        FOOTER.format(run=code(run_id), usage=usage.describe(), minutes=minutes),
+        FOOTER.format(run=code(run_id), usage=usage.describe(), duration=duration(usage.seconds)),
     ]
     return "\n\n".join(parts) + f"\n<!-- open-swe:state {board.dump()} -->\n"
 

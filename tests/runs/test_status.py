@@ -24,7 +24,7 @@ def outcome(state: RunStatus, **fields: object) -> RunOutcome:
 
 def lines_of(body: str) -> dict[str, str]:
     """Checklist line per step label."""
-    found = {}
+    found: dict[str, str] = {}
     for step, label in status.STEP_LABELS.items():
         [line] = [line for line in body.splitlines() if line.startswith("- ") and label in line]
         found[step] = line
@@ -33,7 +33,7 @@ def lines_of(body: str) -> dict[str, str]:
 
 def board_at(step: str, **details: str) -> Board:
     board = Board()
-    for name in STEP_ORDER[: STEP_ORDER.index(step) + 1]:  # type: ignore[arg-type]
+    for name in STEP_ORDER[: STEP_ORDER.index(step) + 1]:
         board.advance(name, details.get(name, f"{name} done"))
     return board
 
@@ -53,7 +53,14 @@ def test_live_status_marks_done_current_and_pending_steps() -> None:
     assert "`run-42`" in body
     assert "1,234 tokens" in body
     assert "~$0.01" in body
-    assert "1.5 min" in body
+    assert "2 min of work" in body
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"), [(0.4, "0 s"), (59, "59 s"), (90, "2 min"), (3600 + 300, "1 h 5 min")]
+)
+def test_duration(seconds: float, text: str) -> None:
+    assert status.duration(seconds) == text
 
 
 def test_nothing_reported_yet_makes_prepare_current() -> None:

@@ -1,0 +1,473 @@
+"""GitHubHost: the RunHost of a run started from a GitHub issue (or a pull request's thread).
+
+It reads the issue, hands out clone credentials (an installation token scoped to the one
+repository, fetched per call), keeps one status comment up to date, posts the plan, pushes the
+branch and opens or updates a draft pull request. Approval is durable: `decide` returns None,
+the graph parks, and the front door resumes the run with the person's decision.
+
+Idempotent across restarts: the status and plan comments carry hidden markers (see status.py),
+so a resumed or retried run edits its comments instead of posting new ones, and publishing
+reuses the open pull request of the branch. Status updates are best effort: a GitHub failure
+there is logged and never stops the run.
+
+Nothing posted carries a secret: every body goes through a scrubber that knows the tokens this
+host handed out, the configured secrets, and the shapes of GitHub and model keys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import structlog
+
+from app.agent.budget import Usage
+from app.agent.host import (
+    ApprovalRequest,
+    Change,
+    Checkout,
+    Comment,
+    Publication,
+    RunOutcome,
+    TaskText,
+)
+from app.agent.state import Decision, PlanDict, StepName
+from app.agent.workspace import RunFailed
+from app.github.client import InstallationClient
+from app.github.errors import GitHubError, NotFound
+from app.github.types import CommentInfo, PullInfo
+from app.logs import REDACTED, SecretRedactor
+from app.runs import status
+from app.sandbox.base import GitCredentials, GitIdentity, Sandbox, SandboxError, SandboxGone
+from app.sandbox.git import GIT_ENV, HARDENING, shell
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+
+GITHUB_NOREPLY = "users.noreply.github.com"
+MAX_COMMENT_CHARS = 65_000  # GitHub refuses bodies over 65,536 characters
+MAX_PR_TITLE_CHARS = 256
+WORKFLOWS_DIR = ".github/workflows/"
+
+PUSH_FAILED = "could not push the branch {branch}: {error}"
+PUSH_WORKFLOWS = (
+    "GitHub refused the push of {branch}: it changes {files}, and a GitHub App needs the "
+    "`workflows` permission to push changes under .github/workflows/ ({error})"
+)
+PULL_FAILED = "pushed the branch {branch}, but could not open or update its pull request: {error}"
+PLAN_FAILED = "could not post the plan on #{number}, so nobody could approve it: {error}"
+
+# Token shapes, redacted even when nobody told us the value: GitHub tokens (ghs_, ghp_, gho_,
+# ghu_, ghr_, github_pat_), model keys (sk-...), and credentials inside URLs.
+_TOKEN_SHAPES = re.compile(
+    r"\bgh[pousr]_[A-Za-z0-9_.\-]{16,}|\bgithub_pat_[A-Za-z0-9_]{16,}|\bsk-[A-Za-z0-9_\-]{16,}"
+)
+_URL_CREDENTIALS = re.compile(r"(?<=://)[^/\s@:]+:[^/\s@]+@")
+
+SaveCommentId = Callable[[int], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Requester:
+    """The person who triggered the run: asked for review, credited as co-author."""
+
+    login: str
+    id: int | None = None  # GitHub user id: makes the noreply address link to the account
+
+
+def noreply_domain(web_url: str) -> str:
+    """GitHub's noreply e-mail domain for a web URL (GitHub Enterprise: users.noreply.<host>)."""
+    host = re.sub(r"^[a-z]+://", "", web_url.strip().lower()).split("/", 1)[0]
+    return GITHUB_NOREPLY if host in ("", "github.com") else f"users.noreply.{host}"
+
+
+def noreply_identity(login: str, user_id: int | None, domain: str = GITHUB_NOREPLY) -> GitIdentity:
+    """The commit identity GitHub attributes to an account without exposing an e-mail."""
+    local = f"{user_id}+{login}" if user_id is not None else login
+    return GitIdentity(login, f"{local}@{domain}")
+
+
+class Scrubber:
+    """Removes known secrets and anything shaped like a token from text we are about to post."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self._known = SecretRedactor(secrets)
+
+    def add(self, secret: str) -> None:
+        self._known.add(secret)
+
+    def __call__(self, text: str) -> str:
+        text = str(self._known.scrub(text))
+        text = _URL_CREDENTIALS.sub(f"{REDACTED}@", text)
+        return _TOKEN_SHAPES.sub(REDACTED, text)
+
+
+class GitHubHost:
+    """The GitHub side of one run. Build one per run invocation (start, resume or retry).
+
+    client: an installation client scoped to `repo` (`GitHubApp.client(installation_id, repo)`),
+    whose token renews itself. status_comment_id: the status comment recorded for this run, if
+    any; save_status_comment: called once with the id when a status comment is created (e.g.
+    `functools.partial(store.set_status_comment, run_id)`). secrets: configured secret values
+    (`settings.secret_values()`), never to be posted.
+    """
+
+    #: Pauses between attempts to edit the status comment after a server error.
+    status_retry_waits: tuple[float, ...] = (1.0, 4.0)
+
+    def __init__(
+        self,
+        client: InstallationClient,
+        *,
+        repo: str,
+        issue_number: int,
+        run_id: str,
+        requester: Requester,
+        app_slug: str,
+        needs_approval: bool,
+        status_comment_id: int | None = None,
+        save_status_comment: SaveCommentId | None = None,
+        secrets: Iterable[str] = (),
+        bot_user_id: int | None = None,
+        email_domain: str = GITHUB_NOREPLY,
+    ) -> None:
+        if not status.RUN_ID.fullmatch(run_id):
+            raise ValueError(f"run id {run_id!r} must be 1-100 letters, digits or . _ : -")
+        self.repo = repo
+        self.issue_number = issue_number
+        self.run_id = run_id
+        self.requester = requester
+        self.app_slug = app_slug
+        self.needs_approval = needs_approval
+        self.bot = noreply_identity(f"{app_slug}[bot]", bot_user_id, email_domain)
+        self._client = client
+        self._email_domain = email_domain
+        self._save_status_comment = save_status_comment
+        self._scrub = Scrubber(secrets)
+        # The status comment: written from worker threads, one write at a time, in order.
+        self._status_lock = threading.Lock()
+        self._status_id = status_comment_id
+        self._located = False
+        self._started = False
+        self._closed = False  # a final status was written: later live updates are dropped
+        self._board = status.Board()
+        self._usage = Usage()
+
+    def __repr__(self) -> str:
+        return f"GitHubHost(repo={self.repo!r}, issue={self.issue_number}, run={self.run_id!r})"
+
+    @property
+    def bot_login(self) -> str:
+        return f"{self.app_slug}[bot]"
+
+    @property
+    def status_comment_id(self) -> int | None:
+        return self._status_id
+
+    # --- RunHost ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Show the status comment now: create it, or take over the one this run already has
+        (after a restart, a resume or a retry) with its checklist. Idempotent per host."""
+        if not self._started:
+            self._started = True
+            await self._write_status(None, final=False)
+
+    async def load_task(self) -> TaskText:
+        """The issue and what people said on it (bots, including this App, left out).
+
+        The first call of a new run, so it also puts the status comment up.
+        """
+        await self.start()
+        issue = await self._call(self._client.get_issue, self.repo, self.issue_number)
+        comments = await self._call(self._client.list_comments, self.repo, self.issue_number)
+        return TaskText(
+            title=issue.title,
+            body=issue.body,
+            comments=tuple(Comment(c.author, c.body) for c in comments if not c.author_is_bot),
+            requested_by=noreply_identity(
+                self.requester.login, self.requester.id, self._email_domain
+            ),
+            url=issue.html_url,
+        )
+
+    async def checkout(self) -> Checkout:
+        """The clone URL exactly as GitHub reports it, and a fresh repo-scoped token."""
+        info = await self._call(self._client.get_repo, self.repo)
+        return Checkout(
+            url=info.clone_url,
+            credentials=await self._credentials(),
+            default_branch=info.default_branch,
+            bot=self.bot,
+        )
+
+    async def progress(self, step: StepName, detail: str, usage: Usage) -> None:
+        await self._write_status(lambda board: board.advance(step, detail), usage=usage)
+
+    async def post_plan(
+        self, plan: PlanDict, *, awaiting_approval: bool, revision: int | None = None
+    ) -> None:
+        """Post the plan. Idempotent: a plan already posted for this run is not posted again;
+        with `revision`, that revision's comment is edited instead of adding another."""
+        if awaiting_approval:
+            await self._write_status(_mark_waiting, final=False, quiet=True)
+        try:
+            await self._call(self._post_plan, plan, awaiting_approval, revision)
+        except GitHubError as exc:
+            if awaiting_approval:  # nobody could approve a plan nobody can see
+                message = PLAN_FAILED.format(number=self.issue_number, error=exc)
+                raise RunFailed(self._scrub(message)) from None
+            log.warning("plan.post_failed", run=self.run_id, error=self._scrub(str(exc)))
+
+    async def decide(self, request: ApprovalRequest) -> Decision | None:
+        """GitHub answers later, in a comment: the run waits durably and is resumed."""
+        return None
+
+    async def publish(self, sandbox: Sandbox, change: Change) -> Publication:
+        """Push the branch (never forced), then update its open pull request or open a draft
+        one, and ask the person who triggered the run to review it."""
+        credentials = await self._credentials()
+        sandbox.add_secret(credentials.password)
+        try:
+            await asyncio.to_thread(
+                sandbox.push, change.repo_dir, change.branch, credentials=credentials
+            )
+        except SandboxGone:
+            raise
+        except SandboxError as exc:
+            raise RunFailed(self._scrub(await _push_failure(sandbox, change, exc))) from None
+        title = self._scrub(" ".join(change.title.split()))[:MAX_PR_TITLE_CHARS] or change.branch
+        body = self._pull_body(change)
+        try:
+            pull, created = await self._call(self._open_or_update_pull, change, title, body)
+        except GitHubError as exc:
+            message = PULL_FAILED.format(branch=change.branch, error=exc)
+            raise RunFailed(self._scrub(message)) from None
+        await self._request_review(pull.number)
+        return Publication(branch=change.branch, url=pull.html_url, created=created)
+
+    async def finish(self, outcome: RunOutcome) -> None:
+        """The final status (or "waiting" for approval); never leaves "working" behind."""
+        await self._write_status(None, usage=outcome.usage, outcome=outcome)
+
+    # --- publishing -----------------------------------------------------------------------
+
+    def _open_or_update_pull(self, change: Change, title: str, body: str) -> tuple[PullInfo, bool]:
+        existing = self._client.find_pull(self.repo, change.branch)
+        if existing is not None:
+            pull = self._client.update_pull(self.repo, existing.number, title=title, body=body)
+            return pull, False
+        pull = self._client.create_draft_pull(
+            self.repo, title=title, body=body, head=change.branch, base=change.base_branch
+        )
+        return pull, True
+
+    async def _request_review(self, number: int) -> None:
+        """Best effort: a review request that GitHub refuses never fails the publication."""
+        try:
+            await self._call(self._client.request_review, self.repo, number, [self.requester.login])
+        except GitHubError as exc:
+            log.warning("pull.review_request_failed", run=self.run_id, error=self._scrub(str(exc)))
+
+    def _pull_body(self, change: Change) -> str:
+        body = self._scrub(change.body)
+        closing = f"Fixes #{change.issue_number}" if change.issue_number is not None else None
+        limit = MAX_COMMENT_CHARS - (len(closing) + 2 if closing else 0)
+        if len(body) > limit:
+            body = body[: limit - 20].rstrip() + "\n\n… (truncated)"
+        if closing and not re.search(rf"\b{re.escape(closing)}\b", body, re.IGNORECASE):
+            body = body.rstrip() + "\n\n" + closing + "\n"
+        return body
+
+    # --- the plan comment -----------------------------------------------------------------
+
+    def _post_plan(self, plan: PlanDict, awaiting_approval: bool, revision: int | None) -> None:
+        posted = [
+            (mark, comment)
+            for comment in self._client.list_comments(self.repo, self.issue_number)
+            if self._is_ours(comment)
+            and (mark := status.plan_mark(comment.body)) is not None
+            and mark.run_id == self.run_id
+        ]
+        digest = status.plan_digest(plan, awaiting_approval)
+        if revision is None:
+            latest = max(posted, key=lambda found: found[0].revision, default=None)
+            if latest is not None and latest[0].digest == digest:
+                return  # this very plan is already on the issue
+            revision = latest[0].revision + 1 if latest else 1
+        body = self._scrub(
+            status.render_plan(
+                self.run_id,
+                plan,
+                revision=revision,
+                awaiting_approval=awaiting_approval,
+                slug=self.app_slug,
+            )
+        )[:MAX_COMMENT_CHARS]
+        for mark, comment in posted:
+            if mark.revision == revision:
+                if mark.digest != digest:
+                    self._client.update_comment(self.repo, comment.id, body)
+                return
+        self._client.create_comment(self.repo, self.issue_number, body)
+
+    # --- the status comment ---------------------------------------------------------------
+
+    async def _write_status(
+        self,
+        change: Callable[[status.Board], None] | None,
+        *,
+        usage: Usage | None = None,
+        outcome: RunOutcome | None = None,
+        final: bool | None = None,
+        quiet: bool = False,
+    ) -> None:
+        """Apply `change` to the checklist and write the comment. Never raises."""
+        is_final = (
+            final if final is not None else outcome is not None and outcome.status != "waiting"
+        )
+        if usage is not None:
+            self._usage = usage
+        created = None
+        try:
+            created = await asyncio.to_thread(
+                self._write_status_now, change, outcome, is_final, quiet
+            )
+        except GitHubError as exc:
+            log.warning("status.update_failed", run=self.run_id, error=self._scrub(str(exc)))
+        except Exception as exc:  # a status comment must never take the run down
+            log.error(
+                "status.update_crashed",
+                run=self.run_id,
+                error=self._scrub(f"{type(exc).__name__}: {exc}"),
+            )
+        if created is not None and self._save_status_comment is not None:
+            try:
+                await self._save_status_comment(created)
+            except Exception as exc:
+                log.error("status.save_failed", run=self.run_id, error=self._scrub(str(exc)))
+
+    def _write_status_now(
+        self,
+        change: Callable[[status.Board], None] | None,
+        outcome: RunOutcome | None,
+        final: bool,
+        quiet: bool,
+    ) -> int | None:
+        """In a worker thread. Returns the id of a newly created status comment."""
+        with self._status_lock:
+            if self._closed and not final:
+                return None  # a late live update must not overwrite the final status
+            self._locate_status()
+            if change is not None:
+                change(self._board)
+            if quiet:
+                return None
+            if final:
+                self._closed = True
+            body = status.render_status(
+                self.run_id, self._board, self._usage, self.app_slug, outcome
+            )
+            body = self._scrub(body)[:MAX_COMMENT_CHARS]
+            if self._status_id is not None:
+                try:
+                    self._update_status(self._status_id, body)
+                    return None
+                except NotFound:  # deleted by someone: post a new one
+                    self._status_id = None
+            try:
+                comment = self._client.create_comment(self.repo, self.issue_number, body)
+            except GitHubError:
+                self._located = False  # it may exist after all: look before creating again
+                raise
+            self._status_id = comment.id
+            return comment.id
+
+    def _update_status(self, comment_id: int, body: str) -> None:
+        """Edit the comment, retrying server errors: the PATCH replaces the whole body, so a
+        repeat is harmless (the GitHub layer retries only idempotent methods by itself)."""
+        for wait in (*self.status_retry_waits, None):
+            try:
+                self._client.update_comment(self.repo, comment_id, body)
+                return
+            except GitHubError as exc:
+                if wait is None or (exc.status is not None and exc.status < 500):
+                    raise
+                log.info("status.update_retry", run=self.run_id, error=self._scrub(str(exc)))
+                time.sleep(wait)
+
+    def _locate_status(self) -> None:
+        """Find this run's status comment (by id or marker) and take over its checklist."""
+        if self._located:
+            return
+        try:
+            comments = self._client.list_comments(self.repo, self.issue_number)
+        except GitHubError as exc:
+            if self._status_id is None:
+                raise  # creating one blindly could post a duplicate; try again next time
+            log.warning("status.lookup_failed", run=self.run_id, error=self._scrub(str(exc)))
+            self._located = True
+            return
+        mine = [c for c in comments if self._is_ours(c)]
+        found = next((c for c in mine if c.id == self._status_id), None) or next(
+            (c for c in mine if status.status_run_id(c.body) == self.run_id), None
+        )
+        self._status_id = found.id if found else None
+        if found is not None and (board := status.Board.load(found.body)) is not None:
+            self._board = board
+        self._located = True
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _is_ours(self, comment: CommentInfo) -> bool:
+        return comment.author_is_bot and comment.author.lower() == self.bot_login.lower()
+
+    async def _credentials(self) -> GitCredentials:
+        token = await asyncio.to_thread(lambda: self._client.token)
+        self._scrub.add(token)
+        return GitCredentials(password=token)
+
+    async def _call(self, function: Callable[..., T], *args: object) -> T:
+        return await asyncio.to_thread(function, *args)
+
+
+def _mark_waiting(board: status.Board) -> None:
+    board.waiting = True
+
+
+async def _push_failure(sandbox: Sandbox, change: Change, error: SandboxError) -> str:
+    """Why a push failed, in words a person can act on."""
+    message = str(error)
+    if "never force-pushes" in message:  # the remote branch moved on: not about workflows
+        return message
+    files = await _changed_workflows(sandbox, change)
+    if files:
+        shown = ", ".join(files[:3]) + (" and more" if len(files) > 3 else "")
+        return PUSH_WORKFLOWS.format(branch=change.branch, files=shown, error=message)
+    return PUSH_FAILED.format(branch=change.branch, error=message)
+
+
+async def _changed_workflows(sandbox: Sandbox, change: Change) -> list[str]:
+    """Workflow files the branch changes compared with the default branch it started from."""
+    argv = [
+        "git",
+        *HARDENING,
+        "diff",
+        "--name-only",
+        f"origin/{change.base_branch}...{change.commit}",
+    ]
+    argv += ["--", WORKFLOWS_DIR]
+    try:
+        result = await asyncio.to_thread(sandbox.run, shell(argv), cwd=change.repo_dir, env=GIT_ENV)
+    except SandboxError:
+        return []
+    return (
+        [line for line in result.output.splitlines() if line.startswith(WORKFLOWS_DIR)]
+        if result.ok
+        else []
+    )
