@@ -129,7 +129,6 @@ class GitHubHost:
         run_id: str,
         requester: Requester,
         app_slug: str,
-        needs_approval: bool,
         status_comment_id: int | None = None,
         save_status_comment: SaveCommentId | None = None,
         secrets: Iterable[str] = (),
@@ -143,7 +142,6 @@ class GitHubHost:
         self.run_id = run_id
         self.requester = requester
         self.app_slug = app_slug
-        self.needs_approval = needs_approval
         self.bot = noreply_identity(f"{app_slug}[bot]", bot_user_id, email_domain)
         self._client = client
         self._email_domain = email_domain
@@ -156,6 +154,7 @@ class GitHubHost:
         self._started = False
         self._closed = False  # a final status was written: later live updates are dropped
         self._board = status.Board()
+        self._pending: list[Callable[[status.Board], None]] = []  # not yet applied to _board
         self._usage = Usage()
 
     def __repr__(self) -> str:
@@ -363,9 +362,12 @@ class GitHubHost:
         with self._status_lock:
             if self._closed and not final:
                 return None  # a late live update must not overwrite the final status
-            self._locate_status()
             if change is not None:
-                change(self._board)
+                self._pending.append(change)
+            self._locate_status()  # may raise: the changes wait for the next write
+            for pending in self._pending:
+                pending(self._board)
+            self._pending.clear()
             if quiet:
                 return None
             if final:

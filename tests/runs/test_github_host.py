@@ -113,7 +113,6 @@ def make_host(client: InstallationClient, gh: FakeGitHub, saved: list[int]) -> A
             "run_id": RUN,
             "requester": Requester("alice", 583231),
             "app_slug": gh.app_slug,
-            "needs_approval": True,
             "save_status_comment": save,
             "secrets": [SECRET_KEY, WEBHOOK_SECRET],
         }
@@ -377,7 +376,8 @@ async def test_a_failed_creation_is_retried_without_duplicates(
     assert status_comments(gh) == []
     await host.progress("plan", "2 steps", USAGE)
     [comment] = status_comments(gh)
-    assert f"{status.DONE} {status.STEP_LABELS['plan']}" in comment.body
+    assert f"{status.DONE} {status.STEP_LABELS['plan']}: 2 steps" in comment.body
+    assert f"{status.DONE} {status.STEP_LABELS['prepare']}: cloned" in comment.body  # kept
 
 
 async def test_a_creation_that_reported_failure_but_landed_is_found_not_repeated(
