@@ -69,7 +69,7 @@ _TOKEN_SHAPES = re.compile(
 )
 _URL_CREDENTIALS = re.compile(r"(?<=://)[^/\s@:]+:[^/\s@]+@")
 
-SaveCommentId = Callable[[int], Awaitable[None]]
+SaveId = Callable[[int], Awaitable[None]]  # records a comment or pull request number
 
 
 @dataclass(frozen=True)
@@ -113,8 +113,9 @@ class GitHubHost:
     client: an installation client scoped to `repo` (`GitHubApp.client(installation_id, repo)`),
     whose token renews itself. status_comment_id: the status comment recorded for this run, if
     any; save_status_comment: called once with the id when a status comment is created (e.g.
-    `functools.partial(store.set_status_comment, run_id)`). secrets: configured secret values
-    (`settings.secret_values()`), never to be posted.
+    `functools.partial(store.set_status_comment, run_id)`); save_pull_request: called with the
+    pull request's number after each publication (`store.set_pr_number`). secrets: configured
+    secret values (`settings.secret_values()`), never to be posted.
     """
 
     #: Pauses between attempts to edit the status comment after a server error.
@@ -130,7 +131,8 @@ class GitHubHost:
         requester: Requester,
         app_slug: str,
         status_comment_id: int | None = None,
-        save_status_comment: SaveCommentId | None = None,
+        save_status_comment: SaveId | None = None,
+        save_pull_request: SaveId | None = None,
         secrets: Iterable[str] = (),
         bot_user_id: int | None = None,
         email_domain: str = GITHUB_NOREPLY,
@@ -146,6 +148,7 @@ class GitHubHost:
         self._client = client
         self._email_domain = email_domain
         self._save_status_comment = save_status_comment
+        self._save_pull_request = save_pull_request
         self._scrub = Scrubber(secrets)
         # The status comment: written from worker threads, one write at a time, in order.
         self._status_lock = threading.Lock()
@@ -248,6 +251,7 @@ class GitHubHost:
             message = PULL_FAILED.format(branch=change.branch, error=exc)
             raise RunFailed(self._scrub(message)) from None
         await self._request_review(pull.number)
+        await self._save(self._save_pull_request, pull.number, "pull.save_failed")
         return Publication(branch=change.branch, url=pull.html_url, created=created)
 
     async def finish(self, outcome: RunOutcome) -> None:
@@ -345,11 +349,8 @@ class GitHubHost:
                 run=self.run_id,
                 error=self._scrub(f"{type(exc).__name__}: {exc}"),
             )
-        if created is not None and self._save_status_comment is not None:
-            try:
-                await self._save_status_comment(created)
-            except Exception as exc:
-                log.error("status.save_failed", run=self.run_id, error=self._scrub(str(exc)))
+        if created is not None:
+            await self._save(self._save_status_comment, created, "status.save_failed")
 
     def _write_status_now(
         self,
@@ -425,6 +426,15 @@ class GitHubHost:
         self._located = True
 
     # --- helpers ----------------------------------------------------------------------------
+
+    async def _save(self, save: SaveId | None, number: int, event: str) -> None:
+        """Record an id through the injected hook; a failure is logged, never raised."""
+        if save is None:
+            return
+        try:
+            await save(number)
+        except Exception as exc:
+            log.error(event, run=self.run_id, error=self._scrub(f"{type(exc).__name__}: {exc}"))
 
     def _is_ours(self, comment: CommentInfo) -> bool:
         return comment.author_is_bot and comment.author.lower() == self.bot_login.lower()

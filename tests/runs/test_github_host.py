@@ -496,8 +496,14 @@ async def test_decide_waits_for_a_comment(host: GitHubHost) -> None:
 
 
 async def test_publish_pushes_and_opens_a_draft_pull_request_with_a_review_request(
-    host: GitHubHost, gh: FakeGitHub, sandbox: Sandbox, bare: Path
+    make_host: Any, gh: FakeGitHub, sandbox: Sandbox, bare: Path
 ) -> None:
+    numbers: list[int] = []
+
+    async def save_pull(number: int) -> None:
+        numbers.append(number)
+
+    host = make_host(save_pull_request=save_pull)
     change = await prepared_change(host, sandbox, FIXED)
     publication = await host.publish(sandbox, change)
     assert git(bare, "rev-parse", f"refs/heads/{BRANCH}") == change.commit
@@ -512,6 +518,7 @@ async def test_publish_pushes_and_opens_a_draft_pull_request_with_a_review_reque
     assert publication.created
     assert publication.branch == BRANCH
     assert publication.url == f"{gh.web_url}/{REPO}/pull/{pull.issue.number}"
+    assert numbers == [pull.issue.number]
 
 
 async def test_publishing_again_updates_the_same_pull_request(
@@ -532,9 +539,13 @@ async def test_publishing_again_updates_the_same_pull_request(
     assert git(bare, "rev-parse", f"refs/heads/{BRANCH}") == follow_up.commit
 
 
-async def test_a_refused_review_request_does_not_fail_the_publication(
-    host: GitHubHost, gh: FakeGitHub, sandbox: Sandbox
+async def test_a_refused_review_request_or_a_failed_record_does_not_fail_the_publication(
+    make_host: Any, gh: FakeGitHub, sandbox: Sandbox
 ) -> None:
+    async def broken_store(number: int) -> None:
+        raise RuntimeError("database is locked")
+
+    host = make_host(save_pull_request=broken_store)
     gh.fail(
         "POST",
         "/repos/*/pulls/*/requested_reviewers",
