@@ -4,6 +4,11 @@ Both agents are LangChain `create_agent` loops with middleware: deepagents' file
 over the sandbox, a todo list (coding), summarisation of long histories, a model-call limit,
 our budget and the tool-result and secret filters. No subagents: every model call goes
 through the same limits.
+
+The agents keep no checkpoints of their own (`checkpointer=False`; they would otherwise
+inherit the workflow's): a step that is retried starts its agent afresh, which is right when
+its sandbox, and the work in it, was replaced in between. The workflow's own checkpoints
+hold only the results of each step.
 """
 
 from __future__ import annotations
@@ -28,8 +33,9 @@ from pydantic import BaseModel, Field
 
 from app.agent import prompts
 from app.agent.budget import Budget, BudgetExhausted, BudgetMiddleware, UsageMeter
-from app.agent.tools import SecretScrubber, ToolResultLimit, filesystem
+from app.agent.tools import RepoWorkingDirectory, SecretScrubber, ToolResultLimit, filesystem
 from app.config import Settings
+from app.logs import SecretRedactor
 from app.sandbox.base import Sandbox
 
 SUMMARIZE_AT_TOKENS = 100_000  # below every supported model's context window
@@ -53,7 +59,7 @@ class PullRequestText(BaseModel):
 
 
 def _limits(
-    settings: Settings, budget: Budget, model: BaseChatModel, summarizer: BaseChatModel
+    redactor: SecretRedactor, budget: Budget, model: BaseChatModel, summarizer: BaseChatModel
 ) -> list[AgentMiddleware[Any, Any, Any]]:
     return [
         BudgetMiddleware(budget),
@@ -65,7 +71,7 @@ def _limits(
             keep=("messages", KEEP_MESSAGES),
         ),
         ToolResultLimit(),
-        SecretScrubber(settings.secret_values()),
+        SecretScrubber(redactor),
     ]
 
 
@@ -87,6 +93,7 @@ async def _run_agent(agent: Any, message: str, budget: Budget) -> dict[str, Any]
 async def propose_plan(
     *,
     settings: Settings,
+    redactor: SecretRedactor,
     sandbox: Sandbox,
     budget: Budget,
     model: BaseChatModel,
@@ -96,13 +103,14 @@ async def propose_plan(
 ) -> SubmitPlan:
     middleware: list[AgentMiddleware[Any, Any, Any]] = [
         filesystem(sandbox, read_only=True, max_seconds=settings.command_timeout),
-        *_limits(settings, budget, model, summarizer),
+        *_limits(redactor, budget, model, summarizer),
     ]
     agent = create_agent(
         model,
         system_prompt=system,
         middleware=middleware,
         response_format=ToolStrategy(SubmitPlan),
+        checkpointer=False,
     )
     result = await _run_agent(agent, request, budget)
     plan = result.get("structured_response")
@@ -114,21 +122,24 @@ async def propose_plan(
 async def implement(
     *,
     settings: Settings,
+    redactor: SecretRedactor,
     sandbox: Sandbox,
     budget: Budget,
     model: BaseChatModel,
     summarizer: BaseChatModel,
+    repo_dir: str,
     system: str,
     request: str,
 ) -> str:
     """Run the coding agent; returns its closing summary."""
     middleware: list[AgentMiddleware[Any, Any, Any]] = [
         filesystem(sandbox, read_only=False, max_seconds=settings.command_timeout),
+        RepoWorkingDirectory(repo_dir),
         TodoListMiddleware(),
-        *_limits(settings, budget, model, summarizer),
+        *_limits(redactor, budget, model, summarizer),
         AnthropicPromptCachingMiddleware(unsupported_model_behavior="ignore"),
     ]
-    agent = create_agent(model, system_prompt=system, middleware=middleware)
+    agent = create_agent(model, system_prompt=system, middleware=middleware, checkpointer=False)
     result = await _run_agent(agent, request, budget)
     messages = result.get("messages", [])
     last = messages[-1] if messages else None

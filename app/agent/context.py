@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from app.agent.host import RunHost
 from app.config import Settings
+from app.logs import SecretRedactor
 from app.sandbox.base import Sandbox, SandboxProvider
 
 
@@ -17,10 +18,19 @@ class RunContext:
     settings: Settings
     host: RunHost
     sandboxes: SandboxProvider
+    # Every secret of the run (settings' keys, tokens the host hands out), scrubbed from
+    # anything bound for the model or for a person (failure reasons).
+    redactor: SecretRedactor = field(
+        default_factory=lambda: SecretRedactor(()), repr=False, compare=False
+    )
     # Sandboxes acquired in this process, by label set: nodes share one without re-listing.
     _acquired: dict[tuple[tuple[str, str], ...], Sandbox] = field(
         default_factory=dict, repr=False, compare=False
     )
+
+    def __post_init__(self) -> None:
+        for secret in self.settings.secret_values():
+            self.redactor.add(secret)
 
     async def sandbox(self, labels: dict[str, str]) -> Sandbox:
         """The run's sandbox: reused while this process holds it, else acquired by labels."""

@@ -27,7 +27,6 @@ from app.agent.nodes.delivery import destroy_sandboxes, outcome_of
 from app.agent.state import Decision, RunInput, RunState
 from app.agent.workspace import RunFailed
 from app.config import ConfigError
-from app.logs import SecretRedactor
 from app.sandbox.base import SandboxError
 
 log = structlog.get_logger(__name__)
@@ -50,9 +49,10 @@ async def execute_run(
     payload: Any = Command(resume=start) if _is_decision(start) else start
     try:
         while True:
-            result = await graph.ainvoke(
-                payload, config, context=context, durability="sync", version="v2"
-            )
+            # Default durability ("async": a step's checkpoint is written while the next
+            # runs). "sync" would be inherited by the checkpoint-less agents inside the steps,
+            # which langgraph 1.2 trips over (it awaits a checkpoint write they never make).
+            result = await graph.ainvoke(payload, config, context=context, version="v2")
             state: RunState = result.value
             if not result.interrupts:
                 return outcome_of(state)  # the report step has told the host
@@ -111,8 +111,7 @@ async def _end(
     start: RunInput | Decision | None,
 ) -> RunOutcome:
     """Final status for a run the graph did not finish; cleanup first, never raises."""
-    redactor = SecretRedactor(context.settings.secret_values())
-    reason = redactor.scrub(reason)[:MAX_REASON_CHARS]
+    reason = context.redactor.scrub(reason)[:MAX_REASON_CHARS]
     state: dict[str, Any] = {}
     try:
         state = dict((await graph.aget_state(config)).values)
@@ -133,7 +132,7 @@ async def _end(
             await destroy_sandboxes(cast(RunState, state), context)
         await context.host.finish(outcome)
     except Exception as exc:
-        log.error("run.final_status_failed", error=redactor.scrub(str(exc)))
+        log.error("run.final_status_failed", error=context.redactor.scrub(str(exc)))
     log.info("run.ended", status=status, reason=reason, run=outcome.run_id)
     return outcome
 

@@ -93,5 +93,6 @@ class RunState(RunInput, total=False):
     # publish
     outcome: OutcomeDict | None
     # bookkeeping
+    rebuilds: int  # times the work was redone in a new sandbox after losing one
     usage: UsageDict
     steps_done: list[str]

@@ -8,7 +8,8 @@ sandbox (the repository) and end up committed; results are cut head-and-tail her
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+import shlex
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from deepagents.middleware.filesystem import FilesystemMiddleware, FsToolName
@@ -17,7 +18,7 @@ from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langgraph.prebuilt.tool_node import ToolCallRequest
 from langgraph.types import Command
 
-from app.logs import REDACTED
+from app.logs import SecretRedactor
 from app.sandbox.base import Sandbox
 
 READ_ONLY_TOOLS: list[FsToolName] = ["ls", "read_file", "glob", "grep"]
@@ -72,6 +73,37 @@ class ToolResultLimit(AgentMiddleware[Any, Any, Any]):
         return self._cut(await handler(request))
 
 
+class RepoWorkingDirectory(AgentMiddleware[Any, Any, Any]):
+    """`execute` commands start in the repository's checkout, not in the sandbox's root."""
+
+    def __init__(self, repo_dir: str) -> None:
+        super().__init__()
+        self.repo_dir = repo_dir
+
+    def _moved(self, request: ToolCallRequest) -> ToolCallRequest:
+        call = request.tool_call
+        command = call["args"].get("command")
+        if call["name"] != "execute" or not isinstance(command, str):
+            return request
+        # A newline, not "&&": the command may be a script (heredocs, several lines).
+        moved = f"cd {shlex.quote(self.repo_dir)} || exit 1\n{command}"
+        return request.override(tool_call={**call, "args": {**call["args"], "command": moved}})
+
+    def wrap_tool_call(
+        self,
+        request: ToolCallRequest,
+        handler: Callable[[ToolCallRequest], ToolMessage | Command[Any]],
+    ) -> ToolMessage | Command[Any]:
+        return handler(self._moved(request))
+
+    async def awrap_tool_call(
+        self,
+        request: ToolCallRequest,
+        handler: Callable[[ToolCallRequest], Awaitable[ToolMessage | Command[Any]]],
+    ) -> ToolMessage | Command[Any]:
+        return await handler(self._moved(request))
+
+
 class SecretScrubber(AgentMiddleware[Any, Any, Any]):
     """Last line of defence: replaces any known secret in what is about to go to the model.
 
@@ -79,23 +111,12 @@ class SecretScrubber(AgentMiddleware[Any, Any, Any]):
     through another path, an error message quoting a URL with a token).
     """
 
-    def __init__(self, secrets: Iterable[str]) -> None:
+    def __init__(self, redactor: SecretRedactor) -> None:
         super().__init__()
-        self.secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
-
-    def _scrub_value(self, value: Any) -> Any:
-        if isinstance(value, str):
-            for secret in self.secrets:
-                value = value.replace(secret, REDACTED)
-            return value
-        if isinstance(value, list):
-            return [self._scrub_value(item) for item in value]
-        if isinstance(value, dict):
-            return {key: self._scrub_value(item) for key, item in value.items()}
-        return value
+        self.redactor = redactor
 
     def _scrub(self, message: BaseMessage) -> BaseMessage:
-        content = self._scrub_value(message.content)
+        content = self.redactor.scrub(message.content)
         return (
             message
             if content == message.content
@@ -103,8 +124,6 @@ class SecretScrubber(AgentMiddleware[Any, Any, Any]):
         )
 
     def _clean(self, request: ModelRequest[Any]) -> ModelRequest[Any]:
-        if not self.secrets:
-            return request
         overrides: dict[str, Any] = {"messages": [self._scrub(m) for m in request.messages]}
         if request.system_message is not None:
             overrides["system_message"] = self._scrub(request.system_message)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from app.agent.host import (
 )
 from app.agent.state import Decision, PlanDict, StepName
 from app.config import Settings
-from app.sandbox.base import GitIdentity, Sandbox
+from app.sandbox.base import GitCredentials, GitIdentity, Sandbox
 from app.sandbox.local import LocalProvider
 from tests.fakes.model import ModelRequest, Reply, ScriptedModel, calls, offers, text, tool
 
@@ -127,7 +127,7 @@ def settings(tmp_path: Path, model: ScriptedModel) -> Settings:
 @pytest.fixture
 def provider(tmp_path: Path, settings: Settings) -> LocalProvider:
     return LocalProvider(
-        tmp_path / "sandboxes", secrets=[*settings.secret_values(), FAKE_TOKEN], command_timeout=60
+        tmp_path / "sandboxes", secrets=settings.secret_values(), command_timeout=60
     )
 
 
@@ -201,6 +201,9 @@ class RecordingHost:
     events: list[tuple[str, Any]] = field(default_factory=list)
     outcomes: list[RunOutcome] = field(default_factory=list)
     block_in: str | None = None  # a step whose progress call waits forever (for stop tests)
+    on_progress: dict[str, Callable[[], None]] = field(default_factory=dict)
+    fail_publish: Exception | None = None
+    blocked: asyncio.Event = field(default_factory=asyncio.Event)
 
     def calls(self, kind: str) -> list[Any]:
         return [value for name, value in self.events if name == kind]
@@ -210,11 +213,18 @@ class RecordingHost:
         return self.task
 
     async def checkout(self) -> Checkout:
-        return Checkout(url=str(self.remote), bot=GitIdentity("open-swe[bot]", "bot@example.com"))
+        return Checkout(
+            url=str(self.remote),
+            credentials=GitCredentials(password=FAKE_TOKEN),
+            bot=GitIdentity("open-swe[bot]", "bot@example.com"),
+        )
 
     async def progress(self, step: StepName, detail: str, usage: Usage) -> None:
         self.events.append(("progress", (step, detail)))
+        if step in self.on_progress:
+            self.on_progress.pop(step)()
         if step == self.block_in:
+            self.blocked.set()
             await asyncio.Event().wait()
 
     async def post_plan(self, plan: PlanDict, *, awaiting_approval: bool) -> None:
@@ -226,6 +236,8 @@ class RecordingHost:
 
     async def publish(self, sandbox: Sandbox, change: Change) -> Publication:
         self.events.append(("publish", change))
+        if self.fail_publish is not None:
+            raise self.fail_publish
         await asyncio.to_thread(sandbox.push, change.repo_dir, change.branch)
         return Publication(branch=change.branch, url=f"https://example.test/pr/{change.branch}")
 

@@ -3,9 +3,14 @@ repo as the remote and the scripted model behind the real LangChain -> anthropic
 
 from __future__ import annotations
 
+import asyncio
+import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from app.agent.checkpoint import open_checkpointer
 from app.agent.context import RunContext
@@ -16,15 +21,23 @@ from app.agent.state import RunInput
 from app.config import Settings
 from app.sandbox.local import LocalProvider
 from tests.agent.conftest import (
+    FAKE_ANTHROPIC_KEY,
+    FAKE_TOKEN,
     FIXED,
+    PLAN,
+    REPO_FILES,
     SECRETS,
     RecordingHost,
     git,
+    make_repo,
+    make_settings,
+    read_calc,
+    repo_path,
     script_fix,
     script_plan,
     script_pr,
 )
-from tests.fakes.model import ScriptedModel
+from tests.fakes.model import Fault, ScriptedModel, Slow, anything, offers, text, tool
 
 
 def run_input(auto: bool = True, run_id: str = "run-1") -> RunInput:
@@ -90,6 +103,10 @@ async def test_auto_approved_issue_becomes_a_branch_whose_tests_pass(
     assert outcome.usage.cost_usd > 0
     assert branch_tests_pass(remote, "open-swe/issue-7", tmp_path)
     assert git(remote, "show", "open-swe/issue-7:calc.py") + "\n" == FIXED
+    # the agent's own test run started in the checkout
+    ran = model.requests_offering("edit_file")[3].last_tool_result()
+    assert "Ran 1 test" in ran
+    assert "OK" in ran
     # the commit: bot author, the requester as co-author, no litter from the test runs
     log = git(remote, "log", "-1", "--format=%an <%ae>%n%B", "open-swe/issue-7")
     assert log.startswith("open-swe[bot] <bot@example.com>\nFix add() to return the sum")
@@ -118,3 +135,301 @@ async def test_auto_approved_issue_becomes_a_branch_whose_tests_pass(
     assert '<untrusted source=\\"issue #7 description\\">' in first.raw
     assert "Keep functions small." in first.system
     assert first.api == "anthropic"
+
+
+def sandbox_state(provider: LocalProvider) -> list[str]:
+    return [
+        json.loads((Path(box.directory) / "sandbox.json").read_text())["state"]  # type: ignore[attr-defined]
+        for box in provider.find(LABELS)
+    ]
+
+
+LABELS = {"open-swe.thread": "acme/calc#7"}
+REVISED = {"title": "Fix add() and document it", "steps": ["Fix add()", "Add a docstring"]}
+
+
+async def test_approval_waits_durably_across_restarts_revises_then_approves(
+    settings: Settings, model: ScriptedModel, remote: Path, provider: LocalProvider, tmp_path: Path
+) -> None:
+    script_plan(model, PLAN, REVISED)
+    script_fix(model)
+    script_pr(model)
+
+    first = RecordingHost(remote)
+    waiting = await run(settings, first, provider, run_input(auto=False))
+    assert waiting.status == "waiting"
+    assert first.outcomes == []  # not finished: no final status yet
+    assert first.calls("plan") == [(PLAN, True)]
+    assert sandbox_state(provider) == ["stopped"]  # compute released while people decide
+
+    # A new process (new host, graph and checkpointer) receives "revise".
+    second = RecordingHost(remote)
+    feedback = "Also add a docstring.<!-- hidden-order-42 -->"
+    revise = {"verb": "revise", "feedback": feedback, "by": "carol"}
+    assert (await run(settings, second, provider, revise)).status == "waiting"
+    assert second.calls("plan") == [(REVISED, True)]
+    assert second.calls("load_task") == []  # resumed, not restarted
+    replan = model.requests_offering("SubmitPlan")[2]
+    assert "Also add a docstring." in replan.text
+    assert "plan feedback from carol" in replan.text
+    assert "Make add() in calc.py return a + b" in replan.text  # the previous plan
+
+    third = RecordingHost(remote)
+    done = await run(settings, third, provider, {"verb": "approve", "by": "carol"})
+    assert done.status == "succeeded", done
+    assert third.outcomes == [done]
+    assert ("approval", "approved by carol") in third.calls("progress")
+    assert branch_tests_pass(remote, "open-swe/issue-7", tmp_path)
+    assert provider.find(LABELS) == []
+    for body in model.bodies():
+        assert "hidden-order-42" not in body
+    assert_no_secret_reached_the_model(model)
+
+
+async def test_stop_at_approval_ends_the_run(
+    settings: Settings, model: ScriptedModel, remote: Path, provider: LocalProvider
+) -> None:
+    script_plan(model)
+    host = RecordingHost(remote, decisions=[{"verb": "stop", "by": "dave"}])
+
+    outcome = await run(settings, host, provider, run_input(auto=False))
+
+    assert outcome.status == "stopped"
+    assert outcome.reason == "stopped by dave at plan approval"
+    assert host.outcomes == [outcome]
+    assert provider.find(LABELS) == []
+    assert model.requests_offering("edit_file") == []
+
+
+async def test_cancelled_run_reports_stopped_and_a_retry_completes_it(
+    settings: Settings, model: ScriptedModel, remote: Path, provider: LocalProvider, tmp_path: Path
+) -> None:
+    script_plan(model)
+    script_fix(model)
+    script_fix(model)  # the retry redoes the work: the stopped run's sandbox was deleted
+    script_pr(model)
+    host = RecordingHost(remote, block_in="implement")
+    task = asyncio.create_task(run(settings, host, provider, run_input()))
+    await asyncio.wait_for(host.blocked.wait(), timeout=30)
+
+    task.cancel("stopped by @dave")
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    [stopped] = host.outcomes
+    assert stopped.status == "stopped"
+    assert stopped.reason == "stopped by @dave"
+    assert stopped.usage.model_calls > 0
+    assert provider.find(LABELS) == []
+
+    retry = RecordingHost(remote)
+    outcome = await run(settings, retry, provider, None)
+    assert outcome.status == "succeeded", outcome.reason
+    assert [s for s, _ in retry.calls("progress")] == ["implement", "verify", "publish"]
+    assert branch_tests_pass(remote, "open-swe/issue-7", tmp_path)
+
+
+async def test_sandbox_lost_after_implement_is_redone_in_a_new_one(
+    settings: Settings, model: ScriptedModel, remote: Path, provider: LocalProvider, tmp_path: Path
+) -> None:
+    script_plan(model)
+    script_fix(model)
+    script_fix(model)
+    script_pr(model)
+    host = RecordingHost(remote)
+    host.on_progress["implement"] = lambda: [box.destroy() for box in provider.find(LABELS)]
+
+    outcome = await run(settings, host, provider, run_input())
+
+    assert outcome.status == "succeeded", outcome
+    assert ("verify", "the sandbox was lost: redoing the work in a new one") in host.calls(
+        "progress"
+    )
+    assert len(model.requests_offering("edit_file")) == 8
+    assert branch_tests_pass(remote, "open-swe/issue-7", tmp_path)
+
+
+async def test_tests_still_failing_after_the_attempts_are_published_as_failing(
+    tmp_path: Path, model: ScriptedModel, remote: Path, provider: LocalProvider
+) -> None:
+    settings = make_settings(tmp_path, model, max_test_attempts=2)
+    script_plan(model)
+    wrong_fix = lambda request: tool(  # noqa: E731
+        "edit_file",
+        file_path=f"{repo_path(request)}/calc.py",
+        old_string="return a - b",
+        new_string="return a * b",
+    )
+    model.on(offers("edit_file"), wrong_fix, text("Done."), text("I could not find the cause."))
+    script_pr(model)
+    host = RecordingHost(remote)
+
+    outcome = await run(settings, host, provider, run_input())
+
+    assert outcome.status == "tests_failing"
+    assert outcome.tests_passed is False
+    assert host.outcomes == [outcome]
+    [change] = host.calls("publish")
+    assert change.tests_passed is False
+    assert change.body.startswith("> [!WARNING]\n> Tests failing:")
+    assert "still failing after 2 attempt(s)" in change.body
+    second_attempt = model.requests_offering("edit_file")[2]
+    assert "This is attempt 2" in second_attempt.text
+    assert "AssertionError: 6 != 5" in second_attempt.text
+    steps = [step for step, _ in host.calls("progress")]
+    assert steps.count("implement") == 2
+    assert steps.count("verify") == 2
+
+
+async def test_nothing_changed_publishes_nothing(
+    settings: Settings, model: ScriptedModel, provider: LocalProvider, tmp_path: Path
+) -> None:
+    fixed = make_repo(tmp_path / "fixed", {**REPO_FILES, "calc.py": FIXED})
+    script_plan(model)
+    model.on(offers("edit_file"), text("add() is already correct; nothing to change."))
+    host = RecordingHost(fixed)
+
+    outcome = await run(settings, host, provider, run_input())
+
+    assert outcome.status == "no_changes"
+    assert host.calls("publish") == []
+    assert model.requests_offering("PullRequestText") == []
+    assert ("publish", "nothing changed: nothing to publish") in host.calls("progress")
+    assert provider.find(LABELS) == []
+
+
+async def test_transient_model_errors_are_retried(
+    settings: Settings, model: ScriptedModel, remote: Path, provider: LocalProvider
+) -> None:
+    model.on(offers("SubmitPlan"), Fault(429), Fault(500), read_calc, tool("SubmitPlan", **PLAN))
+    script_fix(model)
+    script_pr(model)
+
+    outcome = await run(settings, RecordingHost(remote), provider, run_input())
+
+    assert outcome.status == "succeeded", outcome
+    assert len(model.requests_offering("SubmitPlan")) == 4  # two faults, then two answers
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fault", "reason"),
+    [
+        (
+            {},
+            Fault(500, message="overloaded upstream"),
+            "the model API answered HTTP 500 (retried with backoff): overloaded upstream",
+        ),
+        (
+            {"model_timeout": 0.3, "model_max_retries": 1},
+            Slow(1.5, text("too late")),
+            "the model API timed out (retried with backoff); try again later",
+        ),
+    ],
+)
+async def test_persistent_model_errors_fail_the_run_with_the_reason(
+    tmp_path: Path,
+    model: ScriptedModel,
+    remote: Path,
+    provider: LocalProvider,
+    overrides: dict[str, Any],
+    fault: Fault | Slow,
+    reason: str,
+) -> None:
+    settings = make_settings(tmp_path, model, **overrides)
+    model.on(anything, fault, repeat_last=True)
+    host = RecordingHost(remote)
+
+    outcome = await run(settings, host, provider, run_input())
+
+    assert outcome.status == "failed"
+    assert outcome.reason == reason
+    assert host.outcomes == [outcome]
+    assert len(model.requests) == settings.model_max_retries + 1
+    assert provider.find(LABELS) == []
+
+
+@pytest.mark.parametrize(
+    ("limits", "usage", "reason"),
+    [
+        ({"max_model_calls": 4}, None, "budget exhausted: model calls (4 per run)"),
+        ({"max_tokens_per_run": 1_000}, (5_000, 100), "budget exhausted: tokens (5,100 of 1,000)"),
+        ({"max_cost_usd": 0.01}, (10_000, 0), "budget exhausted: cost (~$0.03 of $0.01)"),
+    ],
+)
+async def test_budget_exhausted_ends_the_run_naming_the_limit(
+    tmp_path: Path,
+    model: ScriptedModel,
+    remote: Path,
+    provider: LocalProvider,
+    limits: dict[str, Any],
+    usage: tuple[int, int] | None,
+    reason: str,
+) -> None:
+    settings = make_settings(tmp_path, model, **limits)
+    model.on(offers("SubmitPlan"), tool("ls", path="/", usage=usage), tool("SubmitPlan", **PLAN))
+    model.on(offers("edit_file"), tool("execute", command="true"), repeat_last=True)
+    host = RecordingHost(remote)
+
+    outcome = await run(settings, host, provider, run_input())
+
+    assert outcome.status == "failed"
+    assert outcome.reason == reason
+    assert host.outcomes == [outcome]
+    assert provider.find(LABELS) == []
+
+
+async def test_wall_time_limit(
+    tmp_path: Path, model: ScriptedModel, remote: Path, provider: LocalProvider
+) -> None:
+    settings = make_settings(tmp_path, model, max_run_minutes=0.0001)
+    script_plan(model)
+
+    outcome = await run(settings, RecordingHost(remote), provider, run_input())
+
+    assert outcome.reason == "budget exhausted: time (0.0001 minutes)"
+    assert model.requests == []
+
+
+async def test_a_crash_still_ends_with_a_final_status(
+    settings: Settings, model: ScriptedModel, remote: Path, provider: LocalProvider
+) -> None:
+    script_plan(model)
+    script_fix(model)
+    script_pr(model)
+    host = RecordingHost(remote, fail_publish=RuntimeError(f"boom {FAKE_TOKEN}"))
+
+    outcome = await run(settings, host, provider, run_input())
+
+    assert outcome.status == "failed"
+    assert outcome.reason == "internal error: RuntimeError: boom [redacted]"
+    assert host.outcomes == [outcome]
+    assert outcome.plan == PLAN
+    assert provider.find(LABELS) == []
+
+
+async def test_secrets_in_the_repository_and_environment_never_reach_the_model(
+    model: ScriptedModel, provider: LocalProvider, tmp_path: Path
+) -> None:
+    settings = make_settings(tmp_path, model, max_test_attempts=1)
+    notes = f"key={FAKE_ANTHROPIC_KEY}\ntoken={FAKE_TOKEN}\n"
+    leaky = make_repo(tmp_path / "leaky", {**REPO_FILES, "notes.txt": notes})
+    model.on(
+        offers("SubmitPlan"),
+        lambda request: tool("read_file", file_path=f"{repo_path(request)}/notes.txt"),
+        tool("SubmitPlan", **PLAN),
+    )
+    model.on(
+        offers("edit_file"),
+        tool("execute", command="env; cat notes.txt"),
+        text("Looked around."),
+    )
+    host = RecordingHost(leaky)
+
+    outcome = await run(settings, host, provider, run_input())
+
+    assert outcome.status == "no_changes", outcome.reason
+    assert "key=[redacted]" in model.requests_offering("SubmitPlan")[1].last_tool_result()
+    shown = model.requests_offering("edit_file")[1].last_tool_result()
+    assert "token=[redacted]" in shown
+    assert "PATH=" in shown  # the command ran: its environment is scrubbed of keys
+    assert_no_secret_reached_the_model(model)

@@ -15,7 +15,15 @@ from langgraph.types import Command
 from app.agent import agents, prompts, workspace
 from app.agent.budget import Usage
 from app.agent.models import chat_model
-from app.agent.nodes.common import Rt, announce, budget_for, done, open_workspace
+from app.agent.nodes.common import (
+    Rt,
+    announce,
+    budget_for,
+    done,
+    find_workspace,
+    open_workspace,
+    redo_in_new_workspace,
+)
 from app.agent.state import RunState, TestReport
 from app.agent.tools import clip
 
@@ -26,13 +34,18 @@ async def implement(state: RunState, runtime: Rt) -> dict[str, Any]:
     settings = runtime.context.settings
     attempt = state.get("attempts", 0) + 1
     budget = budget_for(state, runtime, "implement")
-    # Nothing is lost if the sandbox vanished while the plan waited: rebuild it then.
-    sandbox, fields = await open_workspace(state, runtime, rebuild=attempt == 1)
+    # A sandbox that vanished (while the plan waited, or before a retry) is rebuilt; any
+    # earlier attempt's work went with it, so this one starts afresh.
+    sandbox, fields, rebuilt = await open_workspace(state, runtime)
+    if rebuilt and attempt > 1:
+        attempt, state = 1, {**state, "tests": None, "agent_notes": ""}
     plan = state.get("plan")
     assert plan is not None, "implement runs after an approved plan"
     notes = await agents.implement(
         settings=settings,
+        redactor=runtime.context.redactor,
         sandbox=sandbox,
+        repo_dir=fields["repo_dir"],
         budget=budget,
         model=chat_model(settings, "implement"),
         summarizer=chat_model(settings, "summarize"),
@@ -55,6 +68,7 @@ async def implement(state: RunState, runtime: Rt) -> dict[str, Any]:
     return {
         **fields,
         "attempts": attempt,
+        "tests": state.get("tests"),
         "agent_notes": clip(notes, 2_000),
         "usage": usage,
         "steps_done": done(state, "implement"),
@@ -77,7 +91,11 @@ async def verify(state: RunState, runtime: Rt) -> Command[Literal["implement", "
         return Command(
             goto="publish", update={"tests": report, "steps_done": done(state, "verify")}
         )
-    sandbox, _ = await open_workspace(state, runtime, rebuild=False)
+    sandbox = await find_workspace(state, runtime)
+    if sandbox is None:
+        return Command(
+            goto="implement", update=await redo_in_new_workspace(state, runtime, "verify")
+        )
     result = await workspace.run(
         sandbox, command, cwd=workspace.repo_dir_of(sandbox), seconds=settings.command_timeout
     )

@@ -14,6 +14,7 @@ from app.agent.state import RunState, StepName
 from app.sandbox.base import Sandbox, SandboxGone
 
 Rt = Runtime[RunContext]
+MAX_REBUILDS = 2
 
 
 def sandbox_labels(state: RunState) -> dict[str, str]:
@@ -46,6 +47,8 @@ async def build_workspace(state: RunState, runtime: Rt, sandbox: Sandbox) -> dic
     """Clone, branch, read the default branch's rules, run the setup script: state fields."""
     ctx = runtime.context
     checkout = await ctx.host.checkout()
+    if checkout.credentials is not None:
+        ctx.redactor.add(checkout.credentials.password)
     repo_dir, base_branch, base_sha, start_sha = await workspace.clone(
         sandbox, checkout, state["branch"]
     )
@@ -67,23 +70,35 @@ async def build_workspace(state: RunState, runtime: Rt, sandbox: Sandbox) -> dic
     }
 
 
-async def open_workspace(
-    state: RunState, runtime: Rt, *, rebuild: bool
-) -> tuple[Sandbox, dict[str, Any]]:
-    """The run's sandbox with its checkout, and state fields to update when it was rebuilt.
-
-    A sandbox can vanish while a run waits for approval (Daytona deletes stopped sandboxes).
-    Before any work is done the checkout is simply rebuilt; after, the work is gone and the
-    run fails with WorkspaceLost.
-    """
+async def find_workspace(state: RunState, runtime: Rt) -> Sandbox | None:
+    """The run's sandbox if it still holds the checkout (a sandbox can vanish: Daytona deletes
+    stopped ones, a failed or stopped run deletes its own before a retry)."""
     sandbox = await acquire(state, runtime)
-    if await workspace.has_checkout(sandbox):
-        return sandbox, {"repo_dir": workspace.repo_dir_of(sandbox)}
-    if not rebuild:
+    return sandbox if await workspace.has_checkout(sandbox) else None
+
+
+async def open_workspace(state: RunState, runtime: Rt) -> tuple[Sandbox, dict[str, Any], bool]:
+    """The run's sandbox and checkout, rebuilt when lost: (sandbox, state fields, rebuilt)."""
+    sandbox = await find_workspace(state, runtime)
+    if sandbox is not None:
+        return sandbox, {"repo_dir": workspace.repo_dir_of(sandbox)}, False
+    sandbox = await acquire(state, runtime)
+    return sandbox, await build_workspace(state, runtime, sandbox), True
+
+
+async def redo_in_new_workspace(state: RunState, runtime: Rt, step: StepName) -> dict[str, Any]:
+    """The checkout (and the uncommitted work) is gone: the update for going back to
+    implement, which starts afresh in a new sandbox (a bounded number of times)."""
+    rebuilds = state.get("rebuilds", 0) + 1
+    if rebuilds > MAX_REBUILDS:
         raise workspace.WorkspaceLost(
-            "the sandbox was lost mid-run, and the uncommitted work with it; retry the run"
+            f"the sandbox was lost {rebuilds} times, and the uncommitted work with it"
         )
-    return sandbox, await build_workspace(state, runtime, sandbox)
+    await announce(
+        runtime, step, "the sandbox was lost: redoing the work in a new one",
+        Usage.from_dict(state.get("usage")),
+    )  # fmt: skip
+    return {"rebuilds": rebuilds, "attempts": 0, "tests": None, "agent_notes": ""}
 
 
 async def announce(runtime: Rt, step: StepName, detail: str, usage: Usage) -> None:

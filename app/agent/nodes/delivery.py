@@ -8,16 +8,25 @@ idempotent. report destroys the sandbox and gives the host the final status.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Literal
 
 import structlog
+from langgraph.types import Command
 
 from app.agent import agents, prompts, workspace
 from app.agent.budget import Usage
 from app.agent.context import RunContext
 from app.agent.host import Change, RunOutcome
 from app.agent.models import chat_model
-from app.agent.nodes.common import Rt, announce, budget_for, done, open_workspace, sandbox_labels
+from app.agent.nodes.common import (
+    Rt,
+    announce,
+    budget_for,
+    done,
+    find_workspace,
+    redo_in_new_workspace,
+    sandbox_labels,
+)
 from app.agent.state import OutcomeDict, OutcomeStatus, PlanDict, RunState, TestReport
 from app.agent.tools import clip
 from app.agent.untrusted import sanitize
@@ -57,11 +66,14 @@ def pr_body(
     return "\n\n".join(parts) + "\n"
 
 
-async def publish(state: RunState, runtime: Rt) -> dict[str, Any]:
+async def publish(state: RunState, runtime: Rt) -> Command[Literal["report", "implement"]]:
     ctx = runtime.context
     budget = budget_for(state, runtime, "summarize")
-    sandbox, fields = await open_workspace(state, runtime, rebuild=False)
-    repo_dir = fields["repo_dir"]
+    sandbox = await find_workspace(state, runtime)
+    if sandbox is None:
+        update = await redo_in_new_workspace(state, runtime, "publish")
+        return Command(goto="implement", update=update)
+    repo_dir = workspace.repo_dir_of(sandbox)
     tests = state.get("tests")
     if not await workspace.has_changes(sandbox, repo_dir, state["start_sha"]):
         outcome = OutcomeDict(
@@ -73,7 +85,8 @@ async def publish(state: RunState, runtime: Rt) -> dict[str, Any]:
             "nothing changed: nothing to publish",
             Usage.from_dict(budget.spent()),
         )
-        return {"outcome": outcome, "usage": budget.spent(), "steps_done": done(state, "publish")}
+        update = {"outcome": outcome, "usage": budget.spent(), "steps_done": done(state, "publish")}
+        return Command(goto="report", update=update)
     stat, diff = await workspace.staged_diff(sandbox, repo_dir, state["start_sha"])
     text = await agents.write_pull_request(
         budget=budget,
@@ -111,7 +124,8 @@ async def publish(state: RunState, runtime: Rt) -> dict[str, Any]:
         publication.url or f"branch {publication.branch}",
         Usage.from_dict(usage),
     )
-    return {"outcome": outcome, "usage": usage, "steps_done": done(state, "publish")}
+    update = {"outcome": outcome, "usage": usage, "steps_done": done(state, "publish")}
+    return Command(goto="report", update=update)
 
 
 async def destroy_sandboxes(state: RunState, context: RunContext) -> None:

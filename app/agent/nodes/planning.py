@@ -19,11 +19,12 @@ MAX_STEP_CHARS = 300
 async def plan(state: RunState, runtime: Rt) -> dict[str, Any]:
     settings = runtime.context.settings
     budget = budget_for(state, runtime, "plan")
-    sandbox, fields = await open_workspace(state, runtime, rebuild=True)
+    sandbox, fields, _ = await open_workspace(state, runtime)
     instructions = fields.get("instructions", state.get("instructions"))
     source = fields.get("instructions_file", state.get("instructions_file"))
     proposal = await agents.propose_plan(
         settings=settings,
+        redactor=runtime.context.redactor,
         sandbox=sandbox,
         budget=budget,
         model=chat_model(settings, "plan"),
