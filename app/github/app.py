@@ -15,7 +15,7 @@ from github import Auth, Github
 
 from app.github.client import InstallationClient
 from app.github.errors import GitHubError, NotFound
-from app.github.transport import github_errors, github_options
+from app.github.transport import backoff_factor, github_errors, github_options, repeatable_posts
 from app.github.types import InstallationInfo, InstallationToken
 
 JWT_BACKDATE = 60  # seconds: tolerate a server clock slightly ahead of ours (GitHub's advice)
@@ -65,6 +65,7 @@ class GitHubApp:
         self.api_url = api_url.rstrip("/")
         self._private_key = _load_private_key(private_key)
         self._options = github_options(max_retry_wait=max_retry_wait, throttle=throttle)
+        self._backoff = backoff_factor(throttle=throttle)
         self._github = Github(auth=_AppJWT(self), base_url=self.api_url, **self._options)
         self._slug: str | None = None
         self._tokens: dict[tuple[int, str | None], InstallationToken] = {}
@@ -125,9 +126,8 @@ class GitHubApp:
                 return cached
             body: dict[str, Any] = {"repositories": [name]} if name else {}
             scope = f" for {name}" if name else ""
-            with github_errors(
-                f"create an installation token{scope} (installation {installation_id})"
-            ):
+            action = f"create an installation token{scope} (installation {installation_id})"
+            with github_errors(action), repeatable_posts():  # a spare token is harmless
                 _, data = self._github.requester.requestJsonAndCheck(
                     "POST", f"/app/installations/{installation_id}/access_tokens", input=body
                 )
@@ -139,7 +139,7 @@ class GitHubApp:
         """A client acting as the installation; its token refreshes itself when needed."""
         auth = _CachedInstallationToken(self, installation_id, repo)
         github = Github(auth=auth, base_url=self.api_url, **self._options)
-        return InstallationClient(github, lambda: auth.token)
+        return InstallationClient(github, lambda: auth.token, backoff=self._backoff)
 
 
 def _load_private_key(pem: str) -> RSAPrivateKey:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -15,7 +16,14 @@ from github.PullRequest import PullRequest
 from github.PullRequestComment import PullRequestComment
 
 from app.github.errors import GitHubError, NotFound
-from app.github.transport import github_errors, github_options
+from app.github.transport import (
+    RETRIES,
+    backoff_factor,
+    github_errors,
+    github_options,
+    may_have_acted,
+    repeatable_posts,
+)
 from app.github.types import (
     CommentInfo,
     IssueInfo,
@@ -41,11 +49,20 @@ class InstallationClient:
     """Blocking calls as one installation (async callers: `anyio.to_thread.run_sync`).
 
     Built by `GitHubApp.client(...)`; `from_token` serves tests and tools holding a token.
+    Server errors are retried where a repeat cannot do anything twice (see transport.py);
+    `backoff` is the first pause of the client's own retries (`create_comment` with a marker).
     """
 
-    def __init__(self, github: Github, token: Callable[[], str]) -> None:
+    def __init__(
+        self,
+        github: Github,
+        token: Callable[[], str],
+        *,
+        backoff: float = backoff_factor(throttle=True),
+    ) -> None:
         self._github = github
         self._token = token
+        self._backoff = backoff
 
     @classmethod
     def from_token(
@@ -53,7 +70,7 @@ class InstallationClient:
     ) -> InstallationClient:
         options = github_options(max_retry_wait=max_retry_wait, throttle=throttle)
         github = Github(auth=Auth.Token(token), base_url=api_url.rstrip("/"), **options)
-        return cls(github, lambda: token)
+        return cls(github, lambda: token, backoff=backoff_factor(throttle=throttle))
 
     def __repr__(self) -> str:
         return "InstallationClient()"
@@ -108,7 +125,7 @@ class InstallationClient:
             if name.lower() in existing:
                 continue
             try:
-                with github_errors(f"create label {name!r} in {full_name}"):
+                with github_errors(f"create label {name!r} in {full_name}"), repeatable_posts():
                     repo.create_label(name, spec.color, spec.description)
             except GitHubError as exc:
                 if exc.status == 422 and "already_exists" in str(exc):
@@ -120,9 +137,11 @@ class InstallationClient:
     def add_reaction(
         self, full_name: str, target: ReactionTarget, content: ReactionContent = "eyes"
     ) -> bool:
-        """React once; True when created, False when this App had already reacted so."""
+        """React once; True when created, False when this App had already reacted so (or a
+        repeat after a lost answer found the reaction made)."""
         path = f"/repos/{full_name}/" + _REACTION_PATHS[target.kind].format(id=target.id)
-        with github_errors(f"add a reaction to {target.kind} {target.id} in {full_name}"):
+        action = f"add a reaction to {target.kind} {target.id} in {full_name}"
+        with github_errors(action), repeatable_posts():
             status, headers, body = self._github.requester.requestJson(
                 "POST", path, input={"content": content}
             )
@@ -152,10 +171,39 @@ class InstallationClient:
             issue = self._github.get_repo(full_name).get_issue(number)
             return [_comment(c) for c in issue.get_comments()]
 
-    def create_comment(self, full_name: str, number: int, body: str) -> CommentInfo:
-        with github_errors(f"comment on #{number} of {full_name}"):
-            issue = self._github.get_repo(full_name).get_issue(number)
-            return _comment(issue.create_comment(body))
+    def create_comment(
+        self, full_name: str, number: int, body: str, *, marker: str | None = None
+    ) -> CommentInfo:
+        """Post a comment on an issue or pull request.
+
+        After a 5xx or a lost answer nobody knows whether GitHub stored the comment, so without
+        `marker` it is not retried (a repeat could post it twice). `marker` is a string unique
+        to this comment that its body carries (e.g. a hidden `<!-- ... -->`): then each retry
+        first looks for a bot's comment carrying it, and returns that one if it landed.
+        """
+        if marker is not None and marker not in body:
+            raise ValueError("the marker must be part of the comment's body")
+        for attempt in range(RETRIES + 1):
+            try:
+                with github_errors(f"comment on #{number} of {full_name}"):
+                    issue = self._github.get_repo(full_name).get_issue(number)  # lazy: no GET
+                    return _comment(issue.create_comment(body))
+            except GitHubError as exc:
+                if marker is None or attempt == RETRIES or not may_have_acted(exc):
+                    raise
+                time.sleep(self._backoff * 2**attempt)  # also lets a stored comment be listed
+                landed = self._marked_comment(full_name, number, marker)
+                if landed is not None:
+                    return landed
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _marked_comment(self, full_name: str, number: int, marker: str) -> CommentInfo | None:
+        """The newest comment by a bot that carries `marker` (people's comments never count:
+        anyone can paste a marker)."""
+        marked = [
+            c for c in self.list_comments(full_name, number) if c.author_is_bot and marker in c.body
+        ]
+        return max(marked, key=lambda c: c.id, default=None)
 
     def update_comment(self, full_name: str, comment_id: int, body: str) -> CommentInfo:
         with github_errors(f"update comment {comment_id} in {full_name}"):
@@ -187,7 +235,9 @@ class InstallationClient:
     ) -> PullInfo:
         """Open a draft PR; if one is already open from `head`, return that one (idempotent)."""
         try:
-            with github_errors(f"open a pull request from {head} in {full_name}"):
+            # Repeatable: after a lost answer, the repeat's 422 "already exists" finds it.
+            action = f"open a pull request from {head} in {full_name}"
+            with github_errors(action), repeatable_posts():
                 repo = self._github.get_repo(full_name)
                 pull = repo.create_pull(base=base, head=head, title=title, body=body, draft=True)
                 return _pull(pull, full_name)
@@ -217,7 +267,8 @@ class InstallationClient:
         if not reviewers:
             return
         try:
-            with github_errors(f"request a review on #{number} of {full_name}"):
+            action = f"request a review on #{number} of {full_name}"
+            with github_errors(action), repeatable_posts():  # requesting twice is harmless
                 pull = self._github.get_repo(full_name).get_pull(number)
                 pull.create_review_request(reviewers=reviewers)
         except GitHubError as exc:
@@ -233,6 +284,8 @@ class InstallationClient:
     def reply_to_review_comment(
         self, full_name: str, pull_number: int, comment_id: int, body: str
     ) -> CommentInfo:
+        """Reply in a review thread; like `create_comment` without a marker, a 5xx is not
+        retried (the reply may have been posted)."""
         with github_errors(f"reply to review comment {comment_id} in {full_name}"):
             pull = self._github.get_repo(full_name).get_pull(pull_number)
             reply = pull.create_review_comment_reply(comment_id, body)

@@ -1,9 +1,19 @@
-"""How the GitHub layer talks HTTP: bounded retries and translation of PyGithub's errors."""
+"""How the GitHub layer talks HTTP: bounded retries and translation of PyGithub's errors.
+
+Retry policy, by whether repeating a request can do something twice:
+- idempotent methods (GET, PUT, PATCH, DELETE...) are retried on 5xx, lost answers and rate
+  limits: a repeat leaves GitHub as one success would (a PATCH sets the same fields again);
+- a POST is retried only when GitHub surely did not act on it: a rate limit (403/429, GitHub
+  refused it) or a connection that could not be opened. A 5xx or a lost answer says nothing
+  about whether the comment or pull request was created, so the client decides per operation:
+  `repeatable_posts()` for creations GitHub deduplicates, a marker lookup for comments.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from types import TracebackType
 from typing import Any
 
@@ -25,19 +35,54 @@ from app.github.errors import (
 RETRIES = 5  # attempts after the first, for 5xx and rate limits
 TIMEOUT = 30  # seconds per request
 BACKOFF_FACTOR = 0.5  # 5xx retries wait 0, 1, 2, 4, 8 s
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "PATCH", "DELETE", "TRACE"})
+REFUSED_STATUSES = frozenset({403, 429})  # rate limits: GitHub did not act on the request
+
+_posts_repeatable: ContextVar[bool] = ContextVar("github_posts_repeatable", default=False)
+
+
+@contextmanager
+def repeatable_posts() -> Iterator[None]:
+    """Inside, POSTs are retried like idempotent methods (5xx, lost answers).
+
+    Only for creations that GitHub makes safe to repeat: a second installation token, a
+    reaction or review request that already exists (200), a label or pull request that
+    already exists (422, which the caller handles).
+    """
+    reset = _posts_repeatable.set(True)
+    try:
+        yield
+    finally:
+        _posts_repeatable.reset(reset)
 
 
 class BoundedRetry(GithubRetry):
-    """PyGithub's retry policy (5xx, 403 rate limits) plus 429, with every wait capped.
+    """PyGithub's retry policy (5xx, 403 rate limits) plus 429, by method, every wait capped.
 
-    GithubRetry caps waits derived from rate-limit messages (`max_rate_limit_wait`) but sleeps
-    whatever a `Retry-After` header says; a worker must never block for an hour, so a
-    `Retry-After` beyond the cap raises instead.
+    GithubRetry retries 5xx for GET and POST but not PATCH; here 5xx and lost answers are
+    retried for idempotent methods only (POST inside `repeatable_posts()`), and rate limits for
+    every method. GithubRetry caps waits derived from rate-limit messages
+    (`max_rate_limit_wait`) but sleeps whatever a `Retry-After` header says; a worker must never
+    block for an hour, so a `Retry-After` beyond the cap raises instead.
     """
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("status_forcelist", [429, *range(500, 600)])
+        kwargs.setdefault("allowed_methods", IDEMPOTENT_METHODS)
         super().__init__(**kwargs)
+
+    def _is_method_retryable(self, method: str) -> bool:
+        # urllib3 asks this for 5xx answers and for errors after the request was sent.
+        if method.upper() == "POST" and _posts_repeatable.get():
+            return True
+        return super()._is_method_retryable(method)
+
+    def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
+        # A rate limit is a refusal, safe to repeat for any method; GithubRetry.increment then
+        # raises at once for a 403 that is not a rate limit.
+        if status_code in REFUSED_STATUSES and status_code in (self.status_forcelist or ()):
+            return True
+        return super().is_retry(method, status_code, has_retry_after)
 
     def increment(  # type: ignore[override]
         self,
@@ -61,6 +106,17 @@ class BoundedRetry(GithubRetry):
         return super().increment(method, url, response, error, _pool, _stacktrace)  # type: ignore[arg-type]
 
 
+def backoff_factor(*, throttle: bool) -> float:
+    """Seconds that retry waits grow from (doubling each time); none when not throttled."""
+    return BACKOFF_FACTOR if throttle else 0.0
+
+
+def may_have_acted(error: GitHubError) -> bool:
+    """True when GitHub may have carried out the request although it reported a failure:
+    a 5xx (a proxy can fail after GitHub acted) or no answer at all."""
+    return error.status is None or error.status >= 500
+
+
 def github_options(*, max_retry_wait: float, throttle: bool) -> dict[str, Any]:
     """Keyword arguments for `github.Github(...)`: retries, timeout and request spacing.
 
@@ -69,7 +125,7 @@ def github_options(*, max_retry_wait: float, throttle: bool) -> dict[str, Any]:
     """
     retry = BoundedRetry(
         total=RETRIES,
-        backoff_factor=BACKOFF_FACTOR if throttle else 0.0,
+        backoff_factor=backoff_factor(throttle=throttle),
         max_rate_limit_wait=max_retry_wait,
         secondary_rate_wait=min(60.0, max_retry_wait),
     )

@@ -109,6 +109,7 @@ class Fault:
     remaining: int
     headers: dict[str, str]
     body: Any
+    applied: bool = False  # the call takes effect; only its answer is the failure
 
 
 @dataclass
@@ -609,10 +610,13 @@ class FakeGitHub:
         headers: dict[str, str] | None = None,
         message: str = "Server Error",
         body: Any = None,
+        applied: bool = False,
     ) -> None:
         """The next `times` calls matching (method, fnmatch pattern on the path) get `status`.
 
         The answer is `{"message": message}`, or `body` when given (e.g. a stale list).
+        `applied=True`: each call still takes effect, only the answer is lost (GitHub acted,
+        then a proxy answered 502), which is what makes blind retries of POSTs duplicate.
         """
         payload = body if body is not None else {"message": message, "documentation_url": DOCS}
         with self._lock:
@@ -624,6 +628,7 @@ class FakeGitHub:
                     times,
                     dict(headers or {}),
                     payload,
+                    applied,
                 )
             )
 
@@ -703,7 +708,14 @@ class FakeGitHub:
                 and fnmatch.fnmatchcase(call.path, fault.pattern)
             ):
                 fault.remaining -= 1
+                if fault.applied:
+                    self._handle(call, grant, auth_error)
                 return fault.status, fault.body, dict(fault.headers)
+        return self._handle(call, grant, auth_error)
+
+    def _handle(
+        self, call: Call, grant: TokenGrant | None, auth_error: str | None
+    ) -> tuple[int, Any, dict[str, str]]:
         if call.json == "<invalid json>":
             return 400, {"message": "Problems parsing JSON", "documentation_url": DOCS}, {}
         for endpoint in self._endpoints:

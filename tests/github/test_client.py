@@ -10,6 +10,7 @@ import pytest
 
 from app.github.client import InstallationClient
 from app.github.errors import GitHubError, NotFound
+from app.github.transport import RETRIES
 from app.github.types import LabelSpec, PullFile, ReactionTarget
 from tests.fakes.github import FakeGitHub
 from tests.github.conftest import REPO
@@ -180,6 +181,101 @@ def test_comments_list_create_update(gh: FakeGitHub, client: InstallationClient)
     assert created.created_at.tzinfo is not None
     assert abs((created.created_at - datetime.now(UTC)).total_seconds()) < 60
     assert created.html_url.endswith(f"#issuecomment-{created.id}")
+
+
+MARKER = "<!-- open-swe:status run=r1 -->"
+COMMENTS = f"/repos/{REPO}/issues/*/comments"
+
+
+def test_a_marked_comment_that_landed_despite_a_server_error_is_not_posted_again(
+    gh: FakeGitHub, client: InstallationClient
+) -> None:
+    number = gh.add_issue(REPO).number
+    gh.fail("POST", COMMENTS, 502, applied=True)  # GitHub stored it, the answer was lost
+
+    created = client.create_comment(REPO, number, f"{MARKER}\nWorking", marker=MARKER)
+
+    [stored] = gh.comments.values()
+    assert (created.id, created.body) == (stored.id, f"{MARKER}\nWorking")
+    assert [c.status for c in gh.calls_matching("POST", COMMENTS)] == [502]
+    assert [c.status for c in gh.calls_matching("GET", COMMENTS)] == [200]
+
+
+def test_a_marked_comment_is_retried_until_it_is_posted_once(
+    gh: FakeGitHub, client: InstallationClient
+) -> None:
+    number = gh.add_issue(REPO).number
+    gh.add_comment(REPO, number, f"{MARKER} pasted by a person", user="mallory")
+    gh.fail("POST", COMMENTS, 502, times=2)
+
+    created = client.create_comment(REPO, number, f"{MARKER}\nWorking", marker=MARKER)
+
+    assert created.author == gh.bot_login
+    assert [c.body for c in gh.comments.values() if c.user == gh.bot_login] == [created.body]
+    assert [c.status for c in gh.calls_matching("POST", COMMENTS)] == [502, 502, 201]
+
+
+def test_a_marked_comment_that_keeps_failing_gives_up(
+    gh: FakeGitHub, client: InstallationClient
+) -> None:
+    number = gh.add_issue(REPO).number
+    gh.fail("POST", COMMENTS, 500, times=RETRIES + 1)
+
+    with pytest.raises(GitHubError, match="500"):
+        client.create_comment(REPO, number, MARKER, marker=MARKER)
+    assert len(gh.calls_matching("POST", COMMENTS)) == RETRIES + 1
+    assert gh.comments == {}
+
+
+def test_a_marked_comment_is_not_posted_blindly_when_the_lookup_fails(
+    gh: FakeGitHub, client: InstallationClient
+) -> None:
+    number = gh.add_issue(REPO).number
+    gh.fail("POST", COMMENTS, 502, applied=True)
+    gh.fail("GET", COMMENTS, 502, times=RETRIES + 1)
+
+    with pytest.raises(GitHubError, match="kept failing"):
+        client.create_comment(REPO, number, MARKER, marker=MARKER)
+    assert len(gh.calls_matching("POST", COMMENTS)) == 1
+    assert len(gh.comments) == 1
+
+
+def test_a_refused_marked_comment_is_not_retried(
+    gh: FakeGitHub, client: InstallationClient
+) -> None:
+    number = gh.add_issue(REPO).number
+    gh.fail("POST", COMMENTS, 422, message="Validation Failed")
+
+    with pytest.raises(GitHubError, match="422"):
+        client.create_comment(REPO, number, MARKER, marker=MARKER)
+    assert len(gh.calls_matching("POST", COMMENTS)) == 1
+    assert gh.calls_matching("GET", COMMENTS) == []
+
+
+def test_a_marker_must_be_in_the_body(client: InstallationClient) -> None:
+    with pytest.raises(ValueError, match="marker"):
+        client.create_comment(REPO, 1, "no marker here", marker=MARKER)
+
+
+def test_creations_github_deduplicates_are_retried_after_a_lost_answer(
+    gh: FakeGitHub, client: InstallationClient, tmp_path: Path
+) -> None:
+    gh.repos[REPO].clone_url = make_remote(tmp_path, "open-swe/issue-3").as_uri()
+    for path in ("/pulls", "/labels", "/issues/*/reactions", "/pulls/*/requested_reviewers"):
+        gh.fail("POST", f"/repos/{REPO}{path}", 502, applied=True)
+
+    pull = client.create_draft_pull(
+        REPO, title="Fix it", body="Fixes #3", head="open-swe/issue-3", base="main"
+    )
+    client.ensure_labels(REPO, {"open-swe": LABELS["open-swe"]})
+    client.add_reaction(REPO, ReactionTarget("issue", pull.number))
+    client.request_review(REPO, pull.number, ["bob"])
+
+    assert [p.issue.number for p in gh.pulls.values()] == [pull.number]
+    assert list(gh.repos[REPO].labels) == ["open-swe"]
+    assert len(gh.reactions_on(REPO, "issue", pull.number)) == 1
+    assert gh.pulls[(REPO, pull.number)].requested_reviewers == ["bob"]
+    assert [c.status for c in gh.calls_matching("POST", f"/repos/{REPO}/pulls")] == [502, 422]
 
 
 def test_update_of_a_missing_comment_is_not_found(client: InstallationClient) -> None:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
+from typing import Literal
 
 import pytest
 
 from app.github.client import InstallationClient
 from app.github.errors import Forbidden, GitHubError, NotFound, RateLimited
-from app.github.transport import RETRIES, github_options
+from app.github.transport import RETRIES, BoundedRetry, github_options, repeatable_posts
 from tests.fakes.github import FakeGitHub
 from tests.github.conftest import REPO
 
@@ -44,9 +45,89 @@ def test_persistent_server_errors_give_up_with_a_clear_error(
     assert statuses(gh, "GET", ISSUE_PATH) == [502] * (RETRIES + 1)
 
 
+def test_an_edit_is_retried_after_a_server_error(
+    gh: FakeGitHub, client: InstallationClient, issue_number: int
+) -> None:
+    comment = gh.add_comment(REPO, issue_number, "working", user=gh.bot_login)
+    path = f"/repos/{REPO}/issues/comments/{comment.id}"
+    gh.fail("PATCH", path, 502, applied=True)  # even one GitHub carried out: same result
+    gh.fail("PATCH", path, 503)
+
+    assert client.update_comment(REPO, comment.id, "done").body == "done"
+    assert statuses(gh, "PATCH", path) == [502, 503, 200]
+    assert gh.comments[comment.id].body == "done"
+
+
+def test_a_pull_request_edit_is_retried_after_a_server_error(
+    gh: FakeGitHub, client: InstallationClient
+) -> None:
+    number = gh.add_pull(REPO, head="b", title="Old").issue.number
+    gh.fail("PATCH", f"/repos/{REPO}/pulls/{number}", 502)
+
+    assert client.update_pull(REPO, number, title="New").title == "New"
+    assert statuses(gh, "PATCH", f"/repos/{REPO}/pulls/{number}") == [502, 200]
+
+
+def test_an_edit_that_keeps_failing_gives_up_after_the_retries(
+    gh: FakeGitHub, client: InstallationClient, issue_number: int
+) -> None:
+    comment = gh.add_comment(REPO, issue_number, "working", user=gh.bot_login)
+    gh.fail("PATCH", "/repos/*/issues/comments/*", 500, times=RETRIES + 1)
+
+    with pytest.raises(GitHubError, match="kept failing"):
+        client.update_comment(REPO, comment.id, "done")
+    assert statuses(gh, "PATCH", "/repos/*/issues/comments/*") == [500] * (RETRIES + 1)
+
+
+def test_a_post_is_not_repeated_after_a_server_error(
+    gh: FakeGitHub, client: InstallationClient, issue_number: int
+) -> None:
+    gh.fail("POST", f"/repos/{REPO}/issues/*/comments", 502, applied=True)
+
+    with pytest.raises(GitHubError, match="502") as caught:
+        client.create_comment(REPO, issue_number, "hello")
+    assert caught.value.status == 502
+    assert statuses(gh, "POST", f"/repos/{REPO}/issues/*/comments") == [502]
+    assert [c.body for c in gh.comments.values()] == ["hello"]  # stored once, not twice
+
+
+@pytest.mark.parametrize("status", [403, 429])
+def test_a_rate_limited_post_is_retried(
+    gh: FakeGitHub, client: InstallationClient, issue_number: int, status: Literal[403, 429]
+) -> None:
+    gh.rate_limit("POST", f"/repos/{REPO}/issues/*/comments", status=status, retry_after=0)
+
+    client.create_comment(REPO, issue_number, "hello")
+    assert statuses(gh, "POST", f"/repos/{REPO}/issues/*/comments") == [status, 201]
+    assert [c.body for c in gh.comments.values()] == ["hello"]
+
+
+def test_a_rate_limited_edit_is_retried(
+    gh: FakeGitHub, client: InstallationClient, issue_number: int
+) -> None:
+    comment = gh.add_comment(REPO, issue_number, "working", user=gh.bot_login)
+    gh.rate_limit("PATCH", "/repos/*/issues/comments/*", status=429, retry_after=0)
+
+    client.update_comment(REPO, comment.id, "done")
+    assert statuses(gh, "PATCH", "/repos/*/issues/comments/*") == [429, 200]
+
+
+def test_retry_policy_by_method() -> None:
+    retry = BoundedRetry(total=RETRIES)
+    for method in ("GET", "PUT", "PATCH", "DELETE"):
+        assert retry.is_retry(method, 502)
+    assert not retry.is_retry("POST", 502)
+    assert retry.is_retry("POST", 429)
+    assert retry.is_retry("POST", 403)  # GithubRetry then checks it is a rate limit
+    assert not retry.is_retry("GET", 404)
+    with repeatable_posts():
+        assert retry.is_retry("POST", 502)
+    assert not retry.is_retry("POST", 502)
+
+
 @pytest.mark.parametrize("status", [403, 429])
 def test_retry_after_is_honoured(
-    gh: FakeGitHub, client: InstallationClient, issue_number: int, status: int
+    gh: FakeGitHub, client: InstallationClient, issue_number: int, status: Literal[403, 429]
 ) -> None:
     gh.rate_limit("GET", ISSUE_PATH, status=status, retry_after=1)
 
@@ -58,7 +139,7 @@ def test_retry_after_is_honoured(
 
 @pytest.mark.parametrize("status", [403, 429])
 def test_retry_after_beyond_the_max_wait_raises_instead_of_blocking(
-    gh: FakeGitHub, client: InstallationClient, issue_number: int, status: int
+    gh: FakeGitHub, client: InstallationClient, issue_number: int, status: Literal[403, 429]
 ) -> None:
     gh.rate_limit("GET", ISSUE_PATH, status=status, retry_after=3600)
 
