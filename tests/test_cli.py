@@ -105,7 +105,7 @@ def serve(tmp_path: Path) -> Iterator[object]:
         )
         processes.append(process)
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60  # generous: CI machines can be busy
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 raise AssertionError(f"serve exited: {process.stderr.read()}")  # type: ignore[union-attr]
@@ -114,7 +114,8 @@ def serve(tmp_path: Path) -> Iterator[object]:
                 return process, base
             except httpx.TransportError:
                 time.sleep(0.05)
-        raise AssertionError("serve did not start")
+        process.kill()
+        raise AssertionError(f"serve did not start: {process.communicate()[1]}")
 
     yield start
     for process in processes:
