@@ -107,8 +107,10 @@ class RunHost(Protocol):
         """A step completed (GitHub: edit the status comment's checklist)."""
         ...
 
-    async def post_plan(self, plan: PlanDict, *, awaiting_approval: bool) -> None:
-        """Show the plan to people (GitHub: a comment on the issue)."""
+    async def post_plan(
+        self, plan: PlanDict, *, awaiting_approval: bool, revision: int | None = None
+    ) -> None:
+        """Show the plan to people (GitHub: a comment on the issue; revision counts from 1)."""
         ...
 
     async def decide(self, request: ApprovalRequest) -> Decision | None:

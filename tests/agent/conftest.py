@@ -135,7 +135,7 @@ def provider(tmp_path: Path, settings: Settings) -> LocalProvider:
 
 
 def repo_path(request: ModelRequest) -> str:
-    return request.find(r"checked out at (/\S+?)[ .(]")
+    return request.find(r"checked out at (/\S+) \(use absolute paths")
 
 
 def read_calc(request: ModelRequest) -> Reply:
@@ -227,7 +227,9 @@ class RecordingHost:
             self.blocked.set()
             await asyncio.Event().wait()
 
-    async def post_plan(self, plan: PlanDict, *, awaiting_approval: bool) -> None:
+    async def post_plan(
+        self, plan: PlanDict, *, awaiting_approval: bool, revision: int | None = None
+    ) -> None:
         self.events.append(("plan", (plan, awaiting_approval)))
 
     async def decide(self, request: ApprovalRequest) -> Decision | None:

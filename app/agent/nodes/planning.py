@@ -43,7 +43,9 @@ async def plan(state: RunState, runtime: Rt) -> dict[str, Any]:
     )
     revision = state.get("plan_revision", 0) + 1
     usage = budget.spent()
-    await runtime.context.host.post_plan(new_plan, awaiting_approval=not state["auto_approve"])
+    await runtime.context.host.post_plan(
+        new_plan, awaiting_approval=not state["auto_approve"], revision=revision
+    )
     await announce(
         runtime,
         "plan",

@@ -1,0 +1,263 @@
+"""Local mode: `open-swe run` works on a repository on this machine, with no GitHub.
+
+The same workflow as for an issue, hosted by a terminal: progress lines and the plan go to
+stderr, approval is asked on stdin (or skipped with --auto), and the result is a branch
+`open-swe/<slug>` pushed from the sandbox into the user's repository. Their working tree and
+current branch are never touched: the sandbox clones the repository, and the push only
+creates or fast-forwards the work branch. Run state (checkpoints, sandboxes) lives in the
+repository's git directory unless OPEN_SWE_DATA_DIR says otherwise, so nothing appears in
+`git status`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import subprocess
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from app.agent.budget import Usage
+from app.agent.checkpoint import open_checkpointer
+from app.agent.context import RunContext
+from app.agent.graph import build_graph
+from app.agent.host import (
+    ApprovalRequest,
+    Change,
+    Checkout,
+    Publication,
+    RunOutcome,
+    TaskText,
+)
+from app.agent.models import check_models
+from app.agent.prompts import describe_tests
+from app.agent.runner import execute_run
+from app.agent.state import Decision, PlanDict, RunInput, StepName
+from app.agent.untrusted import sanitize
+from app.agent.workspace import RunFailed
+from app.config import ConfigError, Settings
+from app.sandbox.base import GitIdentity, Sandbox, SandboxError, SandboxProvider
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+LOCAL_BOT = GitIdentity("open-swe", "open-swe@localhost")
+MAX_SLUG = 40
+PROMPT = "Approve this plan? [a]pprove, [r]evise, [q]uit: "
+
+
+class BadInput(Exception):
+    """The command line cannot work as given; the message is one actionable line."""
+
+
+@dataclass(frozen=True)
+class LocalRepo:
+    path: Path  # the repository's top level
+    git_dir: Path
+    branch: str | None  # the current branch (None when HEAD is detached)
+    head: str
+    identity: GitIdentity | None  # user.name / user.email: the co-author
+
+
+def _git(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["git", "-C", str(repo), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def inspect_repo(path: Path) -> LocalRepo:
+    if not path.is_dir():
+        raise BadInput(f"{path} is not a directory")
+    top = _git(path, "rev-parse", "--show-toplevel")
+    if top.returncode != 0:
+        raise BadInput(f"{path} is not a git repository (run `git init` and commit first)")
+    root = Path(top.stdout.strip())
+    head = _git(root, "rev-parse", "--verify", "-q", "HEAD")
+    if head.returncode != 0:
+        raise BadInput(f"{root} has no commits yet: commit something to start from")
+    branch = _git(root, "symbolic-ref", "-q", "--short", "HEAD").stdout.strip() or None
+    git_dir = Path(_git(root, "rev-parse", "--absolute-git-dir").stdout.strip())
+    name = _git(root, "config", "user.name").stdout.strip()
+    email = _git(root, "config", "user.email").stdout.strip()
+    identity = GitIdentity(name, email) if name and email else None
+    return LocalRepo(root, git_dir, branch, head.stdout.strip(), identity)
+
+
+def slugify(title: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:MAX_SLUG].rstrip("-")
+    return slug or "task"
+
+
+def split_task(text: str) -> tuple[str, str]:
+    """First non-empty line is the title; the rest is the body."""
+    lines = text.strip().splitlines()
+    return (lines[0].strip(), "\n".join(lines[1:]).strip()) if lines else ("", "")
+
+
+class LocalHost:
+    """The RunHost of a terminal: one line per step on stderr, plan approval on stdin."""
+
+    def __init__(
+        self,
+        repo: LocalRepo,
+        task: str,
+        *,
+        stdin: TextIO,
+        stdout: TextIO,
+        stderr: TextIO,
+    ) -> None:
+        self.repo = repo
+        self.title, self.body = split_task(task)
+        self.stdin, self.stdout, self.stderr = stdin, stdout, stderr
+
+    def _say(self, line: str) -> None:
+        print(line, file=self.stderr, flush=True)
+
+    async def load_task(self) -> TaskText:
+        return TaskText(title=self.title, body=self.body, requested_by=self.repo.identity)
+
+    async def checkout(self) -> Checkout:
+        return Checkout(url=str(self.repo.path), default_branch=self.repo.branch, bot=LOCAL_BOT)
+
+    async def progress(self, step: StepName, detail: str, usage: Usage) -> None:
+        self._say(f"open-swe: {step}: {detail}")
+
+    async def post_plan(
+        self, plan: PlanDict, *, awaiting_approval: bool, revision: int | None = None
+    ) -> None:
+        lines = [f"Plan: {plan['title']}"]
+        lines += [f"  {number}. {step}" for number, step in enumerate(plan["steps"], 1)]
+        self._say("\n".join(lines))
+
+    async def decide(self, request: ApprovalRequest) -> Decision:
+        while True:
+            answer = await self._ask(PROMPT)
+            verb = (answer or "q").strip().lower()[:1]
+            if verb == "a":
+                return {"verb": "approve", "by": "you"}
+            if verb == "q":
+                return {"verb": "stop", "by": "you"}
+            if verb == "r":
+                feedback = await self._ask("What should change? ")
+                if feedback and feedback.strip():
+                    return {"verb": "revise", "feedback": feedback.strip(), "by": "you"}
+
+    async def _ask(self, prompt: str) -> str | None:
+        print(prompt, end="", file=self.stderr, flush=True)
+        line = await asyncio.to_thread(self.stdin.readline)
+        return line if line else None  # "" is end of input
+
+    async def publish(self, sandbox: Sandbox, change: Change) -> Publication:
+        """Push the work branch into the user's repository (never forced)."""
+        try:
+            await asyncio.to_thread(sandbox.push, change.repo_dir, change.branch)
+        except SandboxError as exc:
+            raise RunFailed(
+                f"could not update branch {change.branch} in {self.repo.path}: {exc}"
+            ) from None
+        return Publication(branch=change.branch)
+
+    async def finish(self, outcome: RunOutcome) -> None:
+        if outcome.status in ("succeeded", "tests_failing"):
+            self._report_branch(outcome)
+        elif outcome.status == "no_changes":
+            print("open-swe: nothing changed, so no branch was left", file=self.stdout)
+        elif outcome.status == "stopped":
+            self._say(f"open-swe: stopped: {outcome.reason}")
+        else:
+            self._say(f"open-swe: run failed: {outcome.reason}")
+        self._say(f"open-swe: usage: {outcome.usage.describe()}")
+
+    def _report_branch(self, outcome: RunOutcome) -> None:
+        base = self.repo.branch or self.repo.head[:12]
+        lines = [
+            outcome.title or "",
+            f"branch {outcome.branch} in {self.repo.path} (from {base})",
+        ]
+        if outcome.status == "tests_failing":
+            lines.insert(0, "open-swe: the tests still fail; the branch holds the attempt")
+        if outcome.tests_command is not None:
+            lines.append(f"tests: `{outcome.tests_command}` " + (
+                "passed" if outcome.tests_passed else "failing"))  # fmt: skip
+        else:
+            lines.append("tests: " + describe_tests(None))
+        stat = _git(self.repo.path, "diff", "--stat", f"{self.repo.head}...{outcome.branch}")
+        print("\n".join(lines) + "\n" + stat.stdout.rstrip(), file=self.stdout, flush=True)
+
+
+def local_settings(settings: Settings, repo: LocalRepo) -> Settings:
+    """Local mode settings: the local sandbox; checkpoints inside .git and sandboxes in the
+    temp directory, unless OPEN_SWE_DATA_DIR / OPEN_SWE_LOCAL_PROJECT_PATH say otherwise.
+
+    Sandboxes must not live inside the repository: git run in a sandbox directory without
+    its own .git would find the user's repository above it.
+    """
+    update: dict[str, object] = {"sandbox": "local", "local_mode": True}
+    if "data_dir" not in settings.model_fields_set:
+        update["data_dir"] = repo.git_dir / "open-swe"
+    if settings.local_project_path is None:
+        update["local_project_path"] = Path(tempfile.gettempdir()) / "open-swe-sandboxes"
+    return settings.model_copy(update=update)
+
+
+def read_task(task: str | None, issue_file: Path | None) -> str:
+    if issue_file is not None:
+        try:
+            task = issue_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise BadInput(f"cannot read {issue_file}: {exc}") from None
+    if not task or not sanitize(task):
+        raise BadInput("the task is empty: pass the task text or --issue-file FILE")
+    return task
+
+
+async def run_local(
+    settings: Settings,
+    *,
+    repo_path: Path,
+    task: str | None,
+    issue_file: Path | None,
+    auto: bool,
+    stdin: TextIO,
+    stdout: TextIO,
+    stderr: TextIO,
+    provider: SandboxProvider | None = None,
+) -> int:
+    """`open-swe run`: 0 when the branch was left with passing tests, 1 otherwise, 2 bad input."""
+    try:
+        text = read_task(task, issue_file)
+        repo = inspect_repo(repo_path)
+        check_models(settings)
+    except (BadInput, ConfigError) as exc:
+        print(f"open-swe: {exc}", file=stderr)
+        return EXIT_BAD_INPUT
+    title, _ = split_task(text)
+    slug = slugify(sanitize(title))
+    branch = f"open-swe/{slug}"
+    if repo.branch == branch:
+        print(f"open-swe: {branch} is checked out in {repo.path}; switch away first", file=stderr)
+        return EXIT_BAD_INPUT
+    settings = local_settings(settings, repo)
+    if provider is None:
+        from app.sandbox.factory import make_provider
+
+        provider = make_provider(settings)
+    host = LocalHost(repo, text, stdin=stdin, stdout=stdout, stderr=stderr)
+    start = RunInput(
+        thread_id=f"local:{repo.path}:{slug}",
+        run_id=uuid.uuid4().hex[:12],
+        repo=str(repo.path),
+        issue_number=None,
+        branch=branch,
+        auto_approve=auto,
+    )
+    async with open_checkpointer(settings) as checkpointer:
+        context = RunContext(settings=settings, host=host, sandboxes=provider)
+        outcome = await execute_run(
+            build_graph(checkpointer), context, thread_id=start["thread_id"], start=start
+        )
+    return EXIT_OK if outcome.status == "succeeded" else EXIT_FAILED
