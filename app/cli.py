@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from app.config import ConfigError, Settings, load_settings
 
@@ -17,6 +18,13 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the webhook server and in-process workers")
     serve.add_argument("--host", help="interface to bind (default: HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to bind (default: PORT or 8000)")
+    run = commands.add_parser(
+        "run", help="work on a task in a local repository (no GitHub); leaves a branch there"
+    )
+    run.add_argument("task", nargs="?", help="what to do (first line: the title)")
+    run.add_argument("--repo", type=Path, default=Path("."), help="the git repository (default: .)")
+    run.add_argument("--issue-file", type=Path, help="read the task from this file instead")
+    run.add_argument("--auto", action="store_true", help="approve the plan without asking")
     return parser
 
 
@@ -29,6 +37,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command == "serve":
         return _serve(settings, host=args.host, port=args.port)
+    if args.command == "run":
+        return _run(settings, args)
     raise AssertionError(f"unhandled command {args.command}")  # argparse rejects others
 
 
@@ -64,6 +74,32 @@ def _serve(settings: Settings, *, host: str | None, port: int | None) -> int:
         proxy_headers=True,
     )
     return 0
+
+
+def _run(settings: Settings, args: argparse.Namespace) -> int:
+    import asyncio
+
+    from app.logs import configure_logging
+    from app.runs.local import EXIT_FAILED, run_local
+
+    # Progress has the terminal; logs only speak up for warnings.
+    level = "warning" if settings.log_level == "info" else settings.log_level
+    configure_logging(level=level, fmt=settings.log_format, secrets=settings.secret_values())
+    try:
+        return asyncio.run(
+            run_local(
+                settings,
+                repo_path=args.repo,
+                task=args.task,
+                issue_file=args.issue_file,
+                auto=args.auto,
+                stdin=sys.stdin,
+                stdout=sys.stdout,
+                stderr=sys.stderr,
+            )
+        )
+    except KeyboardInterrupt:  # the run has reported itself stopped and cleaned up
+        return EXIT_FAILED
 
 
 def _browsable(host: str) -> str:
