@@ -41,7 +41,7 @@ from app.runs.models import (
 
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",  # readers never block the writer; fast commits
-    "PRAGMA synchronous=NORMAL",  # durable across process crashes in WAL mode
+    "PRAGMA synchronous=FULL",  # fsync each commit: an acknowledged delivery survives power loss
     "PRAGMA busy_timeout=10000",  # wait for a concurrent writer instead of failing
     "PRAGMA foreign_keys=ON",
 )
