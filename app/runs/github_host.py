@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
-import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -117,9 +116,6 @@ class GitHubHost:
     pull request's number after each publication (`store.set_pr_number`). secrets: configured
     secret values (`settings.secret_values()`), never to be posted.
     """
-
-    #: Pauses between attempts to edit the status comment after a server error.
-    status_retry_waits: tuple[float, ...] = (1.0, 4.0)
 
     def __init__(
         self,
@@ -317,7 +313,8 @@ class GitHubHost:
                 if mark.digest != digest:
                     self._client.update_comment(self.repo, comment.id, body)
                 return
-        self._client.create_comment(self.repo, self.issue_number, body)
+        marker = status.PLAN_MARKER.format(run_id=self.run_id, revision=revision, digest=digest)
+        self._client.create_comment(self.repo, self.issue_number, body, marker=marker)
 
     # --- the status comment ---------------------------------------------------------------
 
@@ -378,31 +375,21 @@ class GitHubHost:
             )
             body = self._scrub(body)[:MAX_COMMENT_CHARS]
             if self._status_id is not None:
-                try:
-                    self._update_status(self._status_id, body)
+                try:  # the GitHub layer retries this edit's server errors (a PATCH repeats safely)
+                    self._client.update_comment(self.repo, self._status_id, body)
                     return None
                 except NotFound:  # deleted by someone: post a new one
                     self._status_id = None
+            marker = status.STATUS_MARKER.format(run_id=self.run_id)
             try:
-                comment = self._client.create_comment(self.repo, self.issue_number, body)
+                comment = self._client.create_comment(
+                    self.repo, self.issue_number, body, marker=marker
+                )
             except GitHubError:
                 self._located = False  # it may exist after all: look before creating again
                 raise
             self._status_id = comment.id
             return comment.id
-
-    def _update_status(self, comment_id: int, body: str) -> None:
-        """Edit the comment, retrying server errors: the PATCH replaces the whole body, so a
-        repeat is harmless (the GitHub layer retries only idempotent methods by itself)."""
-        for wait in (*self.status_retry_waits, None):
-            try:
-                self._client.update_comment(self.repo, comment_id, body)
-                return
-            except GitHubError as exc:
-                if wait is None or (exc.status is not None and exc.status < 500):
-                    raise
-                log.info("status.update_retry", run=self.run_id, error=self._scrub(str(exc)))
-                time.sleep(wait)
 
     def _locate_status(self) -> None:
         """Find this run's status comment (by id or marker) and take over its checklist."""

@@ -21,6 +21,7 @@ from app.agent.state import PlanDict, RunInput
 from app.agent.workspace import RunFailed
 from app.github.app import GitHubApp
 from app.github.client import InstallationClient
+from app.github.transport import RETRIES
 from app.runs import status
 from app.runs.github_host import (
     GitHubHost,
@@ -117,9 +118,7 @@ def make_host(client: InstallationClient, gh: FakeGitHub, saved: list[int]) -> A
             "secrets": [SECRET_KEY, WEBHOOK_SECRET],
         }
         options.update(overrides)
-        built = GitHubHost(installation or client, **options)
-        built.status_retry_waits = (0.0, 0.0)
-        return built
+        return GitHubHost(installation or client, **options)
 
     return make
 
@@ -352,12 +351,13 @@ async def test_a_status_update_that_keeps_failing_never_stops_the_run(
     host: GitHubHost, gh: FakeGitHub
 ) -> None:
     await host.start()
-    gh.fail("PATCH", "/repos/*/issues/comments/*", 500, times=3)  # the first try + 2 retries
+    gh.fail("PATCH", "/repos/*/issues/comments/*", 500, times=RETRIES + 1)  # try + retries
     await host.progress("prepare", "cloned", USAGE)  # logged, not raised
-    assert len(gh.calls_matching("PATCH", "/repos/*/issues/comments/*")) == 3
+    assert len(gh.calls_matching("PATCH", "/repos/*/issues/comments/*")) == RETRIES + 1
     gh.fail("PATCH", "/repos/*/issues/comments/*", 502)  # one blip: retried
     await host.progress("plan", "2 steps", USAGE)
-    assert [c.status for c in gh.calls_matching("PATCH", "/repos/*/issues/comments/*")][3:] == [
+    calls = gh.calls_matching("PATCH", "/repos/*/issues/comments/*")
+    assert [c.status for c in calls][RETRIES + 1 :] == [
         502,
         200,
     ]
@@ -392,6 +392,19 @@ async def test_a_creation_that_reported_failure_but_landed_is_found_not_repeated
     await host.progress("prepare", "cloned", USAGE)
     assert status_comments(gh) == [landed]
     assert f"{status.DONE} {status.STEP_LABELS['prepare']}: cloned" in landed.body
+
+
+async def test_comments_that_landed_behind_a_server_error_are_taken_as_posted(
+    host: GitHubHost, gh: FakeGitHub, saved: list[int]
+) -> None:
+    gh.fail("POST", "/repos/*/issues/1/comments", 502, applied=True, times=2)
+    await host.start()
+    await host.post_plan(PLAN, awaiting_approval=True)  # not failed: the plan is there
+    [comment] = status_comments(gh)
+    assert host.status_comment_id == comment.id
+    assert saved == [comment.id]
+    assert len(plan_comments(gh)) == 1
+    assert len(gh.calls_matching("POST", "/repos/*/issues/1/comments")) == 2
 
 
 async def test_a_late_live_update_never_overwrites_the_final_status(
