@@ -73,8 +73,16 @@ class HandlerContext:
         return await self.call(installation_id, repo, lambda client: action(client, repo))
 
     async def react(self, event: Event, target: ReactionTarget) -> None:
-        """The immediate acknowledgement. Reacting twice is harmless (GitHub answers 200)."""
-        await self.on_thread(event, lambda client, repo: client.add_reaction(repo, target, "eyes"))
+        """The immediate acknowledgement. Reacting twice is harmless (GitHub answers 200).
+
+        Best effort: a reaction GitHub refuses must not stop the work it acknowledges.
+        """
+        try:
+            await self.on_thread(
+                event, lambda client, repo: client.add_reaction(repo, target, "eyes")
+            )
+        except GitHubError as exc:
+            log.warning("cannot add the eyes reaction", target=target.kind, error=str(exc))
 
     async def reply_once(self, event: Event, body: str) -> None:
         """Answer a delivery with one comment, never twice for the same delivery.

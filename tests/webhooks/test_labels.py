@@ -191,3 +191,24 @@ async def test_a_github_failure_is_recorded_as_the_outcome(harness: Harness) -> 
     assert delivery.outcome == "error"
     assert delivery.processed_at is not None
     assert await harness.store.runs_on_thread(THREAD) == []
+
+
+async def test_a_refused_reaction_does_not_stop_the_run(harness: Harness) -> None:
+    harness.gh.fail("POST", "/repos/*/issues/*/reactions", 403, times=10, message="Forbidden")
+    await harness.deliver("issues", labeled(), delivery="no-eyes")
+    assert len(await harness.store.runs_on_thread(THREAD)) == 1
+    delivery = await harness.store.delivery("no-eyes")
+    assert delivery is not None
+    assert delivery.outcome == "started"
+
+
+async def test_already_running_links_the_runs_status_comment(harness: Harness) -> None:
+    await harness.deliver("issues", labeled(), delivery="first")
+    run = await harness.store.active_run(THREAD)
+    assert run is not None
+    await harness.store.set_status_comment(run.id, 1234)
+    await harness.deliver("issues", labeled(), delivery="second")
+    url = f"{harness.gh.web_url}/{REPO}/issues/1#issuecomment-1234"
+    assert comments_on_issue(harness) == [
+        messages.ALREADY_RUNNING.format(run=f"[run `{run.id[:8]}`]({url})")
+    ]
