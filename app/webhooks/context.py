@@ -47,6 +47,11 @@ class AppSlug:
         return self._slug
 
 
+def reply_marker(delivery_id: str) -> str:
+    """Hidden in each answer; delivery ids are checked to be [A-Za-z0-9._:-] on receipt."""
+    return f"<!-- open-swe:reply {delivery_id} -->"
+
+
 @dataclass
 class HandlerContext:
     store: Store
@@ -102,8 +107,12 @@ class HandlerContext:
                 event, lambda client, repo: client.reply_to_review_comment(repo, number, root, body)
             )
         else:
+            # The hidden marker lets a retry after a lost answer find the comment, not repost it.
+            marker = reply_marker(event.delivery_id)
+            marked = f"{body}\n\n{marker}"
             posted = await self.on_thread(
-                event, lambda client, repo: client.create_comment(repo, number, body)
+                event,
+                lambda client, repo: client.create_comment(repo, number, marked, marker=marker),
             )
         await self.store.set_delivery_reply(event.delivery_id, posted.id)
 

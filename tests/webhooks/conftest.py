@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -198,6 +199,11 @@ async def start_harness(
             yield Harness(app, client, store, in_process, gh, run_jobs)
     finally:
         await store.close()
+
+
+def shown(body: str) -> str:
+    """A bot comment as people read it: without the hidden reply marker."""
+    return re.sub(r"\n\n<!-- open-swe:reply [^>]* -->$", "", body)
 
 
 def github_work(gh: FakeGitHub) -> list[Call]:

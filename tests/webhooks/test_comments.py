@@ -22,6 +22,7 @@ from tests.webhooks.conftest import (
     labeled,
     payload,
     set_sender,
+    shown,
     start_harness,
 )
 
@@ -40,7 +41,7 @@ async def say(harness: Harness, body: str, *, sender: str = MAINTAINER, **kw: An
 
 def bot_comments(harness: Harness, number: int = 1) -> list[str]:
     return [
-        c.body
+        shown(c.body)
         for c in harness.gh.comments.values()
         if c.issue_number == number and c.user.endswith("[bot]")
     ]

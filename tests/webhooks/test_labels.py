@@ -18,6 +18,7 @@ from tests.webhooks.conftest import (
     labeled,
     payload,
     set_sender,
+    shown,
 )
 
 THREAD = thread_key(REPO, 1)
@@ -28,7 +29,7 @@ def reactions_posted(harness: Harness) -> int:
 
 
 def comments_on_issue(harness: Harness) -> list[str]:
-    return [c.body for c in harness.gh.comments.values() if c.issue_number == 1]
+    return [shown(c.body) for c in harness.gh.comments.values() if c.issue_number == 1]
 
 
 async def test_a_maintainer_labelling_starts_a_run(harness: Harness) -> None:
@@ -212,3 +213,16 @@ async def test_already_running_links_the_runs_status_comment(harness: Harness) -
     assert comments_on_issue(harness) == [
         messages.ALREADY_RUNNING.format(run=f"[run `{run.id[:8]}`]({url})")
     ]
+
+
+async def test_an_answer_whose_response_was_lost_is_not_posted_twice(harness: Harness) -> None:
+    harness.gh.set_permission(REPO, "reader", "read")
+    # GitHub stores the comment but the answer is lost (a 502 after acting).
+    harness.gh.fail("POST", f"/repos/{REPO}/issues/1/comments", 502, times=1, applied=True)
+    await harness.deliver("issues", set_sender(labeled(), "reader"), delivery="lost")
+    [comment] = harness.gh.comments.values()
+    assert comment.body.endswith("<!-- open-swe:reply lost -->")
+    assert shown(comment.body) == messages.REFUSED_NO_WRITE.format(user="reader")
+    delivery = await harness.store.delivery("lost")
+    assert delivery is not None
+    assert (delivery.outcome, delivery.reply_comment_id) == ("refused", comment.id)
