@@ -43,7 +43,7 @@ from app.github.types import CommentInfo, PullInfo
 from app.logs import REDACTED, SecretRedactor
 from app.runs import status
 from app.sandbox.base import GitCredentials, GitIdentity, Sandbox, SandboxError, SandboxGone
-from app.sandbox.git import GIT_ENV, HARDENING, shell
+from app.sandbox.git import GIT_ENV, HARDENING, PushRefused, shell
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -54,6 +54,7 @@ MAX_PR_TITLE_CHARS = 256
 WORKFLOWS_DIR = ".github/workflows/"
 
 PUSH_FAILED = "could not push the branch {branch}: {error}"
+PUSH_REFUSED = "GitHub refused the push of {branch}: {reason}"
 PUSH_WORKFLOWS = (
     "GitHub refused the push of {branch}: it changes {files}, and a GitHub App needs the "
     "`workflows` permission to push changes under .github/workflows/ ({error})"
@@ -444,6 +445,8 @@ async def _push_failure(sandbox: Sandbox, change: Change, error: SandboxError) -
     message = str(error)
     if "never force-pushes" in message:  # the remote branch moved on: not about workflows
         return message
+    if isinstance(error, PushRefused):  # GitHub's own reason beats a guess from the diff
+        return PUSH_REFUSED.format(branch=change.branch, reason=error.reason)
     files = await _changed_workflows(sandbox, change)
     if files:
         shown = ", ".join(files[:3]) + (" and more" if len(files) > 3 else "")

@@ -12,6 +12,7 @@ import shlex
 from collections.abc import Sequence
 from urllib.parse import urlsplit, urlunsplit
 
+from app.logs import REDACTED
 from app.sandbox.base import GitCredentials, GitIdentity, SandboxError
 
 USERNAME_VAR = "OPEN_SWE_GIT_USERNAME"
@@ -33,6 +34,25 @@ HARDENING: tuple[str, ...] = (
 
 #: Environment every git command gets: never prompt, never read the user's global config.
 GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_GLOBAL": "/dev/null"}
+
+MAX_REASON_CHARS = 1000  # a remote's explanation is kept, within reason
+# ` ! [remote rejected] <src> -> <dst> (<reason>)`: a hook or a rule on the remote said no.
+_REMOTE_REJECTED = re.compile(r"^\s*!\s*\[remote rejected\]\s+\S+\s+->\s+\S+\s+\((?P<why>.*)\)\s*$")
+_REMOTE_LINE = re.compile(r"^remote:(?P<text>.*)$")
+_PROGRESS = re.compile(r"^(Counting|Compressing|Resolving|Enumerating|Writing|Total) ")
+_TERMINAL_CODES = re.compile(r"\x1b\[[0-9;]*[A-Za-z]|[\x00-\x08\x0b-\x1f\x7f]")
+# Credentials a remote could echo back: user:password@ in URLs, GitHub token shapes.
+_URL_USERINFO = re.compile(r"(?<=://)[^/\s@]+@")
+_GITHUB_TOKEN = re.compile(r"\b(?:gh[pousr]_|github_pat_)[A-Za-z0-9_]{16,}")
+
+
+class PushRefused(SandboxError):
+    """The remote refused the push (a hook or a rule, e.g. GitHub's `workflows` permission);
+    `reason` is the remote's own explanation, without credentials."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 def credential_args(credentials: GitCredentials | None) -> list[str]:
@@ -90,16 +110,49 @@ def clone_failure(output: str, *, url: str, branch: str | None) -> SandboxError:
 
 
 def push_failure(output: str, *, url: str, branch: str) -> SandboxError:
-    """A clear error for a failed push, from git's (already redacted) output."""
+    """A clear error for a failed push, from git's (already redacted) output.
+
+    A refusal by the remote keeps the remote's reason (`PushRefused`): without it nobody can
+    tell a missing permission from a repository rule.
+    """
     where = public_url(url)
     if re.search(r"\[rejected\]|non-fast-forward|fetch first", output):
         return SandboxError(
             f"push of {branch!r} to {where} was rejected: the remote branch has commits "
             "this one lacks (open-swe never force-pushes)"
         )
+    reason = remote_refusal(output)
+    if reason is not None:
+        return PushRefused(
+            f"push of {branch!r} to {where} was refused by the remote: {reason}", reason
+        )
     if re.search(r"Authentication failed|could not read Username|403|denied", output):
         return SandboxError(f"push of {branch!r} to {where} failed: the credentials were refused")
     return SandboxError(f"push of {branch!r} to {where} failed: {last_line(output)}")
+
+
+def remote_refusal(output: str) -> str | None:
+    """Why the remote refused a push: its `remote:` messages, then the rejection's reason.
+
+    None when no ref was refused by the remote. Never carries a token or URL credentials.
+    """
+    lines = [_TERMINAL_CODES.sub("", line).strip() for line in output.splitlines()]
+    rejected = [m.group("why").strip() for line in lines if (m := _REMOTE_REJECTED.match(line))]
+    if not rejected:
+        return None
+    said = []
+    for line in lines:
+        match = _REMOTE_LINE.match(line)
+        text = match.group("text").strip() if match else ""
+        if text and not _PROGRESS.match(text) and text not in rejected and text not in said:
+            said.append(text)
+    reason = "; ".join(said)
+    reason += f" ({rejected[0]})" if said else rejected[0]
+    return _without_credentials(reason)[:MAX_REASON_CHARS]
+
+
+def _without_credentials(text: str) -> str:
+    return _GITHUB_TOKEN.sub(REDACTED, _URL_USERINFO.sub("", text))
 
 
 def last_line(output: str) -> str:

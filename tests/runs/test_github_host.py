@@ -593,6 +593,27 @@ async def test_a_push_rejected_for_lack_of_the_workflows_permission_says_so(
     assert status.NEXT_WORKFLOWS in comment.body
 
 
+async def test_a_push_refused_for_another_reason_shows_githubs_reason_not_a_guess(
+    host: GitHubHost, gh: FakeGitHub, sandbox: Sandbox, bare: Path
+) -> None:
+    hook = bare / "hooks" / "pre-receive"
+    hook.write_text(
+        "#!/bin/sh\necho 'GH013: Changes must be made through a pull request.' >&2\nexit 1\n"
+    )
+    hook.chmod(0o755)
+    change = await prepared_change(
+        host, sandbox, {**FIXED, ".github/workflows/ci.yml": "on: push\n"}
+    )
+    with pytest.raises(RunFailed) as raised:
+        await host.publish(sandbox, change)
+    message = str(raised.value)
+    assert message == (
+        f"GitHub refused the push of {BRANCH}: GH013: Changes must be made through a pull "
+        "request. (pre-receive hook declined)"
+    )
+    assert "`workflows` permission" not in message
+
+
 async def test_a_push_is_never_forced(
     host: GitHubHost, gh: FakeGitHub, sandbox: Sandbox, bare: Path, tmp_path: Path
 ) -> None:
