@@ -31,6 +31,10 @@ from app.sandbox.base import SandboxError
 
 log = structlog.get_logger(__name__)
 MAX_REASON_CHARS = 600
+# Cancelling a run's task with this message suspends the run instead of stopping it (the
+# server is shutting down): no final status, the sandbox and the checkpoint are kept, and the
+# run goes on from its last step when the server is back.
+SUSPEND = "open-swe:suspend"
 
 
 def thread_config(thread_id: str) -> RunnableConfig:
@@ -63,11 +67,18 @@ async def execute_run(
                 return RunOutcome("waiting", state["run_id"], Usage.from_dict(state.get("usage")))
             payload = Command(resume=decision)
     except asyncio.CancelledError as exc:
+        if is_suspension(exc):
+            raise
         reason = str(exc.args[0]) if exc.args and exc.args[0] else "the run was stopped"
         await asyncio.shield(_end(graph, context, config, "stopped", reason, start))
         raise
     except Exception as exc:
         return await _end(graph, context, config, "failed", describe_failure(exc), start)
+
+
+def is_suspension(exc: asyncio.CancelledError) -> bool:
+    """Was the run cancelled to be suspended (shutdown), not stopped?"""
+    return bool(exc.args) and exc.args[0] == SUSPEND
 
 
 def _is_decision(start: object) -> bool:

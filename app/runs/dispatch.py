@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Protocol
 
 import structlog
 
+from app.agent.runner import SUSPEND
 from app.runs.store import Store
 
 log = structlog.get_logger(__name__)
@@ -90,7 +91,8 @@ class Dispatcher(Protocol):
         """Cancel the run's job if it is queued or running here; True if one was cancelled."""
 
     async def aclose(self) -> None:
-        """Stop: cancel what is in flight (it is redone from the store at the next start)."""
+        """Stop: cancel what is in flight with SUSPEND (it is redone from the store at the
+        next start)."""
 
 
 class InProcessDispatcher:
@@ -157,7 +159,7 @@ class InProcessDispatcher:
         self._again.clear()
         tasks = list(self._tasks.values())
         for task in tasks:
-            task.cancel()
+            task.cancel(SUSPEND)  # runs are suspended, not stopped: resubmitted at the next start
         await asyncio.gather(*tasks, return_exceptions=True)
 
     @property

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from app.agent.runner import SUSPEND
 from app.runs.dispatch import (
     DispatcherClosed,
     InProcessDispatcher,
@@ -29,6 +30,7 @@ class Jobs:
         self.started: list[str] = []
         self.finished: list[str] = []
         self.cancelled: list[str] = []
+        self.cancel_messages: list[object] = []
         self.release = asyncio.Event()
         self.running = 0
         self.peak = 0
@@ -40,8 +42,9 @@ class Jobs:
         try:
             await self.release.wait()
             self.finished.append(job_id)
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as exc:
             self.cancelled.append(job_id)
+            self.cancel_messages.append(exc.args[0] if exc.args else None)
             raise
         finally:
             self.running -= 1
@@ -112,6 +115,7 @@ async def test_cancel_stops_the_right_run() -> None:
     await until(lambda: len(runs.started) == 2)
     assert await d.cancel("stop") is True
     assert runs.cancelled == ["stop"]
+    assert runs.cancel_messages == [None]  # a stop, not a suspension
     assert await d.cancel("stop") is False
     assert await d.cancel("unknown") is False
     assert d.in_flight == {"run:keep"}
@@ -146,6 +150,7 @@ async def test_shutdown_cancels_everything_and_refuses_new_jobs() -> None:
     await until(lambda: runs.started and deliveries.started)
     await d.aclose()
     assert (runs.cancelled, deliveries.cancelled) == (["r"], ["d"])
+    assert runs.cancel_messages == [SUSPEND]  # suspended for the next start, not stopped
     assert d.in_flight == set()
     with pytest.raises(DispatcherClosed):
         await d.submit(StartRun("late"))

@@ -54,6 +54,7 @@ async def prepare(state: RunState, runtime: Rt) -> dict[str, Any]:
         "agent_notes": "",
         "tests": None,
         "outcome": None,
+        "rebuilds": 0,  # the thread may hold an earlier run's count
         "usage": usage,
         "steps_done": ["prepare"],
     }
