@@ -7,7 +7,10 @@ list/dict of those.
 
 from __future__ import annotations
 
-from typing import Literal, NotRequired, TypedDict
+from typing import Literal, NotRequired
+
+# typing_extensions' TypedDict: pydantic (LangGraph's schemas) needs it before Python 3.12.
+from typing_extensions import TypedDict
 
 from app.agent.budget import UsageDict
 
@@ -47,7 +50,7 @@ class Decision(TypedDict):
     by: NotRequired[str]  # who decided (a login), for the record
 
 
-class TestReport(TypedDict):
+class CheckResult(TypedDict):
     command: str | None  # None: no test command found, tests not run
     passed: bool | None
     exit_code: int | None
@@ -89,7 +92,7 @@ class RunState(RunInput, total=False):
     # implement and verify
     attempts: int
     agent_notes: str
-    tests: TestReport | None
+    tests: CheckResult | None
     # publish
     outcome: OutcomeDict | None
     # bookkeeping

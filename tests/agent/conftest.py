@@ -102,10 +102,10 @@ def model() -> Iterator[ScriptedModel]:
         yield server
 
 
-def make_settings(tmp_path: Path, model: ScriptedModel, **overrides: Any) -> Settings:
+def make_settings(tmp_path: Path, server: ScriptedModel, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "anthropic_api_key": SecretStr(FAKE_ANTHROPIC_KEY),
-        "anthropic_base_url": model.url,
+        "anthropic_base_url": server.url,
         "openai_api_key": SecretStr(FAKE_OPENAI_KEY),
         "github_webhook_secret": SecretStr(FAKE_WEBHOOK_SECRET),
         "daytona_api_key": SecretStr(FAKE_DAYTONA_KEY),

@@ -24,7 +24,7 @@ from app.agent.nodes.common import (
     open_workspace,
     redo_in_new_workspace,
 )
-from app.agent.state import RunState, TestReport
+from app.agent.state import CheckResult, RunState
 from app.agent.tools import clip
 
 FAILURE_OUTPUT_CHARS = 8_000  # of the failing test output shown to the agent and reports
@@ -81,7 +81,9 @@ async def verify(state: RunState, runtime: Rt) -> Command[Literal["implement", "
     attempts = state.get("attempts", 1)
     command = state.get("test_command")
     if command is None:
-        report = TestReport(command=None, passed=None, exit_code=None, output="", attempts=attempts)
+        report = CheckResult(
+            command=None, passed=None, exit_code=None, output="", attempts=attempts
+        )
         await announce(
             runtime,
             "verify",
@@ -100,7 +102,7 @@ async def verify(state: RunState, runtime: Rt) -> Command[Literal["implement", "
         sandbox, command, cwd=workspace.repo_dir_of(sandbox), seconds=settings.command_timeout
     )
     output = result.output + ("\n[timed out]" if result.timed_out else "")
-    report = TestReport(
+    report = CheckResult(
         command=command,
         passed=result.ok,
         exit_code=result.exit_code,

@@ -27,7 +27,7 @@ from app.agent.nodes.common import (
     redo_in_new_workspace,
     sandbox_labels,
 )
-from app.agent.state import OutcomeDict, OutcomeStatus, PlanDict, RunState, TestReport
+from app.agent.state import CheckResult, OutcomeDict, OutcomeStatus, PlanDict, RunState
 from app.agent.tools import clip
 from app.agent.untrusted import sanitize
 from app.sandbox.base import GitIdentity, SandboxError
@@ -44,7 +44,7 @@ def commit_message(title: str, summary: str, co_author: str | None) -> str:
 
 
 def pr_body(
-    summary: str, plan: PlanDict | None, tests: TestReport | None, issue_number: int | None
+    summary: str, plan: PlanDict | None, tests: CheckResult | None, issue_number: int | None
 ) -> str:
     parts = [summary.strip()]
     if tests is not None and tests["command"] is not None and not tests["passed"]:
