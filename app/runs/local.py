@@ -12,9 +12,11 @@ repository's git directory unless OPEN_SWE_DATA_DIR says otherwise, so nothing a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import subprocess
 import tempfile
+import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,7 +150,7 @@ class LocalHost:
 
     async def _ask(self, prompt: str) -> str | None:
         print(prompt, end="", file=self.stderr, flush=True)
-        line = await asyncio.to_thread(self.stdin.readline)
+        line = await _readline(self.stdin)
         return line if line else None  # "" is end of input
 
     async def publish(self, sandbox: Sandbox, change: Change) -> Publication:
@@ -187,6 +189,28 @@ class LocalHost:
             lines.append("tests: " + describe_tests(None))
         stat = _git(self.repo.path, "diff", "--stat", f"{self.repo.head}...{outcome.branch}")
         print("\n".join(lines) + "\n" + stat.stdout.rstrip(), file=self.stdout, flush=True)
+
+
+async def _readline(stream: TextIO) -> str:
+    """A line from stream without blocking the event loop, in a daemon thread: on Ctrl-C the
+    run stops at once (asyncio.run would wait for a default-executor thread stuck in read)."""
+    loop = asyncio.get_running_loop()
+    line: asyncio.Future[str] = loop.create_future()
+
+    def deliver(text: str) -> None:
+        if not line.done():  # cancelled meanwhile (Ctrl-C)
+            line.set_result(text)
+
+    def read() -> None:
+        try:
+            text = stream.readline()
+        except (OSError, ValueError):  # a closed or broken stdin ends the input
+            text = ""
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting
+            loop.call_soon_threadsafe(deliver, text)
+
+    threading.Thread(target=read, name="open-swe-stdin", daemon=True).start()
+    return await line
 
 
 def local_settings(settings: Settings, repo: LocalRepo) -> Settings:
