@@ -34,6 +34,7 @@ from pydantic import BaseModel, Field
 from app.agent import prompts
 from app.agent.budget import Budget, BudgetExhausted, BudgetMiddleware, UsageMeter
 from app.agent.tools import RepoWorkingDirectory, SecretScrubber, ToolResultLimit, filesystem
+from app.agent.workspace import RunFailed
 from app.config import Settings
 from app.logs import SecretRedactor
 from app.sandbox.base import Sandbox
@@ -115,7 +116,7 @@ async def propose_plan(
     result = await _run_agent(agent, request, budget)
     plan = result.get("structured_response")
     if not isinstance(plan, SubmitPlan):
-        raise RuntimeError("the model ended without submitting a plan")
+        raise RunFailed("the model stopped without submitting a plan; retry the run")
     return plan
 
 
@@ -154,5 +155,5 @@ async def write_pull_request(
     config: RunnableConfig = {"callbacks": [UsageMeter(budget)]}
     result = await writer.ainvoke([SystemMessage(prompts.PR_SYSTEM), HumanMessage(request)], config)
     if not isinstance(result, PullRequestText):
-        raise RuntimeError("the model did not return a pull request title and summary")
+        raise RunFailed("the model did not write a pull request title and summary; retry")
     return result

@@ -433,3 +433,16 @@ async def test_secrets_in_the_repository_and_environment_never_reach_the_model(
     assert "token=[redacted]" in shown
     assert "PATH=" in shown  # the command ran: its environment is scrubbed of keys
     assert_no_secret_reached_the_model(model)
+
+
+async def test_a_model_that_never_submits_a_plan_fails_clearly(
+    settings: Settings, model: ScriptedModel, remote: Path, provider: LocalProvider
+) -> None:
+    model.on(offers("SubmitPlan"), text("I would rather chat about it."))
+    host = RecordingHost(remote)
+
+    outcome = await run(settings, host, provider, run_input())
+
+    assert outcome.status == "failed"
+    assert outcome.reason == "the model stopped without submitting a plan; retry the run"
+    assert host.calls("plan") == []
