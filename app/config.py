@@ -6,7 +6,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MODEL = "anthropic:claude-sonnet-4-5"
@@ -57,6 +57,14 @@ class Settings(BaseSettings):
         "console", validation_alias="OPEN_SWE_LOG_FORMAT"
     )
     max_concurrent_runs: int = Field(2, validation_alias="OPEN_SWE_MAX_CONCURRENT_RUNS", ge=1)
+    # Work queue: in-process, or procrastinate on PostgreSQL (default there) for many workers
+    queue: Literal["inprocess", "procrastinate"] | None = Field(
+        None, validation_alias="OPEN_SWE_QUEUE"
+    )
+    serve_worker: bool = Field(True, validation_alias="OPEN_SWE_SERVE_WORKER")
+    worker_shutdown_timeout: float = Field(
+        30.0, validation_alias="OPEN_SWE_WORKER_SHUTDOWN_TIMEOUT", ge=0
+    )
 
     # Sandboxes
     sandbox: Literal["daytona", "local"] | None = Field(None, validation_alias="OPEN_SWE_SANDBOX")
@@ -121,6 +129,14 @@ class Settings(BaseSettings):
             raise ValueError("must start with sqlite:// or postgresql://")
         return value
 
+    @field_validator("queue")
+    @classmethod
+    def _queue_fits_database(cls, value: str | None, info: ValidationInfo) -> str | None:
+        database = info.data.get("database_url_raw") or ""
+        if value == "procrastinate" and not database.startswith("postgres"):
+            raise ValueError("procrastinate needs DATABASE_URL to be PostgreSQL (postgresql://)")
+        return value
+
     # Derived values -------------------------------------------------------------------
 
     @property
@@ -133,6 +149,13 @@ class Settings(BaseSettings):
     @property
     def uses_postgres(self) -> bool:
         return self.database_url.startswith("postgres")
+
+    @property
+    def queue_backend(self) -> Literal["inprocess", "procrastinate"]:
+        """OPEN_SWE_QUEUE, else procrastinate on PostgreSQL and in-process on SQLite."""
+        if self.queue is not None:
+            return self.queue
+        return "procrastinate" if self.uses_postgres else "inprocess"
 
     @cached_property
     def private_key_pem(self) -> SecretStr | None:
