@@ -1,0 +1,101 @@
+"""`python -m benchmarks [--quick]`: every benchmark, one table each, figures beside baselines.
+
+make bench                                  # the full suite (about a minute)
+.venv/bin/python -m benchmarks --quick      # a few seconds: checks it all still works
+.venv/bin/python -m benchmarks --postgres-url postgresql://user@host:5432/db
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sqlite3
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from importlib.metadata import version
+from pathlib import Path
+
+from benchmarks import signature, webhook_ack
+from benchmarks.postgres import DEFAULT_URL
+from benchmarks.processes import ServerError
+from benchmarks.stats import render_table
+
+FULL = webhook_ack.Sizes(rounds=60, block=10, warmup=30)
+QUICK = webhook_ack.Sizes(rounds=3, block=4, warmup=3)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--quick", action="store_true", help="a few samples each (smoke run)")
+    parser.add_argument("--postgres-url", default=DEFAULT_URL, help=f"default {DEFAULT_URL}")
+    parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
+    parser.add_argument("--rounds", type=_positive, help="interleaved rounds (default 60, quick 3)")
+    parser.add_argument(
+        "--block", type=_positive, help="samples per subject per round (default 10)"
+    )
+    return parser
+
+
+def machine_line(postgres_version: str | None) -> str:
+    cpus = os.cpu_count()
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cpus
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    database = f"SQLite {sqlite3.sqlite_version}"
+    if postgres_version:
+        database += f", PostgreSQL {postgres_version}"
+    return (
+        f"machine: {cpus} CPUs ({usable} usable), load {load}; "
+        f"{platform.python_implementation()} {platform.python_version()}, "
+        f"{platform.system()} {platform.machine()}; uvicorn {version('uvicorn')} (asyncio, h11), "
+        f"httpx {version('httpx')}; {database}"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    base = QUICK if args.quick else FULL
+    sizes = webhook_ack.Sizes(
+        rounds=args.rounds or base.rounds, block=args.block or base.block, warmup=base.warmup
+    )
+    postgres_url = None if args.no_postgres else args.postgres_url
+    started = time.monotonic()
+    print(
+        f"open-swe benchmarks: {sizes.rounds} rounds x {sizes.block} samples per subject, "
+        f"interleaved in rotating order after {sizes.warmup} warm-up; times in ms",
+        flush=True,
+    )
+    with tempfile.TemporaryDirectory(prefix="open-swe-bench-") as work:
+        try:
+            report = webhook_ack.run(sizes, Path(work), postgres_url)
+        except (ServerError, webhook_ack.BenchmarkError) as exc:
+            print(f"benchmarks: {exc}", file=sys.stderr)
+            return 1
+    print(machine_line(report.postgres_version))
+    print(webhook_ack.legend(sizes))
+    for number, (title, baseline, rows) in enumerate(webhook_ack.summaries(report), start=1):
+        print(f"\n{render_table(f'{number}. {title}', baseline, rows)}")
+    sig_title, sig_baseline, sig_rows = signature.run(
+        rounds=sizes.rounds, block=max(sizes.block // 2, 1), warmup=sizes.warmup // 3
+    )
+    print(f"\n{render_table(f'{len(report.tables) + 1}. {sig_title}', sig_baseline, sig_rows)}")
+    print()
+    for note in report.notes:
+        print(note)
+    print(f"total {time.monotonic() - started:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

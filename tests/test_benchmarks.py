@@ -1,0 +1,121 @@
+"""The benchmark suite: its statistics, its interleaving, and a quick run end to end (so the
+benchmark code cannot rot unnoticed)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from benchmarks import deliveries
+from benchmarks.interleave import Subject, rotation, run_interleaved
+from benchmarks.processes import REPO_ROOT
+from benchmarks.stats import Summary, percentile, render_table, summarize
+from benchmarks.webhook_ack import BenchmarkError, WebhookClient
+
+ROW = re.compile(
+    r"^(?P<name>\S.*?)\s{2,}(?P<n>\d+)\s+(?P<median>\d+\.\d+)\s+(?P<p95>\d+\.\d+)"
+    r"\s+(?P<ratio>\d+\.\d+)\s+(?P<delta>[+-]\d+\.\d+)$"
+)
+
+
+def test_the_benchmarks_post_where_the_app_listens() -> None:
+    from app.server import WEBHOOK_PATH
+
+    assert deliveries.WEBHOOK_PATH == WEBHOOK_PATH
+
+
+def test_percentile_is_nearest_rank() -> None:
+    samples = list(range(1, 101))  # 1..100
+    assert percentile(samples, 0.95) == 95
+    assert percentile(samples, 0.5) == 50
+    assert percentile([7.0], 0.95) == 7.0
+    assert percentile([3, 1, 2], 1.0) == 3
+    with pytest.raises(ValueError, match="no samples"):
+        percentile([], 0.5)
+
+
+def test_summarize_converts_nanoseconds_to_milliseconds() -> None:
+    summary = summarize("x", [1_000_000, 3_000_000, 2_000_000, 10_000_000])
+    assert summary == Summary("x", 4, 2.5, 10.0)
+
+
+def test_the_table_puts_the_baseline_first_with_ratios_to_it() -> None:
+    table = render_table(
+        "1. Title", Summary("floor", 10, 1.0, 2.0), [Summary("subject", 10, 2.5, 4.0)]
+    )
+    title, header, rule, *rows = table.splitlines()
+    assert title == "1. Title"
+    assert header.split()[:3] == ["name", "n", "median"]
+    assert len({len(line) for line in (header, rule, *rows)}) == 1  # aligned
+    parsed = [ROW.match(row) for row in rows]
+    assert [m and (m["name"], m["ratio"], m["delta"]) for m in parsed] == [
+        ("floor", "1.00", "+0.000"),
+        ("subject", "2.50", "+1.500"),
+    ]
+
+
+def test_rounds_rotate_the_order_and_settle_after_each_block() -> None:
+    log: list[str] = []
+
+    def subject(name: str) -> Subject:
+        def measure() -> int:
+            log.append(name)
+            return 1
+
+        return Subject(name, measure, lambda: log.append(f"settle {name}"))
+
+    a, b = subject("a"), subject("b")
+    assert [s.name for s in rotation([a, b], 1)] == ["b", "a"]
+    samples = run_interleaved([a, b], rounds=2, block=2, warmup=1)
+    assert samples == {"a": [1, 1, 1, 1], "b": [1, 1, 1, 1]}  # warm-up not counted
+    assert log == [
+        *["a", "settle a", "b", "settle b"],  # warm-up
+        *["a", "a", "settle a", "b", "b", "settle b"],  # round 0: a first
+        *["b", "b", "settle b", "a", "a", "settle a"],  # round 1: b first
+    ]
+
+
+def test_an_unexpected_answer_stops_the_benchmark_instead_of_being_timed() -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(503, json={"error": "database unavailable"})
+
+    client = WebhookClient("http://app", transport=httpx.MockTransport(refuse))
+    delivery = deliveries.issues_labeled(label="open-swe")
+    with pytest.raises(BenchmarkError, match=r"expected \(202, 'accepted'\), got \(503"):
+        client.post(delivery, "d-1", (202, "accepted"))
+
+
+@pytest.mark.slow
+def test_quick_run_prints_every_table_with_positive_figures() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert re.search(r"^machine: \d+ CPUs .*Python 3\.", out, re.MULTILINE)
+    titles = re.findall(r"^\d+\. (.+)$", out, re.MULTILINE)
+    postgres = "PostgreSQL skipped" not in out
+    expected = ["Webhook acknowledgement on SQLite"]
+    expected += ["Webhook acknowledgement on PostgreSQL"] if postgres else []
+    expected += ["Duplicate delivery", "Signature verification of a 1 MiB body"]
+    assert [t for t in titles if not any(t.startswith(e) for e in expected)] == []
+    assert len(titles) == len(expected)
+
+    rows = [m for line in out.splitlines() if (m := ROW.match(line))]
+    names = {m["name"] for m in rows}
+    assert {"bare Starlette 202 (floor)", "accepted 202, idle (SQLite)"} <= names
+    assert "duplicate 200 (SQLite)" in names
+    for row in rows:
+        assert int(row["n"]) > 0
+        assert 0 < float(row["median"]) <= float(row["p95"])
+        assert float(row["ratio"]) > 0
+    assert "background on SQLite: all " in out
