@@ -34,6 +34,7 @@ from procrastinate.schema import SchemaManager
 from sqlalchemy.engine import make_url
 
 from app.agent.runner import SUSPEND
+from app.config import Settings
 from app.runs.dispatch import (
     DispatcherClosed,
     Job,
@@ -81,6 +82,17 @@ class WorkerOptions:
     stalled_after: float = 60.0
     recover_cron: str = "* * * * *"  # cron, with an optional 6th field for seconds
     restart_delay: float = 5.0  # a worker loop that fails (database gone) starts again after
+
+
+def worker_options(
+    settings: Settings, *, queues: Sequence[str] = QUEUES, concurrency: int | None = None
+) -> WorkerOptions:
+    """A process's WorkerOptions from settings: `concurrency` runs at once (default from them)."""
+    return WorkerOptions(
+        queues=tuple(queues),
+        run_concurrency=concurrency or settings.max_concurrent_runs,
+        shutdown_timeout=settings.worker_shutdown_timeout,
+    )
 
 
 def libpq_url(database_url: str) -> str:
