@@ -15,6 +15,7 @@ from starlette.routing import Route
 from app.config import Settings
 from app.github.app import GitHubApp
 from app.runs.dispatch import Dispatcher, InProcessDispatcher, JobFunction, resubmit_unfinished
+from app.runs.queue import ProcrastinateDispatcher, worker_options
 from app.runs.store import Store
 from app.setup_routes import SetupStateStore, setup_routes
 from app.webhooks import messages
@@ -62,9 +63,8 @@ def create_app(
         live_store = store or Store.open(settings.database_url)
         live_github = github or build_github_app(settings)
         slug = AppSlug(settings.github_app_slug, live_github)
-        live_dispatcher = dispatcher or InProcessDispatcher(
-            run_job=run_job or _agent_not_wired(live_store),
-            max_concurrent_runs=settings.max_concurrent_runs,
+        live_dispatcher = dispatcher or build_dispatcher(
+            settings, live_store, run_job=run_job or _agent_not_wired(live_store)
         )
         await live_store.create_all()
         ctx = HandlerContext(
@@ -74,7 +74,8 @@ def create_app(
         receiver.deps = ReceiverDeps(live_store, live_dispatcher, ROUTER, slug)
         learn_slug = asyncio.create_task(slug.resolve(), name="learn-app-slug")
         try:
-            await resubmit_unfinished(live_store, live_dispatcher)
+            if not isinstance(live_dispatcher, ProcrastinateDispatcher):  # it does on start
+                await resubmit_unfinished(live_store, live_dispatcher)
             yield
         finally:
             receiver.deps = None
@@ -89,6 +90,19 @@ def create_app(
         *setup_routes(settings, state_store=setup_state),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
+
+
+def build_dispatcher(settings: Settings, store: Store, *, run_job: JobFunction) -> Dispatcher:
+    """The queue settings choose: in-process, or procrastinate on PostgreSQL, worked by this
+    process too unless OPEN_SWE_SERVE_WORKER is off (`serve --no-worker`)."""
+    if settings.queue_backend == "inprocess":
+        return InProcessDispatcher(
+            run_job=run_job, max_concurrent_runs=settings.max_concurrent_runs
+        )
+    worker = worker_options(settings) if settings.serve_worker else None
+    return ProcrastinateDispatcher(
+        settings.database_url, store=store, run_job=run_job, worker=worker
+    )
 
 
 def build_github_app(settings: Settings) -> GitHubApp:
