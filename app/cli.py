@@ -9,6 +9,11 @@ from pathlib import Path
 
 from app.config import ConfigError, Settings, load_settings
 
+NEEDS_QUEUE = (
+    "needs the procrastinate queue: a PostgreSQL DATABASE_URL (and OPEN_SWE_QUEUE unset or "
+    "procrastinate); with the in-process queue, `open-swe serve` runs the jobs itself"
+)
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -18,6 +23,25 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the webhook server and in-process workers")
     serve.add_argument("--host", help="interface to bind (default: HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to bind (default: PORT or 8000)")
+    serve.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="procrastinate queue only: accept and enqueue; `open-swe worker` processes run jobs",
+    )
+    worker = commands.add_parser(
+        "worker", help="run queued jobs from the PostgreSQL queue until SIGINT/SIGTERM"
+    )
+    worker.add_argument(
+        "--concurrency",
+        type=_positive,
+        help="agent runs at once in this process (default: OPEN_SWE_MAX_CONCURRENT_RUNS)",
+    )
+    worker.add_argument(
+        "--queues",
+        type=_queue_names,
+        default=("deliveries", "runs"),
+        help="comma-separated queues to work: deliveries, runs (default: both)",
+    )
     run = commands.add_parser(
         "run", help="work on a task in a local repository (no GitHub); leaves a branch there"
     )
@@ -36,7 +60,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"open-swe: configuration error: {exc}", file=sys.stderr)
         return 2
     if args.command == "serve":
+        if args.no_worker:
+            if settings.queue_backend != "procrastinate":
+                print(f"open-swe: configuration error: --no-worker: {NEEDS_QUEUE}", file=sys.stderr)
+                return 2
+            settings = settings.model_copy(update={"serve_worker": False})
         return _serve(settings, host=args.host, port=args.port)
+    if args.command == "worker":
+        return _worker(settings, args)
     if args.command == "run":
         return _run(settings, args)
     raise AssertionError(f"unhandled command {args.command}")  # argparse rejects others
@@ -47,6 +78,7 @@ def _serve(settings: Settings, *, host: str | None, port: int | None) -> int:
 
     from app.github.errors import GitHubError
     from app.logs import configure_logging
+    from app.sandbox.factory import make_provider
     from app.server import build_github_app, create_app
     from app.setup_routes import SetupStateStore
 
@@ -60,6 +92,13 @@ def _serve(settings: Settings, *, host: str | None, port: int | None) -> int:
     configure_logging(
         level=settings.log_level, fmt=settings.log_format, secrets=settings.secret_values()
     )
+    sandboxes = None
+    if github is not None:
+        try:
+            sandboxes = make_provider(settings)  # logs the isolation runs will have
+        except ConfigError as exc:
+            print(f"open-swe: configuration error: {exc}", file=sys.stderr)
+            return 2
     setup_state = None
     if github is None:
         setup_state = SetupStateStore()
@@ -67,7 +106,7 @@ def _serve(settings: Settings, *, host: str | None, port: int | None) -> int:
         link = f"{base.rstrip('/')}/setup?token={setup_state.token}"
         print(f"open-swe: setup mode (no GitHub App configured yet): open {link}", file=sys.stderr)
     uvicorn.run(
-        create_app(settings, github=github, setup_state=setup_state),
+        create_app(settings, github=github, setup_state=setup_state, sandboxes=sandboxes),
         host=bind_host,
         port=bind_port,
         log_level=settings.log_level,
@@ -100,6 +139,72 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
         )
     except KeyboardInterrupt:  # the run has reported itself stopped and cleaned up
         return EXIT_FAILED
+
+
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    import asyncio
+    import signal
+
+    from app.github.errors import GitHubError
+    from app.logs import configure_logging
+    from app.runs.queue import QueueSchemaError, worker_options
+    from app.sandbox.factory import make_provider
+    from app.server import build_github_app
+    from app.worker import run_worker
+
+    if settings.queue_backend != "procrastinate":
+        print(f"open-swe: configuration error: open-swe worker {NEEDS_QUEUE}", file=sys.stderr)
+        return 2
+    if not settings.app_configured:
+        print(
+            "open-swe: configuration error: no GitHub App configured: register it with "
+            "`open-swe serve` (its /setup page), then give workers the same settings",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        github = build_github_app(settings)
+        sandboxes = make_provider(settings)
+    except GitHubError as exc:
+        print(f"open-swe: configuration error: GITHUB_APP_PRIVATE_KEY: {exc}", file=sys.stderr)
+        return 2
+    except ConfigError as exc:
+        print(f"open-swe: configuration error: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(
+        level=settings.log_level, fmt=settings.log_format, secrets=settings.secret_values()
+    )
+    options = worker_options(settings, queues=args.queues, concurrency=args.concurrency)
+
+    async def work() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)  # graceful: running jobs get their grace
+        await run_worker(settings, stop, options=options, github=github, sandboxes=sandboxes)
+
+    try:
+        asyncio.run(work())
+    except QueueSchemaError as exc:
+        print(f"open-swe: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {number}")
+    return number
+
+
+def _queue_names(value: str) -> tuple[str, ...]:
+    from app.runs.queue import QUEUES
+
+    names = tuple(name.strip() for name in value.split(",") if name.strip())
+    if not names or not set(names) <= set(QUEUES):
+        raise argparse.ArgumentTypeError(f"choose from {', '.join(QUEUES)}, not {value!r}")
+    return names
 
 
 def _browsable(host: str) -> str:

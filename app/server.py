@@ -15,8 +15,11 @@ from starlette.routing import Route
 from app.config import Settings
 from app.github.app import GitHubApp
 from app.runs.dispatch import Dispatcher, InProcessDispatcher, JobFunction, resubmit_unfinished
+from app.runs.jobs import make_run_job
 from app.runs.queue import ProcrastinateDispatcher, worker_options
 from app.runs.store import Store
+from app.sandbox.base import SandboxProvider
+from app.sandbox.factory import make_provider
 from app.setup_routes import SetupStateStore, setup_routes
 from app.webhooks import messages
 from app.webhooks.context import AppSlug, HandlerContext
@@ -35,6 +38,7 @@ def create_app(
     github: GitHubApp | None = None,
     run_job: JobFunction | None = None,
     setup_state: SetupStateStore | None = None,
+    sandboxes: SandboxProvider | None = None,
 ) -> Starlette:
     """Build the app. Nothing connects until the lifespan starts.
 
@@ -42,6 +46,8 @@ def create_app(
     left open at shutdown (its owner closes it). `run_job(run_id)` runs or resumes an agent
     run; it is ignored when a dispatcher is injected (the dispatcher carries its own).
     `setup_state` holds the setup token (the CLI prints the link that carries it).
+    The default run job (app.runs.jobs) runs the agent in `sandboxes`, by default the provider
+    settings choose (built, and its isolation logged, when the lifespan starts).
     """
 
     async def healthz(_request: Request) -> JSONResponse:
@@ -64,7 +70,12 @@ def create_app(
         live_github = github or build_github_app(settings)
         slug = AppSlug(settings.github_app_slug, live_github)
         live_dispatcher = dispatcher or build_dispatcher(
-            settings, live_store, run_job=run_job or _agent_not_wired(live_store)
+            settings,
+            live_store,
+            run_job=run_job
+            or make_run_job(
+                settings, live_store, live_github, sandboxes or make_provider(settings)
+            ),
         )
         await live_store.create_all()
         ctx = HandlerContext(
@@ -111,13 +122,3 @@ def build_github_app(settings: Settings) -> GitHubApp:
     assert settings.github_app_id is not None, "app_configured checked"
     assert pem is not None, "app_configured checked"
     return GitHubApp(settings.github_app_id, pem.get_secret_value(), settings.github_api_url)
-
-
-def _agent_not_wired(store: Store) -> JobFunction:
-    """Until the agent job is passed in, runs fail with a reason instead of hanging queued."""
-
-    async def run_job(run_id: str) -> None:
-        log.error("no agent job configured; failing run", run=run_id)
-        await store.set_run_status(run_id, "failed", error="this server has no agent configured")
-
-    return run_job

@@ -1,0 +1,317 @@
+"""The run job: what the dispatcher calls with a run id (StartRun and ResumeRun alike).
+
+The only place that assembles, for one run, the store, the GitHub App, a `GitHubHost`, the
+sandbox provider, the checkpointer and the graph. What one call does depends on the run's
+stored status:
+
+- queued: start the workflow from its first step.
+- waiting (a plan waits for a person): take the oldest answer in the thread's inbox for this
+  run (`approve`; `revise <feedback>`; free text, read as feedback), consume it (only one
+  consumer wins) and resume the approval interrupt with it, recording who decided. No answer
+  waiting: nothing to do (a coalesced resubmission). The front door has already checked that
+  the person has write access.
+- running (the process died, or shut down, mid-run): go on from the last checkpoint.
+
+The store follows the run: queued -> running -> waiting | succeeded | failed | stopped. A
+workflow that ends with "tests failing" (a draft pull request that says so) is `failed`; one
+that changed nothing is `succeeded`. A stop (`dispatcher.cancel`) ends the run as stopped with
+a final status comment; a shutdown (cancel message SUSPEND) leaves it running, to be resumed.
+Whatever goes wrong, the run row never stays active and the status comment never stays
+"working" (the `finally` below).
+
+Checkpoint threads: one per issue, the run's thread key `owner/repo#N`, as the agent's
+checkpointer describes. A run that starts passes a fresh RunInput, with which LangGraph
+discards whatever an earlier run left on the thread (pending steps, an unanswered plan) and
+begins at the first step; a run that continues passes None or the decision, which resumes the
+thread's last checkpoint, and only when that checkpoint is this run's (its `run_id`): a run
+that died before its first checkpoint starts over. The store's one-active-run-per-thread rule
+keeps two runs from ever sharing the thread at once. A thread per run would also work, but
+`retry` (issue 5) wants the last run's last good step, which is on this thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from dataclasses import dataclass
+from typing import cast
+
+import structlog
+
+from app.agent.budget import Usage
+from app.agent.checkpoint import open_checkpointer
+from app.agent.context import RunContext
+from app.agent.graph import Graph, build_graph
+from app.agent.host import RunOutcome
+from app.agent.host import RunStatus as OutcomeStatus
+from app.agent.models import check_models
+from app.agent.nodes.common import sandbox_labels
+from app.agent.runner import describe_failure, execute_run, is_suspension, thread_config
+from app.agent.state import Decision, RunInput, RunState
+from app.agent.untrusted import sanitize
+from app.agent.workspace import RunFailed
+from app.config import ConfigError, Settings
+from app.github.app import GitHubApp
+from app.runs.github_host import GitHubHost, Requester, noreply_domain
+from app.runs.models import Run, RunStatus, StoredCommand
+from app.runs.store import Store
+from app.sandbox.base import SandboxError, SandboxProvider
+
+log = structlog.get_logger(__name__)
+
+PLAN_ANSWERS = frozenset({"approve", "revise", "instruct"})  # verbs a waiting plan reads
+STORE_STATUS: dict[OutcomeStatus, RunStatus] = {
+    "succeeded": "succeeded",
+    "no_changes": "succeeded",
+    "tests_failing": "failed",
+    "failed": "failed",
+    "stopped": "stopped",
+    "waiting": "waiting",
+}
+TESTS_FAILING = "the tests still fail; the draft pull request says so: {url}"
+PULL_RUNS_UNSUPPORTED = (
+    "follow-up changes on pull requests are not supported yet: comment on the issue instead"
+)
+CHECKPOINT_LOST = (
+    "the saved progress of this run is gone, so its plan cannot be resumed; "
+    "label the issue again to start over"
+)
+STOPPED = "the run was stopped"
+CRASHED = "the run ended unexpectedly: {detail}"
+
+
+def branch_for(number: int) -> str:
+    return f"open-swe/issue-{number}"
+
+
+def run_input(run: Run) -> RunInput:
+    return RunInput(
+        thread_id=run.thread,
+        run_id=run.id,
+        repo=run.repo,
+        issue_number=run.number,
+        branch=branch_for(run.number),
+        auto_approve=run.auto_approve,
+    )
+
+
+def decision_from(command: StoredCommand) -> Decision | None:
+    """The plan decision a command stands for, or None when it carries nothing to act on."""
+    if command.verb == "approve":
+        return Decision(verb="approve", by=command.author)
+    if command.verb in ("revise", "instruct") and sanitize(command.text):
+        return Decision(verb="revise", feedback=command.text, by=command.author)
+    return None
+
+
+def _stop_reason(exc: asyncio.CancelledError) -> str:
+    return str(exc.args[0]) if exc.args and exc.args[0] else STOPPED
+
+
+class _Nothing:
+    """_first_payload's answer when no answer waits for the plan: nothing to resume."""
+
+
+NOTHING = _Nothing()
+
+
+@dataclass
+class _Attempt:
+    """One call of the job for one run."""
+
+    run: Run
+    host: GitHubHost | None = None
+    reported: bool = False  # the host has shown a final status
+
+
+class RunJob:
+    """The job function: `await job(run_id)`. One per process, shared by all runs."""
+
+    def __init__(
+        self, settings: Settings, store: Store, github: GitHubApp, sandboxes: SandboxProvider
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._github = github
+        self._sandboxes = sandboxes
+
+    async def __call__(self, run_id: str) -> None:
+        run = await self._store.run(run_id)
+        if run is None or not run.active:
+            log.info("run.nothing_to_do", run=run_id, status=run.status if run else None)
+            return
+        with structlog.contextvars.bound_contextvars(run=run.id, thread=run.thread):
+            await self._drive(_Attempt(run))
+
+    async def _drive(self, attempt: _Attempt) -> None:
+        suspended = False
+        try:
+            attempt.host = await self._host(attempt.run)
+            await self._work(attempt)
+        except asyncio.CancelledError as exc:
+            if is_suspension(exc):
+                suspended = True  # resubmitted at the next start, from its last checkpoint
+                log.info("run.suspended")
+            else:
+                await asyncio.shield(self._end(attempt, "stopped", _stop_reason(exc)))
+            raise
+        except Exception as exc:
+            await self._end(attempt, "failed", describe_failure(exc))
+        finally:
+            if not suspended:
+                await self._never_left_active(attempt)
+
+    async def _work(self, attempt: _Attempt) -> None:
+        run = attempt.run
+        if run.kind != "issue":
+            raise RunFailed(PULL_RUNS_UNSUPPORTED)
+        async with open_checkpointer(self._settings) as saver:
+            graph = build_graph(saver)
+            payload = await self._first_payload(run, graph)
+            if isinstance(payload, _Nothing):
+                return
+            if isinstance(payload, dict) and "run_id" in payload:
+                check_models(self._settings)  # a new start fails at once without a model key
+            assert attempt.host is not None
+            context = RunContext(
+                settings=self._settings, host=attempt.host, sandboxes=self._sandboxes
+            )
+            await self._execute(attempt, graph, context, payload)
+
+    async def _execute(
+        self,
+        attempt: _Attempt,
+        graph: Graph,
+        context: RunContext,
+        payload: RunInput | Decision | None,
+    ) -> None:
+        """Drive the workflow, taking the next answer each time its plan waits."""
+        run = attempt.run
+        while True:
+            if await self._store.set_run_status(run.id, "running") is None:
+                log.info("run.finished_meanwhile")  # stopped before this job got to it
+                attempt.reported = True
+                return
+            try:
+                outcome = await execute_run(graph, context, thread_id=run.thread, start=payload)
+            except asyncio.CancelledError as exc:
+                attempt.reported = not is_suspension(exc)  # execute_run showed "stopped"
+                raise
+            attempt.reported = outcome.status != "waiting"
+            await self._record(run, outcome)
+            if outcome.status != "waiting":
+                return
+            decision = await self._take_decision(run)
+            if decision is None:
+                return
+            payload = decision
+
+    async def _first_payload(self, run: Run, graph: Graph) -> RunInput | Decision | _Nothing | None:
+        """A fresh start, a decision, None (go on from the checkpoint) or NOTHING."""
+        if run.status == "queued":
+            return run_input(run)
+        snapshot = await graph.aget_state(thread_config(run.thread))
+        ours = snapshot.values.get("run_id") == run.id
+        if run.status == "running":
+            if ours:
+                return None
+            log.info("run.starting_over", reason="no checkpoint of this run")
+            return run_input(run)
+        if not await self._pending_answers(run):
+            return NOTHING
+        if not ours or not snapshot.interrupts:
+            raise RunFailed(CHECKPOINT_LOST)
+        return await self._take_decision(run) or NOTHING
+
+    async def _pending_answers(self, run: Run) -> list[StoredCommand]:
+        commands = await self._store.pending_commands(run.thread)
+        return [c for c in commands if c.run_id == run.id and c.verb in PLAN_ANSWERS]
+
+    async def _take_decision(self, run: Run) -> Decision | None:
+        """Consume the oldest answer to the waiting plan; None when there is none."""
+        for command in await self._pending_answers(run):
+            if not await self._store.consume_command(command.id):
+                continue  # another consumer took it
+            decision = decision_from(command)
+            if decision is None:
+                log.info("run.answer_ignored", verb=command.verb, by=command.author)
+                continue
+            log.info("run.decision", verb=decision["verb"], by=command.author)
+            return decision
+        return None
+
+    async def _record(self, run: Run, outcome: RunOutcome) -> None:
+        error = outcome.reason
+        if outcome.status == "tests_failing":
+            error = TESTS_FAILING.format(url=outcome.url or outcome.branch)
+        await self._set_status(run, STORE_STATUS[outcome.status], error)
+        log.info("run.outcome", status=outcome.status, reason=outcome.reason)
+
+    async def _set_status(self, run: Run, status: RunStatus, error: str | None) -> None:
+        # Shielded: a cancellation must not leave the store behind what GitHub shows.
+        await asyncio.shield(self._store.set_run_status(run.id, status, error=error))
+
+    async def _end(self, attempt: _Attempt, status: OutcomeStatus, reason: str) -> None:
+        """Finish a run the workflow did not finish: sandbox, status comment, store."""
+        run = attempt.run
+        if not attempt.reported:
+            await self._destroy_sandboxes(run)
+            if attempt.host is not None:
+                try:
+                    await attempt.host.finish(RunOutcome(status, run.id, Usage(), reason=reason))
+                except Exception as exc:  # the host logs its own failures; belt and braces
+                    log.error("run.final_status_failed", error=f"{type(exc).__name__}: {exc}")
+            attempt.reported = True
+        log.info("run.ended", status=status, reason=reason)
+        try:
+            await self._set_status(run, STORE_STATUS[status], reason)
+        except Exception as exc:
+            log.error("run.status_not_saved", error=f"{type(exc).__name__}: {exc}")
+
+    async def _destroy_sandboxes(self, run: Run) -> None:
+        labels = sandbox_labels(cast(RunState, run_input(run)))
+        try:
+            for sandbox in await asyncio.to_thread(self._sandboxes.find, labels):
+                await asyncio.to_thread(sandbox.destroy)
+        except SandboxError as exc:
+            log.warning("sandbox.cleanup_failed", error=str(exc))
+
+    async def _never_left_active(self, attempt: _Attempt) -> None:
+        """The last word: a run still queued or running when its job ends has ended badly."""
+        try:
+            current = await self._store.run(attempt.run.id)
+        except Exception as exc:
+            log.error("run.store_unreadable", error=f"{type(exc).__name__}: {exc}")
+            return
+        if current is not None and current.status in ("queued", "running"):
+            await self._end(attempt, "failed", CRASHED.format(detail="no outcome was recorded"))
+
+    async def _host(self, run: Run) -> GitHubHost:
+        slug = self._settings.github_app_slug
+        if not slug:
+            slug = await asyncio.to_thread(self._github.slug)
+        client = await asyncio.to_thread(self._github.client, run.installation_id, run.repo)
+        return GitHubHost(
+            client,
+            repo=run.repo,
+            issue_number=run.number,
+            run_id=run.id,
+            requester=Requester(run.requested_by),
+            app_slug=slug,
+            status_comment_id=run.status_comment_id,
+            save_status_comment=functools.partial(self._store.set_status_comment, run.id),
+            save_pull_request=functools.partial(self._store.set_pr_number, run.id),
+            secrets=self._settings.secret_values(),
+            email_domain=noreply_domain(self._settings.github_web_url),
+        )
+
+
+def make_run_job(
+    settings: Settings, store: Store, github: GitHubApp, sandboxes: SandboxProvider
+) -> RunJob:
+    """The run job of a server; warns at once when runs could not reach a model."""
+    try:
+        check_models(settings)
+    except ConfigError as exc:
+        log.warning("runs will fail until this is fixed", error=str(exc))
+    return RunJob(settings, store, github, sandboxes)

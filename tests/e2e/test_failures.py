@@ -1,0 +1,213 @@
+"""Every way a run can go wrong ends with an accurate status comment, a final run row, and no
+sandbox left behind."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from app.runs import status
+from app.runs.jobs import STOPPED, TESTS_FAILING
+from app.runs.models import Run
+from app.webhooks import messages
+from tests.agent.conftest import (
+    FIXED,
+    PLAN,
+    REPO_FILES,
+    git,
+    repo_path,
+    script_fix,
+    script_plan,
+    script_pr,
+)
+from tests.e2e.conftest import BRANCH, MAINTAINER, REPO, SLUG, World, bare_repo, eventually
+from tests.fakes.model import Fault, ModelRequest, Reply, anything, offers, text, tool
+
+pytestmark = pytest.mark.slow
+
+
+def final_status(world: World) -> str:
+    [comment] = world.status_comments()
+    return comment.body
+
+
+async def test_tests_still_failing_after_the_attempts_open_a_draft_that_says_so(
+    world: World,
+) -> None:
+    def wrong_fix(request: ModelRequest) -> Reply:
+        return tool(
+            "edit_file",
+            file_path=f"{repo_path(request)}/calc.py",
+            old_string="return a - b",
+            new_string="return a * b",
+        )
+
+    script_plan(world.model)
+    world.model.on(offers("edit_file"), wrong_fix, text("Done."), text("I could not find it."))
+    script_pr(world.model)
+    await world.start(max_test_attempts=2)
+
+    await world.label("open-swe-auto")
+    run = await world.finished_run()
+
+    [pull] = world.gh.pulls.values()
+    link = f"{world.gh.web_url}/{REPO}/pull/{pull.issue.number}"
+    assert run.status == "failed"
+    assert run.error == TESTS_FAILING.format(url=link)
+    assert pull.draft
+    assert (pull.issue.body or "").startswith("> [!WARNING]\n> Tests failing:")
+    assert "still failing after 2 attempt(s)" in (pull.issue.body or "")
+    body = final_status(world)
+    assert status.HEADER_TESTS_FAILING.format(link=link, slug=SLUG) in body
+    assert len(world.model.requests_offering("edit_file")) == 3  # two attempts
+    assert world.sandboxes() == []
+
+
+async def test_model_api_errors_are_retried_then_reported(world: World) -> None:
+    world.model.on(
+        anything, Fault(429), Fault(500, message="overloaded upstream"), repeat_last=True
+    )
+    await world.start(model_max_retries=2)
+
+    await world.label("open-swe-auto")
+    run = await world.finished_run()
+
+    reason = "the model API answered HTTP 500 (retried with backoff): overloaded upstream"
+    assert run.status == "failed"
+    assert run.error == reason
+    assert len(world.model.requests) == 3  # the first try and two retries
+    body = final_status(world)
+    assert status.HEADER_FAILED.format(reason=status.inline(reason)) in body
+    assert status.NEXT.format(what=status.NEXT_RETRY) in body
+    assert f"{status.FAILED} {status.STEP_LABELS['plan']}" in body
+    assert world.gh.pulls == {}
+    assert world.sandboxes() == []
+
+
+async def test_an_exhausted_budget_names_the_limit_to_raise(world: World) -> None:
+    world.model.on(offers("SubmitPlan"), tool("ls", path="/"), tool("SubmitPlan", **PLAN))
+    world.model.on(offers("edit_file"), tool("execute", command="true"), repeat_last=True)
+    await world.start(max_model_calls=4)
+
+    await world.label("open-swe-auto")
+    run = await world.finished_run()
+
+    reason = "budget exhausted: model calls (4 per run)"
+    assert run.status == "failed"
+    assert run.error == reason
+    assert len(world.model.requests) == 4
+    body = final_status(world)
+    assert status.HEADER_FAILED.format(reason=status.inline(reason)) in body
+    raise_it = status.NEXT_RAISE_LIMIT.format(variable="OPEN_SWE_MAX_MODEL_CALLS")
+    assert status.NEXT.format(what=raise_it) in body
+    assert world.gh.pulls == {}
+    assert world.sandboxes() == []
+
+
+async def test_nothing_changed_means_no_pull_request_and_a_comment_that_says_so(
+    world: World, tmp_path: Path
+) -> None:
+    fixed = bare_repo(tmp_path, {**REPO_FILES, "calc.py": FIXED}, name="already-fixed")
+    world.gh.repos[REPO].clone_url = fixed.resolve().as_uri()
+    script_plan(world.model)
+    world.model.on(offers("edit_file"), text("add() is already correct; nothing to change."))
+    await world.start()
+
+    await world.label("open-swe-auto")
+    run = await world.finished_run()
+
+    assert run.status == "succeeded"
+    assert run.pr_number is None
+    assert world.gh.pulls == {}
+    assert BRANCH not in git(fixed, "branch", "--list")  # nothing pushed either
+    assert world.model.requests_offering("PullRequestText") == []
+    body = final_status(world)
+    assert status.HEADER_NO_CHANGES in body
+    assert status.NEXT.format(what=status.NEXT_NO_CHANGES) in body
+    assert world.sandboxes() == []
+
+
+async def test_a_missing_model_key_fails_at_once_naming_the_variable(world: World) -> None:
+    await world.start(anthropic_api_key=None)
+
+    await world.label("open-swe-auto")
+    run = await world.finished_run()
+
+    assert run.status == "failed"
+    assert run.error is not None
+    assert run.error.startswith("ANTHROPIC_API_KEY is not set")
+    body = final_status(world)
+    assert status.HEADER_FAILED.split("{")[0] + "ANTHROPIC_API_KEY is not set" in body
+    assert status.NEXT_SET_VARIABLE.format(variable="ANTHROPIC_API_KEY") in body
+    assert world.status_writes(run.id) == (1, 0)  # one comment, straight to its final words
+    assert world.model.requests == []
+    assert world.sandboxes() == []  # none was ever made
+
+
+async def test_stop_during_a_run_ends_it_as_stopped(world: World) -> None:
+    entered, release = threading.Event(), threading.Event()
+
+    def held(request: ModelRequest) -> Reply:
+        entered.set()
+        release.wait(timeout=30)
+        return text("too late")
+
+    script_plan(world.model)
+    world.model.on(offers("edit_file"), held)
+    await world.start()
+
+    await world.label("open-swe-auto")
+    await eventually(entered.is_set, "the implementation to start")
+    await world.comment("/open-swe stop", user=MAINTAINER)
+    run = await world.finished_run()
+    release.set()
+
+    assert run.status == "stopped"
+    stopped = status.HEADER_STOPPED.format(reason=status.inline(STOPPED))
+    body = await eventually(
+        lambda: stopped in final_status(world) and final_status(world), "the stopped status"
+    )
+    assert f"{status.STOPPED} {status.STEP_LABELS['implement']}" in body
+    assert status.NEXT.format(what=status.NEXT_RETRY) in body
+    answer = messages.STOPPED.split("(")[0]
+    await eventually(lambda: any(answer in c.body for c in world.comments()), "the answer")
+    await eventually(lambda: world.sandboxes() == [], "the sandbox to be deleted")
+    assert world.gh.pulls == {}
+    assert git(world.remote, "branch", "--list") == "* main"
+
+
+async def test_labelling_again_after_a_failed_run_starts_afresh_on_the_same_thread(
+    world: World, tmp_path: Path
+) -> None:
+    """The issue's checkpoint thread still holds the failed run's last step; the new run
+    starts from the first one (after the limit was raised and the server restarted)."""
+    world.model.on(offers("SubmitPlan"), tool("ls", path="/"), tool("SubmitPlan", **PLAN))
+    world.model.on(offers("edit_file"), tool("execute", command="true"), text("Looked."))
+    script_plan(world.model)  # the second run's replies, once the first run's are used up
+    script_fix(world.model)
+    script_pr(world.model)
+    await world.start(max_model_calls=3)
+    await world.label("open-swe-auto")
+    failed = await world.finished_run()
+    assert failed.error == "budget exhausted: model calls (3 per run)"
+    await world.stop()
+
+    await world.start(max_model_calls=200)
+    await world.label("open-swe-auto")
+
+    async def second_run() -> Run | None:
+        latest = (await world.runs())[0]
+        return latest if latest.id != failed.id and not latest.active else None
+
+    run = await eventually(second_run, "the second run to finish")
+
+    assert run.id != failed.id
+    assert run.status == "succeeded", run.error
+    assert [r.id for r in await world.runs()] == [run.id, failed.id]
+    assert len(world.model.requests_offering("SubmitPlan")) == 4  # planned again from scratch
+    assert status.HEADER_SUCCEEDED.split("{")[0] in world.status_comment(run.id).body
+    assert status.HEADER_FAILED.split("{")[0] in world.status_comment(failed.id).body
+    assert len(world.gh.pulls) == 1
+    assert world.sandboxes() == []
