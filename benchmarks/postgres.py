@@ -1,4 +1,9 @@
-"""A throwaway PostgreSQL schema for one benchmark run, dropped afterwards."""
+"""A throwaway PostgreSQL schema for one benchmark run, dropped afterwards.
+
+Its DATABASE_URL carries `options=-csearch_path=<schema>`, so the store's tables and the
+procrastinate queue's all land there without knowing, and other users of the database never
+see them.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +23,12 @@ class ThrowawaySchema:
         self.name = f"bench_{uuid.uuid4().hex[:12]}"
         self.server_version: str | None = None
         self._created = False
+
+    @property
+    def database_url(self) -> str:
+        """DATABASE_URL for this schema."""
+        separator = "&" if "?" in self.url else "?"
+        return f"{self.url}{separator}options=-csearch_path%3D{self.name}"
 
     def create(self) -> str | None:
         """None once the schema exists; else why PostgreSQL cannot be used (unreachable...)."""

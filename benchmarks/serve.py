@@ -2,7 +2,8 @@
 
 - `bare`: the floor of HTTP + ASGI, a Starlette endpoint that reads the body and answers 202.
 - `app`: open-swe's real app (`create_app`), its delivery jobs running in the background as in
-  production, against the fake GitHub; the run job records the run and finishes it at once.
+  production (the dispatcher production picks for the database), against the fake GitHub; the
+  run job records the run and finishes it at once.
   `GET /_bench/settle` waits for the background work and reports what it did.
 - `github`: the loopback fake GitHub (tests/fakes/github.py), seeded for the benchmark payloads.
 
@@ -34,7 +35,6 @@ from benchmarks import deliveries as payloads
 
 # Each kind imports only what it serves (the bare floor must not pay for the app's imports).
 if TYPE_CHECKING:
-    from app.runs.dispatch import InProcessDispatcher
     from app.runs.store import Store
 
 SETTLE_TIMEOUT = 120.0
@@ -77,12 +77,14 @@ def bare_app() -> Starlette:
 
 
 class BenchControl:
-    """The app, plus `GET /_bench/settle`: wait for background jobs, report what they did."""
+    """The app, plus `GET /_bench/settle`: wait for the background work, report what it did.
 
-    def __init__(
-        self, app: ASGIApp, dispatcher: InProcessDispatcher, store: Store, run_jobs: list[str]
-    ) -> None:
-        self._app, self._dispatcher, self._store, self._run_jobs = app, dispatcher, store, run_jobs
+    Settled means every accepted delivery is processed and no run is queued or running, as the
+    store says, whichever dispatcher production picked (in-process, or procrastinate).
+    """
+
+    def __init__(self, app: ASGIApp, store: Store, run_jobs: list[str]) -> None:
+        self._app, self._store, self._run_jobs = app, store, run_jobs
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] == payloads.SETTLE_PATH:
@@ -91,21 +93,27 @@ class BenchControl:
             return
         await self._app(scope, receive, send)
 
+    async def _settled(self) -> bool:
+        unfinished = await self._store.unfinished_deliveries()
+        return not unfinished and not await self._store.runs_to_resume()
+
     async def _settle(self) -> Response:
         from sqlalchemy import func, select
 
         from app.runs.models import deliveries
 
-        try:
-            await asyncio.wait_for(self._dispatcher.drain(), SETTLE_TIMEOUT)
-            status = 200
-        except TimeoutError:
-            status = 504
+        # Polled: whichever dispatcher does the work (in-process, procrastinate), the store
+        # is where it ends.
+        deadline = time.monotonic() + SETTLE_TIMEOUT
+        settled = await self._settled()
+        while not settled and time.monotonic() < deadline:
+            await asyncio.sleep(0.002)
+            settled = await self._settled()
         query = select(deliveries.c.outcome, func.count()).group_by(deliveries.c.outcome)
         async with self._store.engine.connect() as conn:
             outcomes = {str(outcome): int(count) for outcome, count in await conn.execute(query)}
         stats = {"outcomes": outcomes, "runs": len(self._run_jobs)}
-        return JSONResponse(stats, status_code=status)
+        return JSONResponse(stats, status_code=200 if settled else 504)
 
 
 def serve_app(args: argparse.Namespace) -> None:
@@ -131,7 +139,6 @@ async def _serve_app(
     from app.config import Settings
     from app.github.app import GitHubApp
     from app.logs import configure_logging
-    from app.runs.dispatch import InProcessDispatcher
     from app.runs.store import Store
 
     github_url = str(github_details["url"])
@@ -149,7 +156,7 @@ async def _serve_app(
     }
     settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
     configure_logging(level="info", fmt="console", secrets=settings.secret_values())
-    store = Store.open(settings.database_url, schema=args.schema)
+    store = Store.open(settings.database_url)
     run_jobs: list[str] = []
 
     async def run_job(run_id: str) -> None:
@@ -157,16 +164,15 @@ async def _serve_app(
         run_jobs.append(run_id)
         await store.set_run_status(run_id, "succeeded")
 
-    dispatcher = InProcessDispatcher(
-        run_job=run_job, max_concurrent_runs=settings.max_concurrent_runs
-    )
     pem = settings.private_key_pem
     assert pem is not None
     # No client-side throttling: the fake has no secondary rate limits to respect.
     github = GitHubApp(args.app_id, pem.get_secret_value(), github_url, throttle=False)
-    app = create_app(settings, store=store, dispatcher=dispatcher, github=github)
+    # The dispatcher is production's choice (create_app builds it): in-process on SQLite,
+    # procrastinate with this process as a worker on PostgreSQL.
+    app = create_app(settings, store=store, github=github, run_job=run_job)
     try:
-        await serve_uvicorn(BenchControl(app, dispatcher, store, run_jobs), args.ready_file)
+        await serve_uvicorn(BenchControl(app, store, run_jobs), args.ready_file)
     finally:
         await store.close()
 
@@ -209,7 +215,6 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--github-ready-file", type=Path, help="where the fake GitHub announces")
     parser.add_argument("--data-dir", type=Path)
     parser.add_argument("--database-url")
-    parser.add_argument("--schema")
     return parser
 
 

@@ -6,15 +6,17 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 import pytest
 
 from benchmarks import deliveries
 from benchmarks.interleave import Subject, rotation, run_interleaved
-from benchmarks.processes import REPO_ROOT
+from benchmarks.postgres import ThrowawaySchema
+from benchmarks.processes import REPO_ROOT, ServerProcess
 from benchmarks.stats import Summary, percentile, render_table, summarize
-from benchmarks.webhook_ack import BenchmarkError, WebhookClient
+from benchmarks.webhook_ack import Backend, BenchmarkError, WebhookClient, check_background
 
 ROW = re.compile(
     r"^(?P<name>\S.*?)\s{2,}(?P<n>\d+)\s+(?P<median>\d+\.\d+)\s+(?P<p95>\d+\.\d+)"
@@ -87,6 +89,35 @@ def test_an_unexpected_answer_stops_the_benchmark_instead_of_being_timed() -> No
     delivery = deliveries.issues_labeled(label="open-swe")
     with pytest.raises(BenchmarkError, match=r"expected \(202, 'accepted'\), got \(503"):
         client.post(delivery, "d-1", (202, "accepted"))
+
+
+def test_background_work_left_undone_fails_the_run(tmp_path: Path) -> None:
+    def settle(request: httpx.Request) -> httpx.Response:
+        assert request.url.path == deliveries.SETTLE_PATH
+        return httpx.Response(200, json={"outcomes": {"started": 2, "error": 1}, "runs": 2})
+
+    backend = Backend("SQLite", ServerProcess("app", [], tmp_path), accepted=3)
+    backend.client = WebhookClient("http://app", transport=httpx.MockTransport(settle))
+    with pytest.raises(BenchmarkError, match="3 deliveries accepted"):
+        check_background(backend)
+    backend.accepted = 2
+    backend.client = WebhookClient(
+        "http://app",
+        transport=httpx.MockTransport(
+            lambda _: httpx.Response(200, json={"outcomes": {"started": 2}, "runs": 2})
+        ),
+    )
+    assert "all 2 accepted deliveries processed" in check_background(backend)
+
+
+def test_the_throwaway_schema_is_chosen_by_the_search_path_in_the_url() -> None:
+    schema = ThrowawaySchema("postgresql://127.0.0.1:5432/test")
+    assert schema.database_url == (
+        f"postgresql://127.0.0.1:5432/test?options=-csearch_path%3D{schema.name}"
+    )
+    assert ThrowawaySchema("postgresql://h/db?sslmode=disable").database_url.startswith(
+        "postgresql://h/db?sslmode=disable&options=-csearch_path%3Dbench_"
+    )
 
 
 @pytest.mark.slow
