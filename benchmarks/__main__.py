@@ -23,7 +23,7 @@ from benchmarks.postgres import DEFAULT_URL
 from benchmarks.processes import ServerError
 from benchmarks.stats import render_table
 
-FULL = webhook_ack.Sizes(rounds=60, block=10, warmup=30)
+FULL = webhook_ack.Sizes(rounds=40, block=10, warmup=30)
 QUICK = webhook_ack.Sizes(rounds=3, block=4, warmup=3)
 
 
@@ -41,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true", help="a few samples each (smoke run)")
     parser.add_argument("--postgres-url", default=DEFAULT_URL, help=f"default {DEFAULT_URL}")
     parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
-    parser.add_argument("--rounds", type=_positive, help="interleaved rounds (default 60, quick 3)")
+    parser.add_argument("--rounds", type=_positive, help="interleaved rounds (default 40, quick 3)")
     parser.add_argument(
         "--block", type=_positive, help="samples per subject per round (default 10)"
     )

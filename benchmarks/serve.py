@@ -35,6 +35,7 @@ from benchmarks import deliveries as payloads
 
 # Each kind imports only what it serves (the bare floor must not pay for the app's imports).
 if TYPE_CHECKING:
+    from app.config import Settings
     from app.runs.store import Store
 
 SETTLE_TIMEOUT = 120.0
@@ -47,8 +48,11 @@ def announce(ready_file: Path, details: dict[str, Any]) -> None:
     partial.rename(ready_file)
 
 
-async def serve_uvicorn(app: ASGIApp, ready_file: Path) -> None:
-    """Serve `app` on 127.0.0.1, a free port, configured like `open-swe serve`."""
+async def serve_uvicorn(
+    app: ASGIApp, ready_file: Path, details: dict[str, Any] | None = None
+) -> None:
+    """Serve `app` on 127.0.0.1, a free port, configured like `open-swe serve`; `details` are
+    announced with the URL."""
     config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="info", proxy_headers=True)
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve())
@@ -58,7 +62,7 @@ async def serve_uvicorn(app: ASGIApp, ready_file: Path) -> None:
             raise SystemExit("uvicorn stopped during start-up (see the log above)")
         await asyncio.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
-    announce(ready_file, {"url": f"http://127.0.0.1:{port}"})
+    announce(ready_file, {"url": f"http://127.0.0.1:{port}", **(details or {})})
     await serving
 
 
@@ -172,9 +176,19 @@ async def _serve_app(
     # procrastinate with this process as a worker on PostgreSQL.
     app = create_app(settings, store=store, github=github, run_job=run_job)
     try:
-        await serve_uvicorn(BenchControl(app, store, run_jobs), args.ready_file)
+        await serve_uvicorn(
+            BenchControl(app, store, run_jobs), args.ready_file, {"queue": queue_name(settings)}
+        )
     finally:
         await store.close()
+
+
+def queue_name(settings: Settings) -> str:
+    """The dispatcher create_app builds from these settings, in words."""
+    if settings.queue_backend == "inprocess":
+        return "in-process queue"
+    worker = "worker in this process" if settings.serve_worker else "no worker in this process"
+    return f"procrastinate queue, {worker}"
 
 
 # github ---------------------------------------------------------------------------------

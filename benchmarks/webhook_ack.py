@@ -31,10 +31,7 @@ from benchmarks.processes import ServerProcess, stop_all
 from benchmarks.stats import Summary, summarize
 
 BASELINE = "bare Starlette 202 (floor)"
-DATABASE_NOTES = {
-    "SQLite": " (the embedded default: WAL, synchronous=FULL; in-process dispatcher)",
-    "PostgreSQL": " (procrastinate queue, this process its worker)",
-}
+DATABASE_NOTES = {"SQLite": "WAL, synchronous=FULL; ", "PostgreSQL": ""}
 
 
 class BenchmarkError(RuntimeError):
@@ -240,7 +237,8 @@ def run(sizes: Sizes, work_dir: Path, postgres_url: str | None) -> Report:
             raise
         for backend, (ignored, idle, burst, _) in per_backend:
             report.notes.append(check_background(backend))
-            title = f"Webhook acknowledgement on {backend.label}{DATABASE_NOTES[backend.label]}"
+            setup = DATABASE_NOTES[backend.label] + str(backend.server.details["queue"])
+            title = f"Webhook acknowledgement on {backend.label} ({setup})"
             report.tables.append((title, [ignored.name, idle.name, burst.name]))
         report.tables.append(
             (
