@@ -72,7 +72,7 @@ class WorkerOptions:
     queues: Sequence[str] = QUEUES
     run_concurrency: int = 2
     delivery_concurrency: int = 8
-    # On stop, running jobs get this long to finish; then they are cancelled and requeued.
+    # On stop, running jobs get this long to finish; then they are suspended and requeued.
     shutdown_timeout: float = 30.0
     # LISTEN/NOTIFY wakes workers at once; polling is the fallback.
     poll_interval: float = 5.0
