@@ -33,6 +33,7 @@ from pydantic import BaseModel, Field
 
 from app.agent import prompts
 from app.agent.budget import Budget, BudgetExhausted, BudgetMiddleware, UsageMeter
+from app.agent.followups import FollowUpMiddleware, FollowUps
 from app.agent.tools import RepoWorkingDirectory, SecretScrubber, ToolResultLimit, filesystem
 from app.agent.workspace import RunFailed
 from app.config import Settings
@@ -60,9 +61,19 @@ class PullRequestText(BaseModel):
 
 
 def _limits(
-    redactor: SecretRedactor, budget: Budget, model: BaseChatModel, summarizer: BaseChatModel
+    redactor: SecretRedactor,
+    budget: Budget,
+    model: BaseChatModel,
+    summarizer: BaseChatModel,
+    follow_ups: FollowUps | None,
 ) -> list[AgentMiddleware[Any, Any, Any]]:
+    # Follow-ups first: what people added meanwhile is part of what gets summarised and
+    # scrubbed, and counts against the budget like any other input.
+    steering: list[AgentMiddleware[Any, Any, Any]] = (
+        [FollowUpMiddleware(follow_ups)] if follow_ups is not None else []
+    )
     return [
+        *steering,
         BudgetMiddleware(budget),
         ModelCallLimitMiddleware(run_limit=budget.remaining_model_calls, exit_behavior="error"),
         SummarizationMiddleware(
@@ -101,10 +112,11 @@ async def propose_plan(
     summarizer: BaseChatModel,
     system: str,
     request: str,
+    follow_ups: FollowUps | None = None,
 ) -> SubmitPlan:
     middleware: list[AgentMiddleware[Any, Any, Any]] = [
         filesystem(sandbox, read_only=True, max_seconds=settings.command_timeout),
-        *_limits(redactor, budget, model, summarizer),
+        *_limits(redactor, budget, model, summarizer, follow_ups),
     ]
     agent = create_agent(
         model,
@@ -131,13 +143,14 @@ async def implement(
     repo_dir: str,
     system: str,
     request: str,
+    follow_ups: FollowUps | None = None,
 ) -> str:
     """Run the coding agent; returns its closing summary."""
     middleware: list[AgentMiddleware[Any, Any, Any]] = [
         filesystem(sandbox, read_only=False, max_seconds=settings.command_timeout),
         RepoWorkingDirectory(repo_dir),
         TodoListMiddleware(),
-        *_limits(redactor, budget, model, summarizer),
+        *_limits(redactor, budget, model, summarizer, follow_ups),
         AnthropicPromptCachingMiddleware(unsupported_model_behavior="ignore"),
     ]
     agent = create_agent(model, system_prompt=system, middleware=middleware, checkpointer=False)

@@ -1,7 +1,8 @@
 """The workflow: prepare -> plan -> approval -> implement <-> verify -> publish -> report.
 
 Branches are typed on the nodes (`Command[Literal[...]]`), so the edges read from their
-signatures: approval goes to plan (revise), implement, or report (stopped); verify goes back
+signatures: prepare goes to plan, or straight to implement for a follow-up on a pull
+request; approval goes to plan (revise), implement, or report (stopped); verify goes back
 to implement (tests failing, attempts left) or on to publish; verify and publish go back to
 implement when the sandbox, and the work in it, was lost. Errors are not caught here: they end the graph run,
 the checkpoint keeps the last completed step (a retry resumes there), and `execute_run`
@@ -34,7 +35,6 @@ def build_graph(checkpointer: BaseCheckpointSaver[str] | None = None) -> Graph:
     builder.add_node("publish", publish)
     builder.add_node("report", report)
     builder.add_edge(START, "prepare")
-    builder.add_edge("prepare", "plan")
     builder.add_edge("plan", "approval")
     builder.add_edge("implement", "verify")
     builder.add_edge("report", END)

@@ -20,17 +20,37 @@ from app.sandbox.base import GitCredentials, GitIdentity, Sandbox
 class Comment:
     author: str
     body: str
+    path: str | None = None  # a review comment: the file it is about
+    line: int | None = None  # ... and the line
+
+
+@dataclass(frozen=True)
+class FileChange:
+    """One line of a pull request's diff summary."""
+
+    path: str
+    additions: int
+    deletions: int
 
 
 @dataclass(frozen=True)
 class TaskText:
-    """The task as people wrote it: raw, untrusted (the graph sanitises and fences it)."""
+    """The task as people wrote it: raw, untrusted (the graph sanitises and fences it).
+
+    For an issue: its title, body and comments. For a follow-up on a pull request (kind
+    "pull"): the pull request's title, body, diff summary and review comments, and the
+    requests people addressed to the bot, which are the task itself.
+    """
 
     title: str
     body: str
     comments: tuple[Comment, ...] = ()
     requested_by: GitIdentity | None = None  # becomes the commit's Co-authored-by
     url: str | None = None
+    kind: Literal["issue", "pull"] = "issue"
+    files: tuple[FileChange, ...] = ()
+    review_comments: tuple[Comment, ...] = ()
+    requests: tuple[Comment, ...] = ()
 
 
 DEFAULT_BOT = GitIdentity("open-swe", "open-swe@users.noreply.github.com")

@@ -61,8 +61,8 @@ def implement_system(
         else "No test command is known; check your change another way (run the code)."
     )
     return f"""\
-You are open-swe, a careful software engineer implementing an approved plan in a repository \
-checked out at {repo_dir} (use absolute paths under it). Use the file tools to read and edit \
+You are open-swe, a careful software engineer implementing an approved plan (or a requested \
+change) in a repository checked out at {repo_dir} (use absolute paths under it). Use the file tools to read and edit \
 files, and `execute` to run shell commands (they start in {repo_dir}). Keep a short todo list with \
 write_todos for multi-step work. Make the smallest change that does the job, in the style of \
 the surrounding code. {tests}
@@ -74,9 +74,10 @@ you changed and why.
 
 
 def implement_request(
-    task: str, plan: PlanDict, *, attempt: int, failure: CheckResult | None, notes: str
+    task: str, plan: PlanDict | None, *, attempt: int, failure: CheckResult | None, notes: str
 ) -> str:
-    text = f"{task}\n\nThe approved plan:\n{render_plan(plan)}"
+    """The coding agent's request; without a plan (a follow-up) the task says what to do."""
+    text = task if plan is None else f"{task}\n\nThe approved plan:\n{render_plan(plan)}"
     if failure is not None and attempt > 1:
         text += (
             f"\n\nThis is attempt {attempt}. After your previous attempt"

@@ -14,6 +14,7 @@ from typing_extensions import TypedDict
 
 from app.agent.budget import UsageDict
 
+RunKind = Literal["issue", "pull"]
 StepName = Literal["prepare", "plan", "approval", "implement", "verify", "publish", "report"]
 STEP_ORDER: tuple[StepName, ...] = (
     "prepare",
@@ -35,6 +36,13 @@ class RunInput(TypedDict):
     issue_number: int | None
     branch: str  # the work branch: "open-swe/issue-12", or "open-swe/<slug>" locally
     auto_approve: bool
+    # "pull": a follow-up on a pull request's existing branch (which must exist): no plan,
+    # the people's requests are the task, and its sandbox is kept for the next follow-up.
+    kind: NotRequired[RunKind]  # absent: "issue"
+
+
+def is_follow_up(state: RunInput) -> bool:
+    return state.get("kind") == "pull"
 
 
 class PlanDict(TypedDict):

@@ -83,8 +83,16 @@ async def has_checkout(sandbox: Sandbox) -> bool:
     return (await run(sandbox, f"test -d {REPO_DIR}/.git")).ok
 
 
-async def clone(sandbox: Sandbox, checkout: Checkout, branch: str) -> tuple[str, str, str, str]:
-    """Fresh clone on the work branch (reused from the remote when it exists).
+BRANCH_GONE = (
+    "the branch {branch} no longer exists in the repository, so there is nothing to add to"
+)
+
+
+async def clone(
+    sandbox: Sandbox, checkout: Checkout, branch: str, *, existing: bool = False
+) -> tuple[str, str, str, str]:
+    """Fresh clone on the work branch (reused from the remote when it exists; with
+    `existing`, a pull request's branch, it must exist).
 
     Returns (repo_dir, base_branch, base_sha, start_sha).
     """
@@ -106,6 +114,8 @@ async def clone(sandbox: Sandbox, checkout: Checkout, branch: str) -> tuple[str,
     remote = f"refs/remotes/origin/{branch}"
     if await git(sandbox, repo_dir, "rev-parse", "--verify", "-q", remote, check=False):
         await git(sandbox, repo_dir, "checkout", "-q", "-B", branch, remote)
+    elif existing:
+        raise RunFailed(BRANCH_GONE.format(branch=branch))
     else:
         await git(sandbox, repo_dir, "checkout", "-q", "-b", branch)
     start_sha = await git(sandbox, repo_dir, "rev-parse", "HEAD")

@@ -9,6 +9,7 @@ def test_edges_read_from_the_node_signatures() -> None:
     assert edges == {
         ("__start__", "prepare"),
         ("prepare", "plan"),
+        ("prepare", "implement"),  # a follow-up on a pull request: no plan
         ("plan", "approval"),
         ("approval", "plan"),  # revise
         ("approval", "implement"),  # approve (or auto-approved)
@@ -31,4 +32,6 @@ def test_input_schema_is_narrow() -> None:
         "issue_number",
         "branch",
         "auto_approve",
+        "kind",
     }
+    assert "kind" not in schema.get("required", [])  # absent means an issue

@@ -101,3 +101,12 @@ async def test_invalid_config_fails_the_run(sandbox: LocalSandbox, tmp_path: Pat
     repo_dir, _, base_sha, _ = await workspace.clone(sandbox, Checkout(url=str(source)), BRANCH)
     with pytest.raises(workspace.RunFailed, match="test must be a string"):
         await workspace.read_repo_rules(sandbox, repo_dir, base_sha)
+
+
+async def test_a_pull_requests_branch_must_exist(sandbox: LocalSandbox, tmp_path: Path) -> None:
+    source = remote_with_branch(tmp_path)
+    *_, start_sha = await workspace.clone(sandbox, Checkout(url=str(source)), BRANCH, existing=True)
+    assert start_sha == git(source, "rev-parse", BRANCH)
+    with pytest.raises(workspace.RunFailed) as failed:
+        await workspace.clone(sandbox, Checkout(url=str(source)), "deleted-branch", existing=True)
+    assert str(failed.value) == workspace.BRANCH_GONE.format(branch="deleted-branch")

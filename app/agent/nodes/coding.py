@@ -24,7 +24,7 @@ from app.agent.nodes.common import (
     open_workspace,
     redo_in_new_workspace,
 )
-from app.agent.state import CheckResult, RunState
+from app.agent.state import CheckResult, RunState, is_follow_up
 from app.agent.tools import clip
 
 FAILURE_OUTPUT_CHARS = 8_000  # of the failing test output shown to the agent and reports
@@ -40,7 +40,7 @@ async def implement(state: RunState, runtime: Rt) -> dict[str, Any]:
     if rebuilt and attempt > 1:
         attempt, state = 1, {**state, "tests": None, "agent_notes": ""}
     plan = state.get("plan")
-    assert plan is not None, "implement runs after an approved plan"
+    assert plan is not None or is_follow_up(state), "implement runs after an approved plan"
     notes = await agents.implement(
         settings=settings,
         redactor=runtime.context.redactor,
@@ -49,6 +49,7 @@ async def implement(state: RunState, runtime: Rt) -> dict[str, Any]:
         budget=budget,
         model=chat_model(settings, "implement"),
         summarizer=chat_model(settings, "summarize"),
+        follow_ups=runtime.context.follow_ups,
         system=prompts.implement_system(
             fields["repo_dir"],
             fields.get("instructions", state.get("instructions")),

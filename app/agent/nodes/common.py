@@ -10,20 +10,23 @@ from app.agent import workspace
 from app.agent.budget import Budget, Usage
 from app.agent.context import RunContext
 from app.agent.models import Step, model_label
-from app.agent.state import RunState, StepName
+from app.agent.state import RunInput, RunState, StepName, is_follow_up
 from app.sandbox.base import Sandbox, SandboxGone
 
 Rt = Runtime[RunContext]
 MAX_REBUILDS = 2
 
 
-def sandbox_labels(state: RunState) -> dict[str, str]:
-    """How a run's sandbox is found again (after a restart, or to clean it up)."""
-    return {
-        "open-swe.repo": state["repo"],
-        "open-swe.thread": state["thread_id"],
-        "open-swe.run": state["run_id"],
-    }
+def sandbox_labels(state: RunInput) -> dict[str, str]:
+    """How a run's sandbox is found again (after a restart, or to clean it up).
+
+    A follow-up's sandbox belongs to its pull request's thread, not to the run: the next
+    follow-up on the pull request reuses it while it lives.
+    """
+    labels = {"open-swe.repo": state["repo"], "open-swe.thread": state["thread_id"]}
+    if not is_follow_up(state):
+        labels["open-swe.run"] = state["run_id"]
+    return labels
 
 
 def budget_for(state: RunState, runtime: Rt, step: Step) -> Budget:
@@ -50,7 +53,7 @@ async def build_workspace(state: RunState, runtime: Rt, sandbox: Sandbox) -> dic
     if checkout.credentials is not None:
         ctx.redactor.add(checkout.credentials.password)
     repo_dir, base_branch, base_sha, start_sha = await workspace.clone(
-        sandbox, checkout, state["branch"]
+        sandbox, checkout, state["branch"], existing=is_follow_up(state)
     )
     config, instructions, source, test_command = await workspace.read_repo_rules(
         sandbox, repo_dir, base_sha

@@ -2,7 +2,8 @@
 
 Nothing changed means nothing is published (the outcome says so). Publishing itself (push and
 pull request, or a branch in a local repository) is the host's, and the host makes it
-idempotent. report destroys the sandbox and gives the host the final status.
+idempotent. report destroys the sandbox (a pull request's is only stopped, for its next
+follow-up) and gives the host the final status.
 """
 
 from __future__ import annotations
@@ -27,7 +28,14 @@ from app.agent.nodes.common import (
     redo_in_new_workspace,
     sandbox_labels,
 )
-from app.agent.state import CheckResult, OutcomeDict, OutcomeStatus, PlanDict, RunState
+from app.agent.state import (
+    CheckResult,
+    OutcomeDict,
+    OutcomeStatus,
+    PlanDict,
+    RunState,
+    is_follow_up,
+)
 from app.agent.tools import clip
 from app.agent.untrusted import sanitize
 from app.sandbox.base import GitIdentity, SandboxError
@@ -102,15 +110,16 @@ async def publish(state: RunState, runtime: Rt) -> Command[Literal["report", "im
         sandbox, repo_dir, commit_message(title, summary, state.get("requested_by")), author
     )
     passed = None if tests is None or tests["command"] is None else tests["passed"]
+    closes = None if is_follow_up(state) else state["issue_number"]  # a PR closes no PR
     change = Change(
         repo_dir=repo_dir,
         branch=state["branch"],
         base_branch=state["base_branch"],
         commit=sha,
         title=title,
-        body=pr_body(summary, state.get("plan"), tests, state["issue_number"]),
+        body=pr_body(summary, state.get("plan"), tests, closes),
         tests_passed=passed,
-        issue_number=state["issue_number"],
+        issue_number=closes,
     )
     publication = await ctx.host.publish(sandbox, change)
     status: OutcomeStatus = "tests_failing" if passed is False else "succeeded"
@@ -156,7 +165,21 @@ def outcome_of(state: RunState) -> RunOutcome:
     )
 
 
+async def keep_for_next_follow_up(state: RunState, context: RunContext) -> None:
+    """Stop (not delete) a pull request's sandbox: the next follow-up there resumes it."""
+    labels = sandbox_labels(state)
+    context.forget(labels)
+    try:
+        for sandbox in await asyncio.to_thread(context.sandboxes.find, labels):
+            await asyncio.to_thread(sandbox.stop)
+    except SandboxError as exc:
+        log.warning("sandbox.stop_failed", error=str(exc), thread=state["thread_id"])
+
+
 async def report(state: RunState, runtime: Rt) -> dict[str, Any]:
-    await destroy_sandboxes(state, runtime.context)
+    if is_follow_up(state):
+        await keep_for_next_follow_up(state, runtime.context)
+    else:
+        await destroy_sandboxes(state, runtime.context)
     await runtime.context.host.finish(outcome_of(state))
     return {"steps_done": done(state, "report")}

@@ -29,6 +29,7 @@ async def plan(state: RunState, runtime: Rt) -> dict[str, Any]:
         budget=budget,
         model=chat_model(settings, "plan"),
         summarizer=chat_model(settings, "summarize"),
+        follow_ups=runtime.context.follow_ups,
         system=prompts.plan_system(fields["repo_dir"], instructions, source),
         request=prompts.plan_request(
             state["task"], previous=state.get("plan"), feedback=state.get("feedback", [])

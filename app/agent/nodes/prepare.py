@@ -1,13 +1,20 @@
-"""prepare: fetch the task (sanitised, fenced), acquire the sandbox, clone, branch, set up."""
+"""prepare: fetch the task (sanitised, fenced), acquire the sandbox, clone, branch, set up.
+
+An issue goes on to plan. A follow-up on a pull request goes straight to implement: the
+people's requests are its plan, already approved by the writer who asked.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Literal
+
+from langgraph.types import Command
 
 from app.agent.budget import Budget, Usage
+from app.agent.followups import where
 from app.agent.host import TaskText
 from app.agent.nodes.common import Rt, acquire, announce, build_workspace
-from app.agent.state import RunState
+from app.agent.state import RunState, is_follow_up
 from app.agent.untrusted import fence, sanitize
 from app.agent.workspace import RunFailed
 
@@ -15,25 +22,70 @@ MAX_TITLE_CHARS = 200
 MAX_TASK_CHARS = 60_000  # the issue and its discussion; older comments are dropped first
 
 
+FOLLOW_UP_DETAIL = "not needed: the request on the pull request is the plan"
+MAX_LISTED_CHANGES = 200
+
+
 def render_task(task: TaskText, issue_number: int | None) -> str:
     """The task for prompts: every piece people wrote is sanitised and fenced."""
-    where = f"issue #{issue_number}" if issue_number is not None else "task"
-    parts = [fence(f"{where} title", task.title)]
+    if task.kind == "pull":
+        return render_follow_up(task, issue_number)
+    subject = f"issue #{issue_number}" if issue_number is not None else "task"
+    parts = [fence(f"{subject} title", task.title)]
     if sanitize(task.body):
-        parts.append(fence(f"{where} description", task.body))
+        parts.append(fence(f"{subject} description", task.body))
     comments = [fence(f"comment by {c.author}", c.body) for c in task.comments if sanitize(c.body)]
-    while comments and sum(map(len, parts + comments)) > MAX_TASK_CHARS:
-        comments.pop(0)
-    text = "\n\n".join(parts + comments)
-    return text[:MAX_TASK_CHARS]
+    return _bounded(parts, comments, [])
 
 
-async def prepare(state: RunState, runtime: Rt) -> dict[str, Any]:
+def render_follow_up(task: TaskText, number: int | None) -> str:
+    """A follow-up: the pull request (title, description, files changed, review comments) as
+    context, then the requests, which are the task. File names are people's text too."""
+    subject = f"pull request #{number}" if number is not None else "pull request"
+    parts = [fence(f"{subject} title", task.title)]
+    if sanitize(task.body):
+        parts.append(fence(f"{subject} description", task.body))
+    if task.files:
+        listed = [f"{f.path} (+{f.additions} -{f.deletions})" for f in task.files]
+        more = len(listed) - MAX_LISTED_CHANGES
+        summary = "\n".join(listed[:MAX_LISTED_CHANGES]) + (
+            f"\n... and {more} more" if more > 0 else ""
+        )
+        parts.append(fence(f"files changed in {subject}", summary))
+    reviews = [
+        fence(f"review comment by {c.author}{where(c)}", c.body)
+        for c in task.review_comments
+        if sanitize(c.body)
+    ]
+    requests = [
+        fence(f"request by {c.author}{where(c)}", c.body) for c in task.requests if sanitize(c.body)
+    ]
+    ask = (
+        "The pull request's branch is checked out. Make the change the request(s) below "
+        "ask for, on top of the work already on the branch:"
+    )
+    return _bounded(parts, reviews, [ask, *requests])
+
+
+def _bounded(parts: list[str], droppable: list[str], last: list[str]) -> str:
+    """Everything joined, dropping the oldest of `droppable` first while it is too long."""
+    while droppable and sum(map(len, parts + droppable + last)) > MAX_TASK_CHARS:
+        droppable.pop(0)
+    text = "\n\n".join(parts + droppable + last)
+    if len(text) > MAX_TASK_CHARS:  # the requests matter most: keep the end
+        text = text[: MAX_TASK_CHARS // 2] + "\n[... cut ...]\n" + text[-MAX_TASK_CHARS // 2 :]
+    return text
+
+
+async def prepare(state: RunState, runtime: Rt) -> Command[Literal["plan", "implement"]]:
     budget = Budget(runtime.context.settings, None, model="")  # a new run starts from zero
     task = await runtime.context.host.load_task()
+    follow_up = is_follow_up(state)
     title = sanitize(task.title)[:MAX_TITLE_CHARS]
     if not title and not sanitize(task.body):
         raise RunFailed("the task is empty: give it a title or a description")
+    if follow_up and not any(sanitize(r.body) for r in task.requests):
+        raise RunFailed("there is no request to work on: say what to change in the comment")
     who = task.requested_by
     # Always a fresh checkout for a new run: the branches may have moved since the last one.
     fields = await build_workspace(state, runtime, await acquire(state, runtime))
@@ -41,7 +93,7 @@ async def prepare(state: RunState, runtime: Rt) -> dict[str, Any]:
     detail = f"branch {state['branch']} from {fields['base_branch']}"
     detail += f"; tests: {fields['test_command'] or 'none found'}"
     await announce(runtime, "prepare", detail, Usage.from_dict(usage))
-    return {
+    update = {
         **fields,
         "title": title or sanitize(task.body).splitlines()[0][:MAX_TITLE_CHARS],
         "task": render_task(task, state["issue_number"]),
@@ -58,3 +110,10 @@ async def prepare(state: RunState, runtime: Rt) -> dict[str, Any]:
         "usage": usage,
         "steps_done": ["prepare"],
     }
+    if not follow_up:
+        return Command(goto="plan", update=update)
+    for step in ("plan", "approval"):
+        await announce(runtime, step, FOLLOW_UP_DETAIL, Usage.from_dict(usage))
+    asker = who.name if who else "the requester"
+    update |= {"approved_by": asker, "steps_done": ["prepare", "plan", "approval"]}
+    return Command(goto="implement", update=update)
