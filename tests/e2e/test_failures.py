@@ -183,9 +183,10 @@ async def test_labelling_again_after_a_failed_run_starts_afresh_on_the_same_thre
 ) -> None:
     """The issue's checkpoint thread still holds the failed run's last step; the new run
     starts from the first one (after the limit was raised and the server restarted)."""
+    # The first run's replies: exactly the three calls its budget allows.
     world.model.on(offers("SubmitPlan"), tool("ls", path="/"), tool("SubmitPlan", **PLAN))
-    world.model.on(offers("edit_file"), tool("execute", command="true"), text("Looked."))
-    script_plan(world.model)  # the second run's replies, once the first run's are used up
+    world.model.on(offers("edit_file"), tool("execute", command="true"))
+    script_plan(world.model)  # the second run's, once the first run's are used up
     script_fix(world.model)
     script_pr(world.model)
     await world.start(max_model_calls=3)
