@@ -238,7 +238,8 @@ class World:
             found = await self.runs()
             return found[0] if found and found[0].status in statuses else None
 
-        return await eventually(check, what or f"the run to be {'/'.join(statuses)}")
+        run: Run = await eventually(check, what or f"the run to be {'/'.join(statuses)}")
+        return run
 
     async def finished_run(self) -> Run:
         return await self.run_in(*FINISHED_STATUSES, what="the run to finish")

@@ -1,0 +1,335 @@
+"""The run job on its own: the store, the fake GitHub, the local sandbox, the real checkpointer.
+
+The paths through a whole workflow (start, approval, restart, failures) are in tests/e2e; these
+are the job's own decisions: what it does for each stored status, and how it ends runs the
+workflow could not end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from app.agent.runner import SUSPEND
+from app.config import Settings
+from app.github.app import GitHubApp
+from app.runs import jobs, status
+from app.runs.jobs import (
+    CHECKPOINT_LOST,
+    CRASHED,
+    PULL_RUNS_UNSUPPORTED,
+    RunJob,
+    decision_from,
+    make_run_job,
+    run_input,
+)
+from app.runs.models import Run, RunKind, RunStatus, StoredCommand
+from app.runs.store import Store
+from app.sandbox.local import LocalProvider
+from tests.e2e.conftest import INSTALLATION, MAINTAINER, REPO, SLUG, WRITER, make_settings
+from tests.fakes.github import Comment, FakeGitHub
+from tests.fakes.model import ScriptedModel
+
+
+@pytest.fixture
+def gh() -> Iterator[FakeGitHub]:
+    with FakeGitHub(app_slug=SLUG) as fake:
+        fake.add_installation(INSTALLATION, "Codertocat", [REPO], account_type="User")
+        fake.add_issue(REPO, title="add() is wrong", body="it subtracts")  # #1
+        fake.add_pull(REPO, head="feature", title="A pull request")  # #2
+        yield fake
+        assert not fake.errors, f"the fake GitHub itself failed: {fake.errors}"
+
+
+@pytest.fixture
+def model() -> Iterator[ScriptedModel]:
+    with ScriptedModel() as server:
+        yield server
+
+
+@pytest.fixture
+def settings(tmp_path: Path, gh: FakeGitHub, model: ScriptedModel) -> Settings:
+    return make_settings(tmp_path, gh, model)
+
+
+@pytest.fixture
+async def store(settings: Settings) -> AsyncIterator[Store]:
+    opened = Store.open(settings.database_url)
+    await opened.create_all()
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
+def provider(tmp_path: Path) -> LocalProvider:
+    return LocalProvider(tmp_path / "sandboxes", use_bwrap=False)
+
+
+@pytest.fixture
+def github(gh: FakeGitHub) -> GitHubApp:
+    assert gh.private_key_pem is not None
+    return GitHubApp(gh.app_id, gh.private_key_pem, gh.url, max_retry_wait=1, throttle=False)
+
+
+@pytest.fixture
+def job(settings: Settings, store: Store, github: GitHubApp, provider: LocalProvider) -> RunJob:
+    return RunJob(settings, store, github, provider)
+
+
+async def new_run(
+    store: Store, *, number: int = 1, kind: RunKind = "issue", status: RunStatus = "queued"
+) -> Run:
+    run = await store.start_run(
+        thread=f"{REPO}#{number}",
+        repo=REPO,
+        number=number,
+        kind=kind,
+        installation_id=INSTALLATION,
+        requested_by=MAINTAINER,
+        auto_approve=False,
+        delivery_id=f"delivery-{number}",
+    )
+    assert isinstance(run, Run)
+    if status != "queued":
+        await store.set_run_status(run.id, status)
+    found = await store.run(run.id)
+    assert found is not None
+    return found
+
+
+async def answer(store: Store, run: Run, verb: str, text: str = "", *, by: str = WRITER) -> None:
+    await store.add_command(
+        thread=run.thread,
+        run_id=run.id,
+        verb=verb,
+        text=text,
+        author=by,
+        source="issue_comment",
+        delivery_id=f"answer-{verb}-{text}",
+    )
+
+
+def status_comments(gh: FakeGitHub, number: int = 1) -> list[Comment]:
+    return [
+        c
+        for c in gh.comments.values()
+        if c.issue_number == number and status.status_run_id(c.body) is not None
+    ]
+
+
+def writes(gh: FakeGitHub) -> list[str]:
+    return [
+        f"{c.method} {c.path}" for c in gh.calls if c.method != "GET" and "/access_" not in c.path
+    ]
+
+
+def command(verb: str, text: str = "") -> StoredCommand:
+    now = datetime.now(UTC)
+    return StoredCommand(1, "o/r#1", "run", verb, text, "carol", "issue_comment", 5, None, None,
+                         "d", now, None)  # fmt: skip
+
+
+def test_answers_become_plan_decisions_that_record_who_decided() -> None:
+    assert decision_from(command("approve")) == {"verb": "approve", "by": "carol"}
+    assert decision_from(command("revise", "add docs")) == {
+        "verb": "revise",
+        "feedback": "add docs",
+        "by": "carol",
+    }
+    # free text on a waiting plan is feedback on it
+    assert decision_from(command("instruct", "also negatives")) == {
+        "verb": "revise",
+        "feedback": "also negatives",
+        "by": "carol",
+    }
+    assert decision_from(command("revise", "\u200b \n")) is None  # nothing visible to act on
+    assert decision_from(command("stop")) is None  # the front door cancels stops itself
+
+
+async def test_the_run_input_names_the_issue_branch_and_thread(store: Store) -> None:
+    run = await new_run(store, number=7, status="queued")
+    assert run_input(run) == {
+        "thread_id": f"{REPO}#7",
+        "run_id": run.id,
+        "repo": REPO,
+        "issue_number": 7,
+        "branch": "open-swe/issue-7",
+        "auto_approve": False,
+    }
+
+
+@pytest.mark.parametrize("state", ["succeeded", "failed", "stopped"])
+async def test_a_finished_or_unknown_run_is_left_alone(
+    job: RunJob, store: Store, gh: FakeGitHub, state: RunStatus
+) -> None:
+    run = await new_run(store, status=state)
+    await job(run.id)
+    await job("no-such-run")
+    assert gh.calls == []
+    assert (await store.run(run.id)) == run
+
+
+async def test_a_waiting_run_without_an_answer_is_left_waiting(
+    job: RunJob, store: Store, gh: FakeGitHub
+) -> None:
+    run = await new_run(store, status="waiting")
+    await answer(store, run, "status")  # not an answer to the plan
+    await job(run.id)
+    assert writes(gh) == []
+    current = await store.run(run.id)
+    assert current is not None
+    assert current.status == "waiting"
+    assert len(await store.pending_commands(run.thread)) == 1
+
+
+async def test_an_answer_without_a_waiting_checkpoint_fails_the_run_cleanly(
+    job: RunJob, store: Store, gh: FakeGitHub, provider: LocalProvider
+) -> None:
+    run = await new_run(store, status="waiting")
+    provider.acquire({"open-swe.repo": REPO, "open-swe.thread": run.thread, "open-swe.run": run.id})
+    await answer(store, run, "approve")
+    await job(run.id)
+
+    current = await store.run(run.id)
+    assert current is not None
+    assert (current.status, current.error) == ("failed", CHECKPOINT_LOST)
+    [comment] = status_comments(gh)
+    assert status.HEADER_FAILED.format(reason=status.inline(CHECKPOINT_LOST)) in comment.body
+    assert current.status_comment_id == comment.id
+    assert provider.find({"open-swe.run": run.id}) == []
+
+
+async def test_a_pull_request_run_is_refused_with_a_reason(
+    job: RunJob, store: Store, gh: FakeGitHub
+) -> None:
+    run = await new_run(store, number=2, kind="pull")
+    await job(run.id)
+    current = await store.run(run.id)
+    assert current is not None
+    assert (current.status, current.error) == ("failed", PULL_RUNS_UNSUPPORTED)
+    [comment] = status_comments(gh, number=2)
+    assert "not supported yet" in comment.body
+
+
+async def test_a_run_that_died_before_its_first_checkpoint_starts_over(
+    tmp_path: Path,
+    gh: FakeGitHub,
+    model: ScriptedModel,
+    store: Store,
+    github: GitHubApp,
+    provider: LocalProvider,
+) -> None:
+    """Running, but no checkpoint of its own: a fresh start, which checks the model first."""
+    settings = make_settings(tmp_path, gh, model, anthropic_api_key=None)
+    run = await new_run(store, status="running")
+    await RunJob(settings, store, github, provider)(run.id)
+    current = await store.run(run.id)
+    assert current is not None
+    assert current.status == "failed"
+    assert (current.error or "").startswith("ANTHROPIC_API_KEY is not set")
+
+
+async def test_an_unexpected_crash_still_ends_the_run_with_a_final_status(
+    job: RunJob, store: Store, gh: FakeGitHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def crash(*_args: Any, **_kwargs: Any) -> None:
+        raise RuntimeError("checkpoint store on fire")
+
+    monkeypatch.setattr(jobs, "execute_run", crash)
+    run = await new_run(store)
+    await job(run.id)
+    current = await store.run(run.id)
+    assert current is not None
+    assert current.status == "failed"
+    assert current.error == "internal error: RuntimeError: checkpoint store on fire"
+    [comment] = status_comments(gh)
+    assert "checkpoint store on fire" in comment.body
+    assert status.HEADER_WORKING not in comment.body
+
+
+async def test_a_run_whose_workflow_returns_nothing_final_is_not_left_running(
+    job: RunJob, store: Store, gh: FakeGitHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The safety net: whatever happened, the row does not stay active."""
+    monkeypatch.setattr(jobs.RunJob, "_execute", lambda *_args: asyncio.sleep(0))
+    run = await new_run(store)
+    await job(run.id)
+    current = await store.run(run.id)
+    assert current is not None
+    assert current.status == "failed"
+    assert current.error == CRASHED.format(detail="no outcome was recorded")
+    [comment] = status_comments(gh)
+    assert status.HEADER_FAILED.split("{")[0] in comment.body
+
+
+@pytest.fixture
+def stuck(monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
+    """Opening the checkpointer hangs: the job is under way, its workflow not started yet."""
+    entered = asyncio.Event()
+
+    @contextlib.asynccontextmanager
+    async def hanging(_settings: Settings) -> AsyncIterator[None]:
+        entered.set()
+        await asyncio.Event().wait()
+        yield
+
+    monkeypatch.setattr(jobs, "open_checkpointer", hanging)
+    return entered
+
+
+async def test_stopping_a_run_before_its_workflow_runs_shows_it_stopped(
+    job: RunJob, store: Store, gh: FakeGitHub, stuck: asyncio.Event
+) -> None:
+    run = await new_run(store)
+    task = asyncio.create_task(job(run.id))
+    await asyncio.wait_for(stuck.wait(), 10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    current = await store.run(run.id)
+    assert current is not None
+    assert current.status == "stopped"
+    [comment] = status_comments(gh)
+    assert status.HEADER_STOPPED.format(reason=status.inline(jobs.STOPPED)) in comment.body
+
+
+async def test_a_suspended_job_leaves_the_run_to_the_next_start(
+    job: RunJob, store: Store, gh: FakeGitHub, stuck: asyncio.Event
+) -> None:
+    run = await new_run(store)
+    task = asyncio.create_task(job(run.id))
+    await asyncio.wait_for(stuck.wait(), 10)
+    task.cancel(SUSPEND)
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    current = await store.run(run.id)
+    assert current is not None
+    assert current.status == "queued"  # resubmitted as it was at the next start
+    assert status_comments(gh) == []
+
+
+async def test_the_server_warns_at_start_up_when_runs_cannot_reach_a_model(
+    tmp_path: Path,
+    gh: FakeGitHub,
+    model: ScriptedModel,
+    store: Store,
+    github: GitHubApp,
+    provider: LocalProvider,
+) -> None:
+    with capture_logs() as events:
+        make_run_job(make_settings(tmp_path, gh, model), store, github, provider)
+    assert events == []
+    with capture_logs() as events:
+        make_run_job(
+            make_settings(tmp_path, gh, model, anthropic_api_key=None), store, github, provider
+        )
+    [warning] = events
+    assert warning["log_level"] == "warning"
+    assert "ANTHROPIC_API_KEY is not set" in warning["error"]
