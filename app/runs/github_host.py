@@ -230,16 +230,7 @@ class GitHubHost:
     async def publish(self, sandbox: Sandbox, change: Change) -> Publication:
         """Push the branch (never forced), then update its open pull request or open a draft
         one, and ask the person who triggered the run to review it."""
-        credentials = await self._credentials()
-        sandbox.add_secret(credentials.password)
-        try:
-            await asyncio.to_thread(
-                sandbox.push, change.repo_dir, change.branch, credentials=credentials
-            )
-        except SandboxGone:
-            raise
-        except SandboxError as exc:
-            raise RunFailed(self._scrub(await _push_failure(sandbox, change, exc))) from None
+        await self._push(sandbox, change)
         title = self._scrub(" ".join(change.title.split()))[:MAX_PR_TITLE_CHARS] or change.branch
         body = self._pull_body(change)
         try:
@@ -256,6 +247,19 @@ class GitHubHost:
         await self._write_status(None, usage=outcome.usage, outcome=outcome)
 
     # --- publishing -----------------------------------------------------------------------
+
+    async def _push(self, sandbox: Sandbox, change: Change) -> None:
+        """Push the change's branch with a fresh token; never forced."""
+        credentials = await self._credentials()
+        sandbox.add_secret(credentials.password)
+        try:
+            await asyncio.to_thread(
+                sandbox.push, change.repo_dir, change.branch, credentials=credentials
+            )
+        except SandboxGone:
+            raise
+        except SandboxError as exc:
+            raise RunFailed(self._scrub(await _push_failure(sandbox, change, exc))) from None
 
     def _open_or_update_pull(self, change: Change, title: str, body: str) -> tuple[PullInfo, bool]:
         existing = self._client.find_pull(self.repo, change.branch)

@@ -64,6 +64,10 @@ HEADER_TESTS_FAILING = (
     "⚠️ **Draft pull request opened, but the tests still fail**: {link}. Review it, or "
     "comment `@{slug} <what to fix>` on the pull request to ask me for a fix."
 )
+HEADER_TESTS_FAILING_BRANCH = (
+    "⚠️ **Pushed to {branch}, but the tests still fail.** Comment `@{slug} <what to fix>` "
+    "to ask me for a fix."
+)
 HEADER_NO_CHANGES = (
     "ℹ️ **Finished without changes**: the run did not change any file, so there is no pull request."
 )
@@ -259,7 +263,11 @@ def _header(board: Board, outcome: RunOutcome | None, slug: str) -> list[str]:
             return [HEADER_SUCCEEDED_BRANCH.format(branch=code(outcome.branch or "?"))]
         return [HEADER_SUCCEEDED.format(link=link), _tests_line(outcome)]
     if outcome.status == "tests_failing":
-        return [HEADER_TESTS_FAILING.format(link=link or code(outcome.branch or "?"), slug=slug)]
+        if not outcome.url:  # a follow-up pushed to a pull request's branch: nothing opened
+            return [
+                HEADER_TESTS_FAILING_BRANCH.format(branch=code(outcome.branch or "?"), slug=slug)
+            ]
+        return [HEADER_TESTS_FAILING.format(link=link, slug=slug)]
     if outcome.status == "no_changes":
         return [HEADER_NO_CHANGES, NEXT.format(what=NEXT_NO_CHANGES)]
     if outcome.status == "stopped":

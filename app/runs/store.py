@@ -448,15 +448,40 @@ class Store:
         async with self._engine.connect() as conn:
             return [StoredCommand(**row._mapping) for row in await conn.execute(query)]
 
-    async def consume_command(self, command_id: int) -> bool:
-        """Mark a command consumed; False if it already was (two consumers never both act)."""
+    async def consume_command(self, command_id: int, *, run_id: str | None = None) -> bool:
+        """Mark a command consumed; False if it already was (two consumers never both act).
+
+        With `run_id`, the command is also bound to that run (the run that took it).
+        """
+        values: dict[str, Any] = {"consumed_at": _now()}
+        if run_id is not None:
+            values["run_id"] = run_id
         async with self._engine.begin() as conn:
             result = await conn.execute(
                 update(commands)
                 .where(commands.c.id == command_id, commands.c.consumed_at.is_(None))
-                .values(consumed_at=_now())
+                .values(**values)
             )
         return result.rowcount == 1
+
+    async def commands_of(self, run_ids: Iterable[str], verb: str) -> list[StoredCommand]:
+        """The commands with `verb` bound to any of these runs, in arrival order."""
+        query = (
+            select(commands)
+            .where(commands.c.run_id.in_(list(run_ids)), commands.c.verb == verb)
+            .order_by(commands.c.id)
+        )
+        async with self._engine.connect() as conn:
+            return [StoredCommand(**row._mapping) for row in await conn.execute(query)]
+
+    async def retried_run_id(self, delivery_id: str) -> str | None:
+        """The run that a `retry` command, received in this delivery, asked to retry."""
+        query = select(commands.c.run_id).where(
+            commands.c.delivery_id == delivery_id, commands.c.verb == "retry"
+        )
+        async with self._engine.connect() as conn:
+            found = (await conn.execute(query)).scalar_one_or_none()
+        return str(found) if found is not None else None
 
     async def count(self, table: str) -> int:
         """Rows in a table (operators' stats and tests)."""

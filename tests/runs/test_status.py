@@ -122,6 +122,18 @@ def test_tests_failing_links_the_draft_and_says_how_to_ask_for_a_fix() -> None:
     assert status.HEADER_TESTS_FAILING.format(link=url, slug=SLUG) in body
 
 
+def test_tests_failing_after_a_follow_up_names_the_branch_it_pushed_to() -> None:
+    body = render_status(
+        RUN,
+        board_at("publish"),
+        USAGE,
+        SLUG,
+        outcome("tests_failing", branch="feature/x", tests_command="make test", tests_passed=False),
+    )
+    assert status.HEADER_TESTS_FAILING_BRANCH.format(branch="`feature/x`", slug=SLUG) in body
+    assert "Draft pull request opened" not in body
+
+
 def test_no_changes_says_there_is_no_pull_request_and_what_to_do() -> None:
     body = render_status(RUN, board_at("publish"), USAGE, SLUG, outcome("no_changes"))
     assert status.HEADER_NO_CHANGES in body

@@ -258,6 +258,28 @@ async def test_commands_wait_in_the_inbox_until_consumed(store: Store) -> None:
     assert await store.pending_commands("other/repo#1") == []
 
 
+async def test_a_run_takes_commands_and_finds_them_again(store: Store) -> None:
+    run = await started(store)
+    taken = await add(store, "c1", "instruct", text="rename it")
+    await add(store, "c2", "instruct", text="not taken")
+    await add(store, "c3", "stop", run_id=run.id, consumed=True)
+    assert await store.consume_command(taken.id, run_id=run.id) is True
+    assert await store.consume_command(taken.id, run_id="another-run") is False
+    [mine] = await store.commands_of([run.id, "earlier-run"], "instruct")
+    assert (mine.id, mine.run_id, mine.text) == (taken.id, run.id, "rename it")
+    assert mine.consumed_at is not None
+    assert await store.commands_of([], "instruct") == []
+
+
+async def test_a_retry_names_the_run_it_retries(store: Store) -> None:
+    run = await started(store)
+    await add(store, "retry-1", "retry", run_id=run.id, consumed=True)
+    await add(store, "other", "instruct", run_id=run.id)
+    assert await store.retried_run_id("retry-1") == run.id
+    assert await store.retried_run_id("other") is None  # not a retry
+    assert await store.retried_run_id("unknown") is None
+
+
 async def test_a_command_is_recorded_once_per_delivery(store: Store) -> None:
     first = await add(store, "c1", text="first")
     again = await add(store, "c1", text="second")
