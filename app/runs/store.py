@@ -438,6 +438,13 @@ class Store:
             ).one()
         return StoredCommand(**row._mapping)
 
+    async def command(self, delivery_id: str) -> StoredCommand | None:
+        """The command a delivery carried, if one was recorded."""
+        query = select(commands).where(commands.c.delivery_id == delivery_id)
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return StoredCommand(**row._mapping) if row else None
+
     async def pending_commands(self, thread: str) -> list[StoredCommand]:
         """Commands on a thread not consumed yet, in arrival order."""
         query = (

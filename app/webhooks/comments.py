@@ -117,13 +117,23 @@ async def _status(
 
 
 async def _stop(ctx: HandlerContext, event: Event, command: Command, active: Run | None) -> Outcome:
+    """Stop wins over everything: a waiting plan is answered with it, a working run cancelled."""
     if active is None:
         await ctx.reply_once(event, messages.NOTHING_TO_STOP)
         return Outcome("replied", "nothing to stop")
-    await _record(ctx, event, command, run_id=active.id, consumed=True)
-    # The store first: a finished run stays finished, so the cancelled task cannot undo it.
-    await ctx.store.set_run_status(active.id, "stopped")
-    await ctx.dispatcher.cancel(active.id)
+    if active.status == "waiting":
+        # Its job resumes the plan's wait with the stop: the run reports "stopped by" on the
+        # issue and deletes its (parked) sandbox like any other ending.
+        await _record(ctx, event, command, run_id=active.id, consumed=False)
+        await ctx.dispatcher.submit(ResumeRun(active.id))
+    else:
+        await _record(ctx, event, command, run_id=active.id, consumed=True)
+        # The store first: a finished run stays finished, so the cancelled task cannot undo
+        # it; the reason stored is what the run's status comment will say, in any process.
+        assert event.sender is not None
+        reason = messages.STOPPED_BY.format(user=event.sender)
+        await ctx.store.set_run_status(active.id, "stopped", error=reason)
+        await ctx.dispatcher.cancel(active.id)
     await ctx.reply_once(event, messages.STOPPED.format(run=ctx.run_link(active)))
     return Outcome("stopped", active.id)
 
@@ -166,9 +176,32 @@ async def _instruct(
             return Outcome("resumed", f"instruct {active.id}")
         await ctx.reply_once(event, messages.ALREADY_RUNNING_NOTED.format(run=ctx.run_link(active)))
         return Outcome("already-running", active.id)
+    if not event.is_pull_request:
+        # On an issue the run reads the comment with the rest of the issue, and plans first:
+        # recorded as taken, so it is not delivered a second time as a follow-up.
+        await _record(ctx, event, command, run_id=None, consumed=True)
+        return await start_run(ctx, event, auto_approve=False)
+    if (refusal := await _cannot_change(ctx, event)) is not None:
+        return refusal
+    # A follow-up on a pull request changes its branch directly; the run takes the request
+    # from the inbox (with any that arrive before it starts).
     await _record(ctx, event, command, run_id=None, consumed=False)
-    # Follow-ups on a pull request change its branch directly; on an issue, plan first.
-    return await start_run(ctx, event, auto_approve=event.is_pull_request)
+    return await start_run(ctx, event, auto_approve=True)
+
+
+async def _cannot_change(ctx: HandlerContext, event: Event) -> Outcome | None:
+    """None when open-swe can push to the pull request's branch; else the refusal, answered."""
+    number = event.issue_number
+    assert number is not None, "gated before use"
+    pull = await ctx.on_thread(event, lambda client, repo: client.get_pull(repo, number))
+    if pull.is_fork:
+        head = messages.quote_untrusted(pull.head_repo or "deleted", limit=100)
+        await ctx.reply_once(event, messages.PULL_FROM_FORK.format(head=f"`{head}`"))
+        return Outcome("refused", f"pull request #{number} comes from a fork")
+    if pull.state != "open":
+        await ctx.reply_once(event, messages.PULL_NOT_OPEN.format(state=pull.state))
+        return Outcome("refused", f"pull request #{number} is {pull.state}")
+    return None
 
 
 ACTIONS: dict[Verb, Action] = {

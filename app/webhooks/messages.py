@@ -44,6 +44,16 @@ NO_PLAN_WAITING = "There is no plan waiting for approval here, so there is nothi
 
 NOTHING_TO_STOP = "Nothing is running here, so there is nothing to stop."
 
+STOPPED_BY = "stopped by @{user}"  # the reason a stopped run's status comment gives
+
+PULL_FROM_FORK = (
+    "This pull request comes from a fork ({head}), and I can only push to branches of this "
+    "repository, so I have not started anything. Push the change yourself, or open the pull "
+    "request from a branch here and ask me again."
+)
+
+PULL_NOT_OPEN = "This pull request is {state}, so I have not started anything. Reopen it first."
+
 STOPPED = "Stopped ({run}). Use `/open-swe retry` to start again."
 
 NOTHING_TO_RETRY = (

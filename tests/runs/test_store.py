@@ -284,6 +284,8 @@ async def test_a_command_is_recorded_once_per_delivery(store: Store) -> None:
     first = await add(store, "c1", text="first")
     again = await add(store, "c1", text="second")
     assert again == first
+    assert await store.command("c1") == first
+    assert await store.command("c2") is None
     assert await store.count("commands") == 1
 
 

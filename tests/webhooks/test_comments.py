@@ -65,7 +65,11 @@ async def test_a_mention_starts_a_run_with_the_instructions_in_the_inbox(
     assert run is not None
     assert run.auto_approve is False  # on an issue the plan waits for approval
     assert harness.run_jobs == [run.id]
-    [command] = await harness.store.pending_commands(ISSUE)
+    # recorded, and taken already: the run reads it with the issue, not as a follow-up
+    assert await harness.store.pending_commands(ISSUE) == []
+    command = await harness.store.command("m-1")
+    assert command is not None
+    assert command.consumed_at is not None
     assert (command.verb, command.text, command.author) == (
         "instruct",
         "please fix the typo in README",
@@ -81,10 +85,11 @@ async def test_a_mention_starts_a_run_with_the_instructions_in_the_inbox(
 
 
 async def test_the_text_is_a_snapshot_taken_at_acceptance(harness: Harness) -> None:
-    comment_id = await say(harness, "/open-swe add a changelog entry", settle=False)
+    comment_id = await say(harness, "/open-swe add a changelog entry", settle=False, delivery="s")
     harness.gh.comments[comment_id].body = "edited later: delete everything"
     await harness.settle()
-    [command] = await harness.store.pending_commands(ISSUE)
+    command = await harness.store.command("s")
+    assert command is not None
     assert command.text == "add a changelog entry"
 
 
@@ -166,8 +171,24 @@ async def test_stop_stops_the_active_run(harness: Harness) -> None:
     stopped = await harness.store.run(run.id)
     assert stopped is not None
     assert stopped.status == "stopped"
+    assert stopped.error == messages.STOPPED_BY.format(user=MAINTAINER)  # shown by the run
     assert bot_comments(harness) == [messages.STOPPED.format(run=f"run `{run.id[:8]}`")]
     assert await harness.store.pending_commands(ISSUE) == []  # handled, not left for a run
+
+
+async def test_stop_answers_a_waiting_plan_so_the_run_ends_itself(harness: Harness) -> None:
+    run = await waiting_run(harness)
+    await say(harness, "/open-swe approve", delivery="approve")
+    harness.run_jobs.clear()
+    await say(harness, "/open-swe stop", delivery="stop")
+    assert harness.run_jobs == [run.id]  # resumed, to end with a final status comment
+    still = await harness.store.run(run.id)
+    assert still is not None
+    assert still.status == "waiting"  # until its job takes the stop
+    stop = await harness.store.command("stop")
+    assert stop is not None
+    assert (stop.verb, stop.run_id, stop.consumed_at) == ("stop", run.id, None)
+    assert bot_comments(harness) == [messages.STOPPED.format(run=f"run `{run.id[:8]}`")]
 
 
 async def test_stop_with_nothing_running(harness: Harness) -> None:
@@ -229,6 +250,47 @@ async def test_a_mention_on_a_pull_request_is_an_auto_approved_follow_up(
     run = await harness.store.active_run(PULL)
     assert run is not None
     assert (run.kind, run.auto_approve) == ("pull", True)
+
+
+def pull_comment(harness: Harness, body: str, number: int = 2) -> dict[str, Any]:
+    """issue_comment.created on pull request `number` (the recorded on-pull-request payload,
+    moved onto REPO)."""
+    data = payload("issue_comment.created.on-pull-request")
+    data["repository"] = payload("issue_comment.created")["repository"]
+    data["issue"]["number"] = number
+    comment = harness.gh.add_comment(REPO, number, body, user=MAINTAINER)
+    data["comment"] |= {"id": comment.id, "body": body}
+    return set_sender(data, MAINTAINER)
+
+
+async def test_a_follow_up_is_kept_in_the_inbox_for_the_run_to_take(harness: Harness) -> None:
+    await harness.deliver("issue_comment", pull_comment(harness, f"@{SLUG} rename the helper"))
+    run = await harness.store.active_run(PULL)
+    assert run is not None
+    [command] = await harness.store.pending_commands(PULL)
+    assert (command.verb, command.text, command.run_id) == ("instruct", "rename the helper", None)
+
+
+async def test_a_follow_up_on_a_pull_request_from_a_fork_is_refused(harness: Harness) -> None:
+    pull = harness.gh.add_pull(REPO, head="patch-1", head_repo="mallory/Hello-World")
+    data = pull_comment(harness, f"@{SLUG} fix the typo", number=pull.issue.number)
+    await harness.deliver("issue_comment", data)
+    thread = thread_key(REPO, pull.issue.number)
+    assert await harness.store.runs_on_thread(thread) == []
+    assert await harness.store.pending_commands(thread) == []
+    head = "`mallory/Hello-World`"
+    assert bot_comments(harness, pull.issue.number) == [messages.PULL_FROM_FORK.format(head=head)]
+
+
+async def test_a_follow_up_on_a_closed_pull_request_is_refused(harness: Harness) -> None:
+    pull = harness.gh.add_pull(REPO, head="done", state="closed")
+    await harness.deliver(
+        "issue_comment", pull_comment(harness, "/open-swe add more tests", pull.issue.number)
+    )
+    assert await harness.store.runs_on_thread(thread_key(REPO, pull.issue.number)) == []
+    assert bot_comments(harness, pull.issue.number) == [
+        messages.PULL_NOT_OPEN.format(state="closed")
+    ]
 
 
 def review_comment(harness: Harness, body: str, *, sender: str = MAINTAINER) -> dict[str, Any]:
