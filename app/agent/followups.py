@@ -28,6 +28,10 @@ class FollowUps(Protocol):
         """Instructions that arrived since the last call, each returned at most once ever."""
         ...
 
+    async def waiting(self) -> bool:
+        """Are instructions waiting to be taken? (Nothing is taken.)"""
+        ...
+
 
 def where(comment: Comment) -> str:
     """` on <path> line <n>` for a review comment, else "" (fit for a fence's label)."""

@@ -4,7 +4,8 @@ Branches are typed on the nodes (`Command[Literal[...]]`), so the edges read fro
 signatures: prepare goes to plan, or straight to implement for a follow-up on a pull
 request; approval goes to plan (revise), implement, or report (stopped); verify goes back
 to implement (tests failing, attempts left) or on to publish; verify and publish go back to
-implement when the sandbox, and the work in it, was lost. Errors are not caught here: they end the graph run,
+implement when the sandbox, and the work in it, was lost, and publish does when people sent
+instructions after the agent had finished. Errors are not caught here: they end the graph run,
 the checkpoint keeps the last completed step (a retry resumes there), and `execute_run`
 reports the failure.
 """

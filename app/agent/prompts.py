@@ -74,10 +74,27 @@ you changed and why.
 
 
 def implement_request(
-    task: str, plan: PlanDict | None, *, attempt: int, failure: CheckResult | None, notes: str
+    task: str,
+    plan: PlanDict | None,
+    *,
+    attempt: int,
+    failure: CheckResult | None,
+    notes: str,
+    continuing: bool = False,
 ) -> str:
-    """The coding agent's request; without a plan (a follow-up) the task says what to do."""
+    """The coding agent's request; without a plan (a follow-up) the task says what to do.
+
+    `continuing`: the agent had finished, and people sent more instructions meanwhile (they
+    reach it as the next message).
+    """
     text = task if plan is None else f"{task}\n\nThe approved plan:\n{render_plan(plan)}"
+    if continuing:
+        return text + (
+            "\n\nYou have already worked on this: the working tree holds your changes"
+            + (f" (you said: {notes!r})" if notes else "")
+            + ". People sent new instructions since; they follow. Apply them on top of your "
+            "work, then run the tests again."
+        )
     if failure is not None and attempt > 1:
         text += (
             f"\n\nThis is attempt {attempt}. After your previous attempt"

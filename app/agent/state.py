@@ -100,6 +100,8 @@ class RunState(RunInput, total=False):
     # implement and verify
     attempts: int
     agent_notes: str
+    follow_up_rounds: int  # times publishing went back to work for instructions sent meanwhile
+    continuing: bool  # the next implement goes on from its own work, for new instructions
     tests: CheckResult | None
     # publish
     outcome: OutcomeDict | None

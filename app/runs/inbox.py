@@ -50,14 +50,20 @@ class RunInbox:
         """Instructions on the thread not yet taken, sent to this run (or its lineage) or to
         no run yet; each is taken by one run, once."""
         taken = []
-        for command in await self._store.pending_commands(self._run.thread):
-            if command.verb != INSTRUCT or (
-                command.run_id is not None and command.run_id not in self._runs
-            ):
-                continue
+        for command in await self._waiting():
             if await self._store.consume_command(command.id, run_id=self._run.id):
                 taken.append(as_comment(command))
         return taken
+
+    async def waiting(self) -> bool:
+        return bool(await self._waiting())
+
+    async def _waiting(self) -> list[StoredCommand]:
+        return [
+            command
+            for command in await self._store.pending_commands(self._run.thread)
+            if command.verb == INSTRUCT and (command.run_id is None or command.run_id in self._runs)
+        ]
 
     async def requests(self) -> list[StoredCommand]:
         """Everything asked of this run and the runs it retries, oldest first, after taking

@@ -18,6 +18,7 @@ from app.agent.followups import INTRO, FollowUpMiddleware, render_follow_ups
 from app.agent.graph import build_graph
 from app.agent.host import Comment, FileChange, RunOutcome, TaskText
 from app.agent.nodes.common import sandbox_labels
+from app.agent.nodes.delivery import MAX_FOLLOW_UP_ROUNDS, MORE_WORK
 from app.agent.nodes.prepare import FOLLOW_UP_DETAIL, render_task
 from app.agent.runner import execute_run
 from app.agent.state import RunInput
@@ -29,13 +30,14 @@ from tests.agent.conftest import (
     FIXED,
     REPO_FILES,
     RecordingHost,
+    edit_calc,
     git,
     make_repo,
     repo_path,
     script_fix,
     script_pr,
 )
-from tests.fakes.model import ScriptedModel, Slow, offers, text, tool
+from tests.fakes.model import ModelRequest, Reply, ScriptedModel, Slow, offers, text, tool
 
 BRANCH = "feature/notes"
 THREAD = "acme/calc#9"
@@ -89,6 +91,26 @@ class Inbox:
     async def take(self) -> list[Comment]:
         self.calls += 1
         return self.batches.pop(0) if self.batches else []
+
+    async def waiting(self) -> bool:
+        return any(self.batches)
+
+
+@dataclass
+class Mailbox:
+    """A FollowUps source that people post into while the run works."""
+
+    pending: list[Comment] = field(default_factory=list)
+
+    def post(self, comment: Comment) -> None:
+        self.pending.append(comment)
+
+    async def take(self) -> list[Comment]:
+        taken, self.pending = self.pending, []
+        return taken
+
+    async def waiting(self) -> bool:
+        return bool(self.pending)
 
 
 async def run(
@@ -229,6 +251,65 @@ async def test_instructions_sent_while_the_agent_works_reach_its_next_model_call
     assert INTRO in calls[1]
     assert HIDDEN not in "".join(model.bodies())
     assert inbox.calls == len(calls)  # asked before every model call of the agent
+
+
+async def test_instructions_sent_after_the_agent_finished_send_it_back_before_publishing(
+    settings: Settings, model: ScriptedModel, pull_remote: Path, provider: LocalProvider
+) -> None:
+    mailbox = Mailbox()
+    late = Comment("dave", "Also add a CHANGES.md entry.")
+
+    def finish_while_someone_writes(request: ModelRequest) -> Reply:
+        mailbox.post(late)  # arrives after the agent's last model call
+        return text("Changed add() to return the sum.")
+
+    model.on(
+        offers("edit_file"),
+        edit_calc,
+        finish_while_someone_writes,
+        lambda request: tool(
+            "write_file", file_path=f"{repo_path(request)}/CHANGES.md", content="- fix add()\n"
+        ),
+        text("Added the CHANGES.md entry."),
+    )
+    script_pr(model)
+    head = git(pull_remote, "rev-parse", BRANCH)
+    host = RecordingHost(pull_remote, task=pull_task())
+
+    outcome = await run(settings, host, provider, pull_input(), follow_ups=mailbox)
+
+    assert outcome.status == "succeeded", outcome.reason
+    assert model.unmatched == []
+    assert ("publish", MORE_WORK) in host.calls("progress")
+    assert len(host.calls("publish")) == 1  # published once, with both changes
+    assert git(pull_remote, "rev-parse", f"{BRANCH}~1") == head
+    assert git(pull_remote, "show", f"{BRANCH}:calc.py") + "\n" == FIXED
+    assert git(pull_remote, "show", f"{BRANCH}:CHANGES.md") == "- fix add()"
+    again = model.requests_offering("edit_file")[2].text
+    assert "You have already worked on this" in again
+    assert "Changed add() to return the sum." in again  # what it said it had done
+    assert '<untrusted source="instruction from dave">' in again
+
+
+async def test_going_back_for_late_instructions_is_bounded(
+    settings: Settings, model: ScriptedModel, pull_remote: Path, provider: LocalProvider
+) -> None:
+    mailbox = Mailbox()
+
+    def always_more(request: ModelRequest) -> Reply:
+        mailbox.post(Comment("dave", "one more thing"))
+        return text("Done.")
+
+    model.on(offers("edit_file"), edit_calc, always_more, repeat_last=True)
+    script_pr(model)
+    host = RecordingHost(pull_remote, task=pull_task())
+
+    outcome = await run(settings, host, provider, pull_input(), follow_ups=mailbox)
+
+    assert outcome.status == "succeeded", outcome.reason
+    rounds = [p for p in host.calls("progress") if p == ("publish", MORE_WORK)]
+    assert len(rounds) == MAX_FOLLOW_UP_ROUNDS
+    assert mailbox.pending  # the last one waits for the next run
 
 
 def test_follow_ups_render_as_untrusted_blocks_and_empty_ones_are_dropped() -> None:

@@ -51,12 +51,14 @@ async def test_instructions_are_taken_once_by_the_run_they_were_sent_to(store: S
     await add(store, "a-stop", "stop", run_id=run.id)  # not an instruction
     await add(store, "for-another-run", run_id=earlier.id)
     inbox = RunInbox(store, run)
+    assert await inbox.waiting() is True
 
     assert await inbox.take() == [
         Comment("carol", "text of before-the-run"),
         Comment("carol", "text of while-running", path="a.py", line=3),
     ]
     assert await inbox.take() == []
+    assert await inbox.waiting() is False
     assert [c.delivery_id for c in await inbox.asked()] == ["before-the-run", "while-running"]
     pending = [c.delivery_id for c in await store.pending_commands(THREAD)]
     assert pending == ["a-stop", "for-another-run"]

@@ -37,6 +37,7 @@ async def implement(state: RunState, runtime: Rt) -> dict[str, Any]:
     # A sandbox that vanished (while the plan waited, or before a retry) is rebuilt; any
     # earlier attempt's work went with it, so this one starts afresh.
     sandbox, fields, rebuilt = await open_workspace(state, runtime)
+    continuing = state.get("continuing", False) and not rebuilt  # the work is still there
     if rebuilt and attempt > 1:
         attempt, state = 1, {**state, "tests": None, "agent_notes": ""}
     plan = state.get("plan")
@@ -62,6 +63,7 @@ async def implement(state: RunState, runtime: Rt) -> dict[str, Any]:
             attempt=attempt,
             failure=state.get("tests"),
             notes=state.get("agent_notes", ""),
+            continuing=continuing,
         ),
     )
     usage = budget.spent()
@@ -71,6 +73,7 @@ async def implement(state: RunState, runtime: Rt) -> dict[str, Any]:
         "attempts": attempt,
         "tests": state.get("tests"),
         "agent_notes": clip(notes, 2_000),
+        "continuing": False,
         "usage": usage,
         "steps_done": done(state, "implement"),
     }

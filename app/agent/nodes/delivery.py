@@ -42,6 +42,16 @@ from app.sandbox.base import GitIdentity, SandboxError
 
 log = structlog.get_logger(__name__)
 DIFF_CHARS = 20_000  # of the diff shown to the model writing the PR text
+MAX_FOLLOW_UP_ROUNDS = 3
+MORE_WORK = "new instructions arrived: back to work before publishing"
+
+
+async def instructions_waiting(state: RunState, context: RunContext) -> bool:
+    """Did people send instructions after the agent had finished? Then they go back to it,
+    instead of waiting for a run that nobody starts (a bounded number of times)."""
+    if context.follow_ups is None or state.get("follow_up_rounds", 0) >= MAX_FOLLOW_UP_ROUNDS:
+        return False
+    return await context.follow_ups.waiting()
 
 
 def commit_message(title: str, summary: str, co_author: str | None) -> str:
@@ -80,6 +90,11 @@ async def publish(state: RunState, runtime: Rt) -> Command[Literal["report", "im
     sandbox = await find_workspace(state, runtime)
     if sandbox is None:
         update = await redo_in_new_workspace(state, runtime, "publish")
+        return Command(goto="implement", update=update)
+    if await instructions_waiting(state, ctx):
+        await announce(runtime, "publish", MORE_WORK, Usage.from_dict(budget.spent()))
+        rounds = state.get("follow_up_rounds", 0) + 1
+        update = {"follow_up_rounds": rounds, "attempts": 0, "tests": None, "continuing": True}
         return Command(goto="implement", update=update)
     repo_dir = workspace.repo_dir_of(sandbox)
     tests = state.get("tests")
