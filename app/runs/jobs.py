@@ -6,16 +6,17 @@ stored status:
 
 - queued: start the workflow from its first step.
 - waiting (a plan waits for a person): take the oldest answer in the thread's inbox for this
-  run (`approve`; `revise <feedback>`; free text, read as feedback), consume it (only one
-  consumer wins) and resume the approval interrupt with it, recording who decided. No answer
-  waiting: nothing to do (a coalesced resubmission). The front door has already checked that
-  the person has write access.
+  run (`approve`; `revise <feedback>`; free text, read as feedback; a `stop` before any of
+  them), consume it (only one consumer wins) and resume the approval interrupt with it,
+  recording who decided. No answer waiting: nothing to do (a coalesced resubmission). The
+  front door has already checked that the person has write access.
 - running (the process died, or shut down, mid-run): go on from the last checkpoint.
 
 The store follows the run: queued -> running -> waiting | succeeded | failed | stopped. A
 workflow that ends with "tests failing" (a draft pull request that says so) is `failed`; one
 that changed nothing is `succeeded`. A stop (`dispatcher.cancel`) ends the run as stopped with
-a final status comment; a shutdown (cancel message SUSPEND) leaves it running, to be resumed.
+a final status comment giving the reason the front door stored ("stopped by @carol"); a
+shutdown (cancel message SUSPEND) leaves it running, to be resumed.
 Whatever goes wrong, the run row never stays active and the status comment never stays
 "working" (the `finally` below).
 
@@ -32,7 +33,9 @@ keeps two runs from ever sharing the thread at once. A thread per run would also
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import cast
 
@@ -42,12 +45,20 @@ from app.agent.budget import Usage
 from app.agent.checkpoint import open_checkpointer
 from app.agent.context import RunContext
 from app.agent.graph import Graph, build_graph
-from app.agent.host import RunOutcome
+from app.agent.host import (
+    ApprovalRequest,
+    Change,
+    Checkout,
+    Publication,
+    RunHost,
+    RunOutcome,
+    TaskText,
+)
 from app.agent.host import RunStatus as OutcomeStatus
 from app.agent.models import check_models
 from app.agent.nodes.common import sandbox_labels
 from app.agent.runner import describe_failure, execute_run, is_suspension, thread_config
-from app.agent.state import Decision, RunInput, RunState
+from app.agent.state import Decision, PlanDict, RunInput, RunState, StepName
 from app.agent.untrusted import sanitize
 from app.agent.workspace import RunFailed
 from app.config import ConfigError, Settings
@@ -55,11 +66,11 @@ from app.github.app import GitHubApp
 from app.runs.github_host import GitHubHost, Requester, noreply_domain
 from app.runs.models import Run, RunStatus, StoredCommand
 from app.runs.store import Store
-from app.sandbox.base import SandboxError, SandboxProvider
+from app.sandbox.base import Sandbox, SandboxError, SandboxProvider
 
 log = structlog.get_logger(__name__)
 
-PLAN_ANSWERS = frozenset({"approve", "revise", "instruct"})  # verbs a waiting plan reads
+PLAN_ANSWERS = frozenset({"approve", "revise", "instruct", "stop"})  # what a waiting plan reads
 STORE_STATUS: dict[OutcomeStatus, RunStatus] = {
     "succeeded": "succeeded",
     "no_changes": "succeeded",
@@ -97,8 +108,8 @@ def run_input(run: Run) -> RunInput:
 
 def decision_from(command: StoredCommand) -> Decision | None:
     """The plan decision a command stands for, or None when it carries nothing to act on."""
-    if command.verb == "approve":
-        return Decision(verb="approve", by=command.author)
+    if command.verb in ("approve", "stop"):
+        return Decision(verb="approve" if command.verb == "approve" else "stop", by=command.author)
     if command.verb in ("revise", "instruct") and sanitize(command.text):
         return Decision(verb="revise", feedback=command.text, by=command.author)
     return None
@@ -108,6 +119,10 @@ def _stop_reason(exc: asyncio.CancelledError) -> str:
     return str(exc.args[0]) if exc.args and exc.args[0] else STOPPED
 
 
+class _StoppedWhileParked(Exception):
+    """A stop answered a plan whose checkpoint is gone: the run ends as stopped all the same."""
+
+
 class _Nothing:
     """_first_payload's answer when no answer waits for the plan: nothing to resume."""
 
@@ -115,12 +130,52 @@ class _Nothing:
 NOTHING = _Nothing()
 
 
+class StoppedReason:
+    """A RunHost that reports a run stopped from outside (the `stop` command, maybe taken by
+    another process) with the reason the store holds for it ("stopped by @carol"), not the
+    bare cancellation. Everything else goes straight to the wrapped host."""
+
+    def __init__(self, host: RunHost, stored: Callable[[], Awaitable[str | None]]) -> None:
+        self.host = host
+        self._stored = stored
+
+    async def load_task(self) -> TaskText:
+        return await self.host.load_task()
+
+    async def checkout(self) -> Checkout:
+        return await self.host.checkout()
+
+    async def progress(self, step: StepName, detail: str, usage: Usage) -> None:
+        await self.host.progress(step, detail, usage)
+
+    async def post_plan(
+        self, plan: PlanDict, *, awaiting_approval: bool, revision: int | None = None
+    ) -> None:
+        await self.host.post_plan(plan, awaiting_approval=awaiting_approval, revision=revision)
+
+    async def decide(self, request: ApprovalRequest) -> Decision | None:
+        return await self.host.decide(request)
+
+    async def publish(self, sandbox: Sandbox, change: Change) -> Publication:
+        return await self.host.publish(sandbox, change)
+
+    async def finish(self, outcome: RunOutcome) -> None:
+        if outcome.status == "stopped":
+            try:
+                reason = await self._stored()
+            except Exception as exc:  # the bare reason is better than no final status
+                log.warning("run.stop_reason_unreadable", error=f"{type(exc).__name__}: {exc}")
+                reason = None
+            outcome = dataclasses.replace(outcome, reason=reason or outcome.reason)
+        await self.host.finish(outcome)
+
+
 @dataclass
 class _Attempt:
     """One call of the job for one run."""
 
     run: Run
-    host: GitHubHost | None = None
+    host: RunHost | None = None
     reported: bool = False  # the host has shown a final status
 
 
@@ -155,6 +210,8 @@ class RunJob:
             else:
                 await asyncio.shield(self._end(attempt, "stopped", _stop_reason(exc)))
             raise
+        except _StoppedWhileParked as exc:
+            await self._end(attempt, "stopped", str(exc))
         except Exception as exc:
             await self._end(attempt, "failed", describe_failure(exc))
         finally:
@@ -217,19 +274,24 @@ class RunJob:
                 return None
             log.info("run.starting_over", reason="no checkpoint of this run")
             return run_input(run)
-        if not await self._pending_answers(run):
+        decision = await self._take_decision(run)
+        if decision is None:
             return NOTHING
-        if not ours or not snapshot.interrupts:
-            raise RunFailed(CHECKPOINT_LOST)
-        return await self._take_decision(run) or NOTHING
+        if ours and snapshot.interrupts:
+            return decision
+        if decision["verb"] == "stop":
+            raise _StoppedWhileParked(f"stopped by {decision.get('by', 'someone')}")
+        raise RunFailed(CHECKPOINT_LOST)
 
     async def _pending_answers(self, run: Run) -> list[StoredCommand]:
         commands = await self._store.pending_commands(run.thread)
         return [c for c in commands if c.run_id == run.id and c.verb in PLAN_ANSWERS]
 
     async def _take_decision(self, run: Run) -> Decision | None:
-        """Consume the oldest answer to the waiting plan; None when there is none."""
-        for command in await self._pending_answers(run):
+        """Consume the oldest answer to the waiting plan (a stop first); None when none."""
+        answers = await self._pending_answers(run)
+        answers.sort(key=lambda command: command.verb != "stop")  # stable: oldest first
+        for command in answers:
             if not await self._store.consume_command(command.id):
                 continue  # another consumer took it
             decision = decision_from(command)
@@ -286,12 +348,12 @@ class RunJob:
         if current is not None and current.status in ("queued", "running"):
             await self._end(attempt, "failed", CRASHED.format(detail="no outcome was recorded"))
 
-    async def _host(self, run: Run) -> GitHubHost:
+    async def _host(self, run: Run) -> RunHost:
         slug = self._settings.github_app_slug
         if not slug:
             slug = await asyncio.to_thread(self._github.slug)
         client = await asyncio.to_thread(self._github.client, run.installation_id, run.repo)
-        return GitHubHost(
+        host = GitHubHost(
             client,
             repo=run.repo,
             issue_number=run.number,
@@ -304,6 +366,12 @@ class RunJob:
             secrets=self._settings.secret_values(),
             email_domain=noreply_domain(self._settings.github_web_url),
         )
+        return StoppedReason(host, functools.partial(self._stop_reason, run.id))
+
+    async def _stop_reason(self, run_id: str) -> str | None:
+        """Why the front door stopped the run, when it did (the row is stopped first)."""
+        run = await self._store.run(run_id)
+        return run.error if run is not None and run.status == "stopped" else None
 
 
 def make_run_job(

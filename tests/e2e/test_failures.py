@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from app.runs import status
-from app.runs.jobs import STOPPED, TESTS_FAILING
+from app.runs.jobs import TESTS_FAILING
 from app.runs.models import Run
 from app.webhooks import messages
 from tests.agent.conftest import (
@@ -22,7 +22,16 @@ from tests.agent.conftest import (
     script_plan,
     script_pr,
 )
-from tests.e2e.conftest import BRANCH, MAINTAINER, REPO, SLUG, World, bare_repo, eventually
+from tests.e2e.conftest import (
+    BRANCH,
+    MAINTAINER,
+    REPO,
+    SLUG,
+    WRITER,
+    World,
+    bare_repo,
+    eventually,
+)
 from tests.fakes.model import Fault, ModelRequest, Reply, anything, offers, text, tool
 
 pytestmark = pytest.mark.slow
@@ -165,7 +174,9 @@ async def test_stop_during_a_run_ends_it_as_stopped(world: World) -> None:
     release.set()
 
     assert run.status == "stopped"
-    stopped = status.HEADER_STOPPED.format(reason=status.inline(STOPPED))
+    reason = messages.STOPPED_BY.format(user=MAINTAINER)
+    assert run.error == reason
+    stopped = status.HEADER_STOPPED.format(reason=status.inline(reason))
     body = await eventually(
         lambda: stopped in final_status(world) and final_status(world), "the stopped status"
     )
@@ -176,6 +187,29 @@ async def test_stop_during_a_run_ends_it_as_stopped(world: World) -> None:
     await eventually(lambda: world.sandboxes() == [], "the sandbox to be deleted")
     assert world.gh.pulls == {}
     assert git(world.remote, "branch", "--list") == "* main"
+
+
+async def test_stop_while_the_plan_waits_ends_the_run_and_its_parked_sandbox(
+    world: World,
+) -> None:
+    script_plan(world.model)
+    await world.start()
+    await world.label("open-swe")
+    await world.run_in("waiting")
+    assert len(world.sandboxes()) == 1  # parked (stopped) while people decide
+
+    await world.comment("/open-swe stop", user=WRITER)
+    run = await world.finished_run()
+
+    reason = f"stopped by {WRITER} at plan approval"
+    assert (run.status, run.error) == ("stopped", reason)
+    body = final_status(world)
+    assert status.HEADER_STOPPED.format(reason=status.inline(reason)) in body
+    assert f"{status.STOPPED} {status.STEP_LABELS['implement']}" in body
+    assert world.sandboxes() == []
+    assert world.model.requests_offering("edit_file") == []
+    assert world.store is not None
+    assert await world.store.pending_commands(run.thread) == []
 
 
 async def test_labelling_again_after_a_failed_run_starts_afresh_on_the_same_thread(

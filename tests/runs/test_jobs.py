@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
+from app.agent.budget import Usage
+from app.agent.host import RunOutcome
 from app.agent.runner import SUSPEND
 from app.config import Settings
 from app.github.app import GitHubApp
@@ -26,6 +28,7 @@ from app.runs.jobs import (
     CRASHED,
     PULL_RUNS_UNSUPPORTED,
     RunJob,
+    StoppedReason,
     decision_from,
     make_run_job,
     run_input,
@@ -33,6 +36,7 @@ from app.runs.jobs import (
 from app.runs.models import Run, RunKind, RunStatus, StoredCommand
 from app.runs.store import Store
 from app.sandbox.local import LocalProvider
+from tests.agent.conftest import RecordingHost
 from tests.e2e.conftest import INSTALLATION, MAINTAINER, REPO, SLUG, WRITER, make_settings
 from tests.fakes.github import Comment, FakeGitHub
 from tests.fakes.model import ScriptedModel
@@ -149,8 +153,34 @@ def test_answers_become_plan_decisions_that_record_who_decided() -> None:
         "feedback": "also negatives",
         "by": "carol",
     }
+    assert decision_from(command("stop")) == {"verb": "stop", "by": "carol"}
     assert decision_from(command("revise", "\u200b \n")) is None  # nothing visible to act on
-    assert decision_from(command("stop")) is None  # the front door cancels stops itself
+    assert decision_from(command("status")) is None
+
+
+async def test_a_stopped_run_is_reported_with_the_reason_the_front_door_stored(
+    tmp_path: Path,
+) -> None:
+    host = RecordingHost(tmp_path)
+    stored: list[str | None] = ["stopped by @carol", None]
+
+    async def reason() -> str | None:
+        if not stored:
+            raise ConnectionError("database gone")
+        return stored.pop(0)
+
+    wrapped = StoppedReason(host, reason)
+    stopped = RunOutcome("stopped", "r1", Usage(model_calls=3), reason="the run was stopped")
+    for _ in range(3):  # stored reason, none stored, store unreadable
+        await wrapped.finish(stopped)
+    await wrapped.finish(RunOutcome("failed", "r1", Usage(), reason="boom"))
+    assert [o.reason for o in host.outcomes] == [
+        "stopped by @carol",
+        "the run was stopped",
+        "the run was stopped",
+        "boom",
+    ]
+    assert host.outcomes[0].usage.model_calls == 3
 
 
 async def test_the_run_input_names_the_issue_branch_and_thread(store: Store) -> None:
@@ -204,6 +234,20 @@ async def test_an_answer_without_a_waiting_checkpoint_fails_the_run_cleanly(
     assert status.HEADER_FAILED.format(reason=status.inline(CHECKPOINT_LOST)) in comment.body
     assert current.status_comment_id == comment.id
     assert provider.find({"open-swe.run": run.id}) == []
+
+
+async def test_a_stop_wins_over_earlier_answers_even_without_a_checkpoint(
+    job: RunJob, store: Store, gh: FakeGitHub
+) -> None:
+    run = await new_run(store, status="waiting")
+    await answer(store, run, "approve", by=MAINTAINER)
+    await answer(store, run, "stop", by=WRITER)
+    await job(run.id)
+    current = await store.run(run.id)
+    assert current is not None
+    assert (current.status, current.error) == ("stopped", f"stopped by {WRITER}")
+    [comment] = status_comments(gh)
+    assert status.HEADER_STOPPED.format(reason=f"stopped by {WRITER}") in comment.body
 
 
 async def test_a_pull_request_run_is_refused_with_a_reason(
