@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from app.agent.followups import FollowUps
@@ -22,9 +21,6 @@ class RunContext:
     sandboxes: SandboxProvider
     # Instructions sent while the run works, delivered to its agents (None: nobody can).
     follow_ups: FollowUps | None = None
-    # Why the run was stopped, when the cancellation itself does not say (a stop from
-    # another process: the store knows who stopped it).
-    stop_reason: Callable[[], Awaitable[str | None]] | None = None
     # Every secret of the run (settings' keys, tokens the host hands out), scrubbed from
     # anything bound for the model or for a person (failure reasons).
     redactor: SecretRedactor = field(

@@ -70,8 +70,8 @@ async def execute_run(
     except asyncio.CancelledError as exc:
         if is_suspension(exc):
             raise
-        said = str(exc.args[0]) if exc.args and exc.args[0] else None
-        await asyncio.shield(_stopped(graph, context, config, said, start))
+        reason = str(exc.args[0]) if exc.args and exc.args[0] else STOPPED
+        await asyncio.shield(_end(graph, context, config, "stopped", reason, start))
         raise
     except Exception as exc:
         return await _end(graph, context, config, "failed", describe_failure(exc), start)
@@ -112,32 +112,6 @@ def _api_message(exc: anthropic.APIStatusError | openai.APIStatusError) -> str:
         if isinstance(error, dict) and error.get("message"):
             return str(error["message"])
     return exc.message
-
-
-async def stop_reason(context: RunContext, said: str | None) -> str:
-    """Why a run was stopped: what the cancellation said, else what the context knows (who
-    stopped it, from the store), else a plain default."""
-    if said:
-        return said
-    if context.stop_reason is not None:
-        try:
-            known = await context.stop_reason()
-        except Exception as exc:  # the reason is a nicety; the stop itself must go on
-            log.warning("run.stop_reason_unknown", error=str(exc))
-        else:
-            if known:
-                return known
-    return STOPPED
-
-
-async def _stopped(
-    graph: Graph,
-    context: RunContext,
-    config: RunnableConfig,
-    said: str | None,
-    start: RunInput | Decision | None,
-) -> None:
-    await _end(graph, context, config, "stopped", await stop_reason(context, said), start)
 
 
 async def _end(

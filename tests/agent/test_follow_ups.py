@@ -338,24 +338,24 @@ def test_a_long_pull_request_loses_review_comments_before_the_request() -> None:
     assert "f0.py line 0" not in rendered
 
 
-async def test_a_stop_without_a_message_takes_its_reason_from_the_context(
+async def test_a_stopped_follow_up_releases_its_sandbox_and_publishes_nothing(
     settings: Settings, model: ScriptedModel, pull_remote: Path, provider: LocalProvider
 ) -> None:
     model.on(offers("edit_file"), Slow(30, text("too late")))
     host = RecordingHost(pull_remote, task=pull_task())
+    head = git(pull_remote, "rev-parse", BRANCH)
 
-    async def who_stopped() -> str:
-        return "stopped by @dave"
-
-    task = asyncio.create_task(run(settings, host, provider, pull_input(), stop_reason=who_stopped))
+    task = asyncio.create_task(run(settings, host, provider, pull_input()))
     await _until(lambda: bool(model.requests_offering("edit_file")))
-    task.cancel()
+    task.cancel("stopped by @dave")
     with pytest.raises(asyncio.CancelledError):
         await task
+
     [stopped] = host.outcomes
     assert (stopped.status, stopped.reason) == ("stopped", "stopped by @dave")
     assert provider.find(sandbox_labels(pull_input())) == []  # a stop releases the sandbox
     assert host.calls("publish") == []
+    assert git(pull_remote, "rev-parse", BRANCH) == head
 
 
 async def _until(check: Callable[[], bool], within: float = 30) -> None:
