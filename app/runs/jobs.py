@@ -12,6 +12,13 @@ stored status:
   front door has already checked that the person has write access.
 - running (the process died, or shut down, mid-run): go on from the last checkpoint.
 
+A run of kind "pull" is a follow-up on a pull request: a `GitHubPullHost`, the pull request's
+own branch, and the thread's inbox as its task (the requests) and as the instructions its
+agents are handed while they work (`RunInbox`, one taker per instruction). A run started by
+`retry` continues the run it retries (and that one's predecessors: its lineage) from the
+thread's last checkpoint, when that checkpoint is theirs and has steps left; else it starts
+afresh, on what they were asked.
+
 The store follows the run: queued -> running -> waiting | succeeded | failed | stopped. A
 workflow that ends with "tests failing" (a draft pull request that says so) is `failed`; one
 that changed nothing is `succeeded`. A stop (`dispatcher.cancel`) ends the run as stopped with
@@ -64,7 +71,9 @@ from app.agent.workspace import RunFailed
 from app.config import ConfigError, Settings
 from app.github.app import GitHubApp
 from app.runs.github_host import GitHubHost, Requester, noreply_domain
+from app.runs.inbox import RunInbox, lineage
 from app.runs.models import Run, RunStatus, StoredCommand
+from app.runs.pull_host import GitHubPullHost
 from app.runs.store import Store
 from app.sandbox.base import Sandbox, SandboxError, SandboxProvider
 
@@ -80,9 +89,7 @@ STORE_STATUS: dict[OutcomeStatus, RunStatus] = {
     "waiting": "waiting",
 }
 TESTS_FAILING = "the tests still fail; the draft pull request says so: {url}"
-PULL_RUNS_UNSUPPORTED = (
-    "follow-up changes on pull requests are not supported yet: comment on the issue instead"
-)
+TESTS_FAILING_PUSHED = "the tests still fail on {branch}, where the changes were pushed"
 CHECKPOINT_LOST = (
     "the saved progress of this run is gone, so its plan cannot be resumed; "
     "label the issue again to start over"
@@ -95,15 +102,19 @@ def branch_for(number: int) -> str:
     return f"open-swe/issue-{number}"
 
 
-def run_input(run: Run) -> RunInput:
-    return RunInput(
+def run_input(run: Run, branch: str | None = None) -> RunInput:
+    """The workflow's input; a follow-up (kind "pull") works on its pull request's `branch`."""
+    start = RunInput(
         thread_id=run.thread,
         run_id=run.id,
         repo=run.repo,
         issue_number=run.number,
-        branch=branch_for(run.number),
+        branch=branch or branch_for(run.number),
         auto_approve=run.auto_approve,
     )
+    if run.kind == "pull":
+        start["kind"] = "pull"
+    return start
 
 
 def decision_from(command: StoredCommand) -> Decision | None:
@@ -177,6 +188,9 @@ class _Attempt:
     run: Run
     host: RunHost | None = None
     reported: bool = False  # the host has shown a final status
+    runs: tuple[str, ...] = ()  # the run and those it retries (whose checkpoints it continues)
+    inbox: RunInbox | None = None
+    pull: GitHubPullHost | None = None  # a follow-up's host, unwrapped
 
 
 class RunJob:
@@ -201,7 +215,9 @@ class RunJob:
     async def _drive(self, attempt: _Attempt) -> None:
         suspended = False
         try:
-            attempt.host = await self._host(attempt.run)
+            attempt.runs = await lineage(self._store, attempt.run)
+            attempt.inbox = RunInbox(self._store, attempt.run, attempt.runs)
+            attempt.host = await self._host(attempt)
             await self._work(attempt)
         except asyncio.CancelledError as exc:
             if is_suspension(exc):
@@ -219,19 +235,19 @@ class RunJob:
                 await self._never_left_active(attempt)
 
     async def _work(self, attempt: _Attempt) -> None:
-        run = attempt.run
-        if run.kind != "issue":
-            raise RunFailed(PULL_RUNS_UNSUPPORTED)
         async with open_checkpointer(self._settings) as saver:
             graph = build_graph(saver)
-            payload = await self._first_payload(run, graph)
+            payload = await self._first_payload(attempt, graph)
             if isinstance(payload, _Nothing):
                 return
             if isinstance(payload, dict) and "run_id" in payload:
                 check_models(self._settings)  # a new start fails at once without a model key
             assert attempt.host is not None
             context = RunContext(
-                settings=self._settings, host=attempt.host, sandboxes=self._sandboxes
+                settings=self._settings,
+                host=attempt.host,
+                sandboxes=self._sandboxes,
+                follow_ups=attempt.inbox,
             )
             await self._execute(attempt, graph, context, payload)
 
@@ -263,17 +279,23 @@ class RunJob:
                 return
             payload = decision
 
-    async def _first_payload(self, run: Run, graph: Graph) -> RunInput | Decision | _Nothing | None:
+    async def _first_payload(
+        self, attempt: _Attempt, graph: Graph
+    ) -> RunInput | Decision | _Nothing | None:
         """A fresh start, a decision, None (go on from the checkpoint) or NOTHING."""
-        if run.status == "queued":
-            return run_input(run)
+        run = attempt.run
         snapshot = await graph.aget_state(thread_config(run.thread))
-        ours = snapshot.values.get("run_id") == run.id
+        ours = snapshot.values.get("run_id") in attempt.runs
+        if run.status == "queued":
+            if len(attempt.runs) > 1 and ours and snapshot.next:
+                log.info("run.retrying", retries=attempt.runs[1], at=list(snapshot.next))
+                return None
+            return await self._fresh_start(attempt)
         if run.status == "running":
             if ours:
                 return None
             log.info("run.starting_over", reason="no checkpoint of this run")
-            return run_input(run)
+            return await self._fresh_start(attempt)
         decision = await self._take_decision(run)
         if decision is None:
             return NOTHING
@@ -282,6 +304,10 @@ class RunJob:
         if decision["verb"] == "stop":
             raise _StoppedWhileParked(f"stopped by {decision.get('by', 'someone')}")
         raise RunFailed(CHECKPOINT_LOST)
+
+    async def _fresh_start(self, attempt: _Attempt) -> RunInput:
+        branch = await attempt.pull.head_branch() if attempt.pull is not None else None
+        return run_input(attempt.run, branch)
 
     async def _pending_answers(self, run: Run) -> list[StoredCommand]:
         commands = await self._store.pending_commands(run.thread)
@@ -305,7 +331,11 @@ class RunJob:
     async def _record(self, run: Run, outcome: RunOutcome) -> None:
         error = outcome.reason
         if outcome.status == "tests_failing":
-            error = TESTS_FAILING.format(url=outcome.url or outcome.branch)
+            error = (
+                TESTS_FAILING.format(url=outcome.url)
+                if outcome.url
+                else TESTS_FAILING_PUSHED.format(branch=outcome.branch)
+            )
         await self._set_status(run, STORE_STATUS[outcome.status], error)
         log.info("run.outcome", status=outcome.status, reason=outcome.reason)
 
@@ -348,12 +378,17 @@ class RunJob:
         if current is not None and current.status in ("queued", "running"):
             await self._end(attempt, "failed", CRASHED.format(detail="no outcome was recorded"))
 
-    async def _host(self, run: Run) -> RunHost:
+    async def _host(self, attempt: _Attempt) -> RunHost:
+        run = attempt.run
         slug = self._settings.github_app_slug
         if not slug:
             slug = await asyncio.to_thread(self._github.slug)
         client = await asyncio.to_thread(self._github.client, run.installation_id, run.repo)
-        host = GitHubHost(
+        make: Callable[..., GitHubHost] = GitHubHost
+        if run.kind == "pull":  # a follow-up: the pull request's host, fed by the inbox
+            assert attempt.inbox is not None
+            make = functools.partial(GitHubPullHost, inbox=attempt.inbox)
+        host = make(
             client,
             repo=run.repo,
             issue_number=run.number,
@@ -366,6 +401,8 @@ class RunJob:
             secrets=self._settings.secret_values(),
             email_domain=noreply_domain(self._settings.github_web_url),
         )
+        if isinstance(host, GitHubPullHost):
+            attempt.pull = host
         return StoppedReason(host, functools.partial(self._stop_reason, run.id))
 
     async def _stop_reason(self, run_id: str) -> str | None:

@@ -26,7 +26,6 @@ from app.runs import jobs, status
 from app.runs.jobs import (
     CHECKPOINT_LOST,
     CRASHED,
-    PULL_RUNS_UNSUPPORTED,
     RunJob,
     StoppedReason,
     decision_from,
@@ -34,6 +33,7 @@ from app.runs.jobs import (
     run_input,
 )
 from app.runs.models import Run, RunKind, RunStatus, StoredCommand
+from app.runs.pull_host import FORK
 from app.runs.store import Store
 from app.sandbox.local import LocalProvider
 from tests.agent.conftest import RecordingHost
@@ -250,16 +250,32 @@ async def test_a_stop_wins_over_earlier_answers_even_without_a_checkpoint(
     assert status.HEADER_STOPPED.format(reason=f"stopped by {WRITER}") in comment.body
 
 
-async def test_a_pull_request_run_is_refused_with_a_reason(
-    job: RunJob, store: Store, gh: FakeGitHub
-) -> None:
+async def test_a_follow_up_works_on_its_pull_requests_branch(store: Store) -> None:
     run = await new_run(store, number=2, kind="pull")
+    assert run_input(run, "feature") == {
+        "thread_id": f"{REPO}#2",
+        "run_id": run.id,
+        "repo": REPO,
+        "issue_number": 2,
+        "branch": "feature",
+        "auto_approve": False,
+        "kind": "pull",
+    }
+
+
+async def test_a_follow_up_on_a_fork_fails_before_any_work(
+    job: RunJob, store: Store, gh: FakeGitHub, model: ScriptedModel
+) -> None:
+    fork = gh.add_pull(REPO, head="patch-1", head_repo="mallory/Hello-World")  # #3
+    run = await new_run(store, number=fork.issue.number, kind="pull")
     await job(run.id)
     current = await store.run(run.id)
     assert current is not None
-    assert (current.status, current.error) == ("failed", PULL_RUNS_UNSUPPORTED)
-    [comment] = status_comments(gh, number=2)
-    assert "not supported yet" in comment.body
+    reason = FORK.format(number=fork.issue.number, head="mallory/Hello-World")
+    assert (current.status, current.error) == ("failed", reason)
+    [comment] = status_comments(gh, number=fork.issue.number)
+    assert "from a fork" in comment.body
+    assert model.requests == []
 
 
 async def test_a_run_that_died_before_its_first_checkpoint_starts_over(
