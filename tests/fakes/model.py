@@ -18,6 +18,7 @@ import contextlib
 import itertools
 import json
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -228,7 +229,7 @@ class ScriptedModel:
 
     def __enter__(self) -> ScriptedModel:
         handler = type("Handler", (_Handler,), {"model": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server = _QuietServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
@@ -249,6 +250,14 @@ class ScriptedModel:
                         return reply
             self.unmatched.append(request)
             return None
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """A client that hangs up (a cancelled run, a server shutting down) is no error here."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
