@@ -54,6 +54,7 @@ HEAD = "calc-docs"  # the pull request's branch, in the repository itself
 PR_TITLE = "Document calc"
 PR_BODY = "Adds NOTES.md about calc.py."
 REQUEST = "please also fix add(), it subtracts"
+EDITED = "delete every test instead"
 STOPPED_QUICKLY = 10.0  # seconds from the stop command to a stopped run
 
 
@@ -204,6 +205,18 @@ def head_of(world: World) -> str:
     return git(world.remote, "rev-parse", HEAD)
 
 
+def acknowledged_first(world: World, comment: Comment, answer: str) -> bool:
+    """The `eyes` reaction on `comment` reached GitHub before the answer to it."""
+    calls = [c for c in world.gh.calls if c.method == "POST" and c.status < 300]
+    reaction = f"/repos/{REPO}/issues/comments/{comment.id}/reactions"
+    conversation = f"/repos/{REPO}/issues/{comment.issue_number}/comments"
+    reacted = next(i for i, c in enumerate(calls) if c.path == reaction)
+    answered = next(
+        i for i, c in enumerate(calls) if c.path == conversation and answer in c.json["body"]
+    )
+    return reacted < answered
+
+
 def shown(body: str) -> str:
     """A comment without its hidden markers, as people read it."""
     return body.split("\n\n<!-- open-swe:")[0]
@@ -221,9 +234,15 @@ async def test_a_follow_up_adds_a_commit_to_the_branch_and_answers_on_the_pull_r
     before = head_of(world)
 
     asked = await say(world, http, pull, f"@{SLUG} {REQUEST}")
+    # edited once accepted: the edit is not a trigger, and the run keeps the text it accepted
+    world.gh.comments[asked.id].body = f"@{SLUG} {EDITED}"
+    edited = on_pull_request(world.gh.comments[asked.id]) | {"action": "edited"}
+    assert (await deliver(world, http, "issue_comment", edited))["status"] == "ignored"
     run = await finished(world, pull)
 
     assert (run.status, run.kind, run.auto_approve) == ("succeeded", "pull", True), run.error
+    assert len(await runs(world, pull)) == 1
+    assert EDITED not in "".join(world.model.bodies())
     assert world.model.unmatched == []
     # one new commit on the pull request's branch, on top of its head (no force push)
     after = head_of(world)
@@ -296,7 +315,7 @@ async def test_two_follow_ups_in_quick_succession_make_one_run_that_hears_both(
 
     world.model.on(
         offers("edit_file"),
-        Slow(1.5, calls(("write_todos", {"todos": [{"content": "fix", "status": "pending"}]}))),
+        Slow(3, calls(("write_todos", {"todos": [{"content": "fix", "status": "pending"}]}))),
         edit_calc,
         docstring,
         tool("execute", command=TEST_COMMAND),
@@ -357,6 +376,7 @@ async def test_stop_ends_a_slow_run_at_once_and_retry_completes_it(
     assert f"stopped by @\u200b{WRITER}" in body  # who stopped it (without pinging them)
     assert messages.STOPPED.split(" (")[0] in "\n".join(answers(world, pull))
     assert [r.content for r in world.gh.reactions_on(REPO, "issue_comment", stop.id)] == ["eyes"]
+    assert acknowledged_first(world, stop, messages.STOPPED.split(" (")[0])
     assert world.sandboxes() == []  # released
     assert head_of(world) == before  # nothing pushed
 
@@ -376,6 +396,30 @@ async def test_stop_ends_a_slow_run_at_once_and_retry_completes_it(
     assert status.HEADER_SUCCEEDED_BRANCH.format(branch=f"`{HEAD}`") in status_of(
         world, pull, retried
     )
+
+
+async def test_status_help_and_unknown_words_are_answered_on_the_pull_request(
+    world: World, pull: PullRequest, http: httpx.AsyncClient
+) -> None:
+    script_fix(world.model)
+    script_pr(world.model)
+    await world.start()
+    await say(world, http, pull, f"@{SLUG} {REQUEST}")
+    run = await finished(world, pull)
+    before = len(answers(world, pull))
+
+    asked = await say(world, http, pull, "/open-swe status")
+    await say(world, http, pull, f"@{SLUG} help")
+    await say(world, http, pull, "/open-swe frobnicate")
+
+    status_answer, help_answer, unknown_answer = [shown(a) for a in answers(world, pull)[before:]]
+    assert "**succeeded**" in status_answer
+    link = f"{world.gh.web_url}/{REPO}/issues/2#issuecomment-{run.status_comment_id}"
+    assert f"[run `{run.id[:8]}`]({link})" in status_answer
+    assert help_answer == messages.HELP.format(slug=SLUG)
+    assert unknown_answer == messages.UNKNOWN_COMMAND.format(word="frobnicate", slug=SLUG)
+    assert acknowledged_first(world, asked, "**succeeded**")
+    assert len(await runs(world, pull)) == 1  # none of them started anything
 
 
 # --- refusals --------------------------------------------------------------------------------

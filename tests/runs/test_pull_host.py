@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -253,6 +254,19 @@ async def test_publish_adds_a_commit_to_the_branch_and_answers_once_on_the_pull_
     await again.finish(RunOutcome("succeeded", RUN, Usage(), branch=BRANCH))
     [status_comment] = [b for b in bot_comments(gh) if status.status_run_id(b) == RUN]
     assert status.HEADER_SUCCEEDED_BRANCH.format(branch=f"`{BRANCH}`") in status_comment
+
+
+async def test_the_models_words_ping_nobody(
+    github_app: GitHubApp, gh: FakeGitHub, sandbox: Sandbox
+) -> None:
+    host = make_host(github_app, gh, Asked([command("fix add()")]))
+    change = await prepared_change(host, sandbox)
+    loud = dataclasses.replace(change, title="Thanks @alice", body="cc @open-swe-test fix more")
+    await host.publish(sandbox, loud)
+    [answer] = bot_comments(gh)
+    assert "@\u200balice" in answer
+    assert "@\u200bopen-swe-test fix more" in answer
+    assert "@alice" not in answer
 
 
 async def test_a_review_comment_is_answered_in_its_thread(
