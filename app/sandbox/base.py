@@ -10,12 +10,14 @@ that no backend can forget it.
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from deepagents.backends.protocol import ExecuteResponse
+from deepagents.backends.protocol import EditResult, ExecuteResponse, WriteResult
 from deepagents.backends.sandbox import BaseSandbox
+from deepagents.backends.utils import perform_string_replacement
 
 from app.sandbox.output import Clipped, clean_output
 
@@ -79,6 +81,11 @@ class GitCredentials:
 
 class Sandbox(BaseSandbox, ABC):
     """One isolated workspace. Paths are absolute inside the sandbox or relative to work_dir."""
+
+    #: Edits whose old and new strings together exceed this many bytes are done here, through
+    #: download_files/upload_files: deepagents passes them through temp files in /tmp, outside
+    #: work_dir where file operations may not go.
+    inline_edit_bytes = 50_000
 
     def __init__(
         self,
@@ -145,6 +152,48 @@ class Sandbox(BaseSandbox, ABC):
             raise PathOutsideSandbox(f"{path} is outside the sandbox work directory")
         if response.error:
             raise SandboxError(f"cannot write {path}: {response.error}")
+
+    def _write_preflight(self, file_path: str) -> WriteResult | None:
+        """Nothing to prepare: upload_files makes parent directories itself, and refuses a
+        path outside work_dir before anything is created for it (deepagents runs mkdir)."""
+        return None
+
+    async def _awrite_preflight(self, file_path: str) -> WriteResult | None:
+        return self._write_preflight(file_path)
+
+    def edit(
+        self,
+        file_path: str,
+        old_string: str,
+        new_string: str,
+        replace_all: bool = False,
+    ) -> EditResult:
+        if len(old_string.encode()) + len(new_string.encode()) <= self.inline_edit_bytes:
+            return super().edit(file_path, old_string, new_string, replace_all)
+        [download] = self.download_files([file_path])
+        if download.content is None:
+            return EditResult(error=f"Error editing file '{file_path}': {download.error}")
+        try:
+            content = download.content.decode("utf-8")
+        except UnicodeDecodeError:
+            return EditResult(error=f"Error editing file '{file_path}': not UTF-8 text")
+        replaced = perform_string_replacement(content, old_string, new_string, replace_all)
+        if isinstance(replaced, str):
+            return EditResult(error=replaced)
+        new_content, occurrences = replaced
+        [upload] = self.upload_files([(file_path, new_content.encode("utf-8"))])
+        if upload.error:
+            return EditResult(error=f"Error editing file '{file_path}': {upload.error}")
+        return EditResult(path=file_path, occurrences=occurrences)
+
+    async def aedit(
+        self,
+        file_path: str,
+        old_string: str,
+        new_string: str,
+        replace_all: bool = False,
+    ) -> EditResult:
+        return await asyncio.to_thread(self.edit, file_path, old_string, new_string, replace_all)
 
     # --- git -------------------------------------------------------------------------
 

@@ -25,7 +25,6 @@ remote.*.url) or run anything with it.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import fcntl
 import re
@@ -36,13 +35,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
-from deepagents.backends.protocol import (
-    EditResult,
-    FileDownloadResponse,
-    FileUploadResponse,
-    WriteResult,
-)
-from deepagents.backends.utils import perform_string_replacement
+from deepagents.backends.protocol import FileDownloadResponse, FileUploadResponse
 
 from app.sandbox import git
 from app.sandbox.base import (
@@ -70,8 +63,6 @@ from app.sandbox.output import clean_output
 from app.sandbox.process import run_process
 
 _UNCONFINED = "commands run as this user with a scrubbed environment"
-# deepagents edits bigger than this go through temp files in /tmp; do them here instead.
-_INLINE_EDIT_BYTES = 50_000
 _SHA = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
 
 
@@ -240,50 +231,6 @@ class LocalSandbox(Sandbox):
             else:
                 responses.append(FileDownloadResponse(path=path, content=content))
         return responses
-
-    def _write_preflight(self, file_path: str) -> WriteResult | None:
-        # deepagents creates parent directories with a command; upload_files does it here,
-        # confined, so a refused path never gets directories made for it.
-        try:
-            self._confine(file_path)
-        except PathOutsideSandbox as exc:
-            return WriteResult(error=str(exc))
-        return None
-
-    async def _awrite_preflight(self, file_path: str) -> WriteResult | None:
-        return self._write_preflight(file_path)
-
-    def edit(
-        self,
-        file_path: str,
-        old_string: str,
-        new_string: str,
-        replace_all: bool = False,
-    ) -> EditResult:
-        # Big edits in deepagents pass through files in /tmp, which is not the commands' /tmp
-        # here (and outside work_dir): do them directly, confined like every file operation.
-        if len(old_string.encode()) + len(new_string.encode()) <= _INLINE_EDIT_BYTES:
-            return super().edit(file_path, old_string, new_string, replace_all)
-        try:
-            target = self._confine(file_path)
-            content = target.read_bytes().decode("utf-8")
-        except (SandboxError, OSError, UnicodeDecodeError) as exc:
-            return EditResult(error=f"Error editing file '{file_path}': {exc}")
-        replaced = perform_string_replacement(content, old_string, new_string, replace_all)
-        if isinstance(replaced, str):
-            return EditResult(error=replaced)
-        new_content, occurrences = replaced
-        target.write_bytes(new_content.encode("utf-8"))
-        return EditResult(path=file_path, occurrences=occurrences)
-
-    async def aedit(
-        self,
-        file_path: str,
-        old_string: str,
-        new_string: str,
-        replace_all: bool = False,
-    ) -> EditResult:
-        return await asyncio.to_thread(self.edit, file_path, old_string, new_string, replace_all)
 
     # --- git --------------------------------------------------------------------------
 

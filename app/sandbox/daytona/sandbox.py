@@ -21,13 +21,7 @@ from daytona import (
     SessionExecuteRequest,
 )
 from daytona.common.errors import SOURCE_DAEMON
-from deepagents.backends.protocol import (
-    EditResult,
-    FileDownloadResponse,
-    FileUploadResponse,
-    WriteResult,
-)
-from deepagents.backends.utils import perform_string_replacement
+from deepagents.backends.protocol import FileDownloadResponse, FileUploadResponse
 
 from app.sandbox.base import (
     OUTSIDE_WORK_DIR,
@@ -52,13 +46,12 @@ from app.sandbox.process import TIMEOUT_EXIT_CODE
 
 T = TypeVar("T")
 _KILLED_EXIT = 137  # timeout -k had to SIGKILL
-# Bigger edits go through our download/replace/upload: deepagents passes them through /tmp,
-# outside work_dir where file operations may not go (its own inline limit is 50 kB).
-_INLINE_EDIT_BYTES = 10_000
 
 
 class DaytonaSandbox(Sandbox):
     """One Daytona sandbox. Paths are absolute inside it or relative to `work_dir`."""
+
+    inline_edit_bytes = 10_000  # below deepagents' 50 kB; bigger edits: download, replace, upload
 
     def __init__(
         self,
@@ -271,48 +264,6 @@ class DaytonaSandbox(Sandbox):
                 message = answer.error or "no data received"
                 results[answer.source] = (None, file_error(message, code, self._secrets))
         return results
-
-    def _write_preflight(self, file_path: str) -> WriteResult | None:
-        # deepagents makes parent directories with a command; upload_files makes them itself,
-        # and refuses a path outside work_dir before anything is created for it.
-        return None
-
-    async def _awrite_preflight(self, file_path: str) -> WriteResult | None:
-        return None
-
-    def edit(
-        self,
-        file_path: str,
-        old_string: str,
-        new_string: str,
-        replace_all: bool = False,
-    ) -> EditResult:
-        if len(old_string.encode()) + len(new_string.encode()) <= _INLINE_EDIT_BYTES:
-            return super().edit(file_path, old_string, new_string, replace_all)
-        [download] = self.download_files([file_path])
-        if download.content is None:
-            return EditResult(error=f"Error editing file '{file_path}': {download.error}")
-        try:
-            content = download.content.decode("utf-8")
-        except UnicodeDecodeError:
-            return EditResult(error=f"Error editing file '{file_path}': not UTF-8 text")
-        replaced = perform_string_replacement(content, old_string, new_string, replace_all)
-        if isinstance(replaced, str):
-            return EditResult(error=replaced)
-        new_content, occurrences = replaced
-        [upload] = self.upload_files([(file_path, new_content.encode("utf-8"))])
-        if upload.error:
-            return EditResult(error=f"Error editing file '{file_path}': {upload.error}")
-        return EditResult(path=file_path, occurrences=occurrences)
-
-    async def aedit(
-        self,
-        file_path: str,
-        old_string: str,
-        new_string: str,
-        replace_all: bool = False,
-    ) -> EditResult:
-        return await asyncio.to_thread(self.edit, file_path, old_string, new_string, replace_all)
 
     # --- git ------------------------------------------------------------------------------
 
