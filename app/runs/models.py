@@ -65,7 +65,9 @@ deliveries = Table(
     Column("received_at", UtcDateTime, nullable=False),
     Column("outcome", String(40), nullable=False),
     Column("detail", Text),
-    Column("payload", JSON),  # kept only for deliveries that need background work
+    # Kept only for deliveries that need background work; SQL NULL otherwise (not JSON 'null',
+    # which `payload IS NULL` would not match).
+    Column("payload", JSON(none_as_null=True)),
     Column("processed_at", UtcDateTime),
     Column("reply_comment_id", BigInteger),  # the one answer we posted, so it is never repeated
 )

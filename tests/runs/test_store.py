@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, text
+from sqlalchemy import insert, select, text
 from sqlalchemy.exc import IntegrityError
 
-from app.runs.models import ActiveRunExists, Run, runs
+from app.runs.models import ActiveRunExists, Run, deliveries, runs
 from app.runs.store import Store, async_url
 
 THREAD = "acme/widgets#12"
@@ -75,6 +75,19 @@ async def test_only_deliveries_with_work_wait_to_be_finished(store: Store) -> No
     assert finished is not None
     assert (finished.outcome, finished.detail) == ("started", "run 1")
     assert finished.processed_at is not None
+
+
+async def test_an_ignored_delivery_stores_sql_null_not_json_null(store: Store) -> None:
+    """`payload IS NULL` must find deliveries without work (JSON 'null' would not be NULL)."""
+    await record(store, "nothing", None)
+    await record(store, "work", {"a": 1})
+    query = select(deliveries.c.id).where(deliveries.c.payload.is_(None))  # plain IS NULL
+    async with store.engine.connect() as conn:
+        assert str(query.compile(conn.sync_connection)).endswith("deliveries.payload IS NULL")
+        assert (await conn.execute(query)).scalars().all() == ["nothing"]
+    delivery = await store.delivery("nothing")
+    assert delivery is not None
+    assert delivery.payload is None
 
 
 async def test_the_reply_to_a_delivery_is_remembered(store: Store) -> None:
