@@ -14,8 +14,12 @@ import glob
 import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+
+from app.sandbox.base import SandboxError
 
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
@@ -24,6 +28,7 @@ _MASKED_FILES = ("/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-")
 _MASKED_FILE_GLOBS = ("/etc/ssh/ssh_host_*key",)
 _MASKED_DIRS = ("/etc/ssl/private",)
 _PROBE_TIMEOUT = 10.0
+_UNCONFINED = "commands run as this user with a scrubbed environment"
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,31 @@ def probe(bwrap: Bubblewrap, scratch: str) -> str | None:
         return None
     lines = result.stderr.decode("utf-8", "replace").strip().splitlines()
     return lines[-1] if lines else f"exit status {result.returncode}"
+
+
+def select_confinement(
+    use_bwrap: bool | None, executable: str | None, *, network: bool, root: Path
+) -> tuple[Bubblewrap | None, str]:
+    """Bubblewrap for the sandboxes under root, or None; and the isolation line to log.
+
+    use_bwrap: None uses bubblewrap when it is found and starts, True requires it
+    (SandboxError otherwise), False never uses it.
+    """
+    if use_bwrap is False:
+        return None, f"none: bubblewrap disabled; {_UNCONFINED}"
+    found = find_bubblewrap(executable)
+    if found is None:
+        problem = "bwrap not found"
+    else:
+        bwrap = Bubblewrap(found, network=network)
+        with tempfile.TemporaryDirectory(dir=root, prefix=".probe-") as scratch:
+            failure = probe(bwrap, scratch)
+        if failure is None:
+            return bwrap, bwrap.describe(str(root))
+        problem = f"bwrap failed to start ({failure})"
+    if use_bwrap:
+        raise SandboxError(f"bubblewrap is required but {problem}")
+    return None, f"none: {problem}; {_UNCONFINED}"
 
 
 def _system_mounts() -> list[str]:

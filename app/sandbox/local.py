@@ -29,7 +29,6 @@ import contextlib
 import fcntl
 import re
 import subprocess
-import tempfile
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
@@ -40,29 +39,28 @@ from deepagents.backends.protocol import FileDownloadResponse, FileUploadRespons
 from app.sandbox import git
 from app.sandbox.base import (
     DEFAULT_OUTPUT_LIMIT,
-    OUTSIDE_WORK_DIR,
     GitCredentials,
     GitIdentity,
-    PathOutsideSandbox,
     RawResult,
     Sandbox,
     SandboxError,
-    SandboxGone,
     SandboxProvider,
 )
-from app.sandbox.bwrap import SYSTEM_PATH, Bubblewrap, find_bubblewrap, probe
+from app.sandbox.bwrap import SYSTEM_PATH, Bubblewrap, select_confinement
+from app.sandbox.local_files import confine, read_files, write_files
 from app.sandbox.local_git import confined_objects, is_local_path, prepare_pusher, valid_branch
 from app.sandbox.local_state import (
     RunningCommands,
     SandboxState,
+    load_state,
     read_state,
     remove_tree,
+    updating_state,
     write_state,
 )
 from app.sandbox.output import clean_output
 from app.sandbox.process import run_process
 
-_UNCONFINED = "commands run as this user with a scrubbed environment"
 _SHA = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
 
 
@@ -106,27 +104,11 @@ class LocalSandbox(Sandbox):
 
     # --- state ------------------------------------------------------------------------
 
-    def _load(self) -> SandboxState:
-        try:
-            return read_state(self.directory)
-        except FileNotFoundError:
-            raise SandboxGone(f"sandbox {self._id} no longer exists") from None
-
-    @contextlib.contextmanager
-    def _updating(self) -> Iterator[SandboxState]:
-        """Read, let the caller change, and write back the state, locked across processes."""
-        try:
-            handle = (self.directory / ".lock").open("a")
-        except FileNotFoundError:
-            raise SandboxGone(f"sandbox {self._id} no longer exists") from None
-        with handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            state = self._load()
-            yield state
-            write_state(self.directory, state)
+    def _updating(self) -> contextlib.AbstractContextManager[SandboxState]:
+        return updating_state(self.directory, self._id)
 
     def _require_started(self) -> SandboxState:
-        state = self._load()
+        state = load_state(self.directory, self._id)
         if state.state != "started":
             raise SandboxError(f"sandbox {self._id} is stopped; resume it first")
         return state
@@ -134,12 +116,7 @@ class LocalSandbox(Sandbox):
     # --- paths ------------------------------------------------------------------------
 
     def _confine(self, path: str) -> Path:
-        """The real path for `path` (relative to work_dir), refused when it leaves work_dir."""
-        candidate = Path(path)
-        resolved = (candidate if candidate.is_absolute() else self._work / candidate).resolve()
-        if resolved != self._work and self._work not in resolved.parents:
-            raise PathOutsideSandbox(f"{path} is outside the sandbox work directory {self._work}")
-        return resolved
+        return confine(self._work, path)
 
     # --- commands ---------------------------------------------------------------------
 
@@ -204,33 +181,11 @@ class LocalSandbox(Sandbox):
 
     def upload_files(self, files: list[tuple[str, bytes]]) -> list[FileUploadResponse]:
         self._require_started()
-        responses = []
-        for path, data in files:
-            try:
-                target = self._confine(path)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(data)
-            except PathOutsideSandbox:
-                responses.append(FileUploadResponse(path=path, error=OUTSIDE_WORK_DIR))
-            except OSError as exc:
-                responses.append(FileUploadResponse(path=path, error=_file_error(exc)))
-            else:
-                responses.append(FileUploadResponse(path=path))
-        return responses
+        return write_files(self._work, files)
 
     def download_files(self, paths: list[str]) -> list[FileDownloadResponse]:
         self._require_started()
-        responses = []
-        for path in paths:
-            try:
-                content = self._confine(path).read_bytes()
-            except PathOutsideSandbox:
-                responses.append(FileDownloadResponse(path=path, error=OUTSIDE_WORK_DIR))
-            except OSError as exc:
-                responses.append(FileDownloadResponse(path=path, error=_file_error(exc)))
-            else:
-                responses.append(FileDownloadResponse(path=path, content=content))
-        return responses
+        return read_files(self._work, paths)
 
     # --- git --------------------------------------------------------------------------
 
@@ -358,30 +313,13 @@ class LocalProvider(SandboxProvider):
         self._command_timeout = command_timeout
         self._kill_grace = kill_grace
         self._running = RunningCommands()
-        self._bwrap, self.isolation = self._confinement(use_bwrap, bwrap_executable, network)
+        self._bwrap, self.isolation = select_confinement(
+            use_bwrap, bwrap_executable, network=network, root=self.root
+        )
 
     @property
     def confined(self) -> bool:
         return self._bwrap is not None
-
-    def _confinement(
-        self, use_bwrap: bool | None, executable: str | None, network: bool
-    ) -> tuple[Bubblewrap | None, str]:
-        if use_bwrap is False:
-            return None, f"none: bubblewrap disabled; {_UNCONFINED}"
-        found = find_bubblewrap(executable)
-        if found is None:
-            problem = "bwrap not found"
-        else:
-            bwrap = Bubblewrap(found, network=network)
-            with tempfile.TemporaryDirectory(dir=self.root, prefix=".probe-") as scratch:
-                failure = probe(bwrap, scratch)
-            if failure is None:
-                return bwrap, bwrap.describe(str(self.root))
-            problem = f"bwrap failed to start ({failure})"
-        if use_bwrap:
-            raise SandboxError(f"bubblewrap is required but {problem}")
-        return None, f"none: {problem}; {_UNCONFINED}"
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -447,13 +385,3 @@ def _labels(labels: Mapping[str, str]) -> dict[str, str]:
     if not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
         raise SandboxError("sandbox labels must map strings to strings")
     return dict(labels)
-
-
-def _file_error(exc: OSError) -> str:
-    if isinstance(exc, FileNotFoundError):
-        return "file_not_found"
-    if isinstance(exc, IsADirectoryError):
-        return "is_directory"
-    if isinstance(exc, PermissionError):
-        return "permission_denied"
-    return exc.strerror or type(exc).__name__

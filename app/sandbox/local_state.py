@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from app.sandbox.base import SandboxGone
 from app.sandbox.process import kill_group
 
 STATE_FILE = "sandbox.json"
@@ -40,6 +42,28 @@ def write_state(directory: Path, state: SandboxState) -> None:
     temporary = directory / f".{STATE_FILE}.{uuid.uuid4().hex[:8]}"
     temporary.write_text(json.dumps(asdict(state), indent=2, sort_keys=True))
     os.replace(temporary, directory / STATE_FILE)
+
+
+def load_state(directory: Path, sandbox_id: str) -> SandboxState:
+    """The sandbox's state; SandboxGone once the sandbox has been removed."""
+    try:
+        return read_state(directory)
+    except FileNotFoundError:
+        raise SandboxGone(f"sandbox {sandbox_id} no longer exists") from None
+
+
+@contextlib.contextmanager
+def updating_state(directory: Path, sandbox_id: str) -> Iterator[SandboxState]:
+    """Read, let the caller change, and write back the state, locked across processes."""
+    try:
+        handle = (directory / ".lock").open("a")
+    except FileNotFoundError:
+        raise SandboxGone(f"sandbox {sandbox_id} no longer exists") from None
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        state = load_state(directory, sandbox_id)
+        yield state
+        write_state(directory, state)
 
 
 class RunningCommands:
