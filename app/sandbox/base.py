@@ -27,6 +27,10 @@ DEFAULT_OUTPUT_LIMIT = 30_000  # characters kept from one command's output (head
 # Cutting that would break the tool, so execute() keeps more (the agent middleware evicts
 # large results on its own).
 TOOL_OUTPUT_LIMIT = 1_200_000
+# Given to every command (a caller's env may override it). Python trusts a cached .pyc whose
+# recorded source mtime (whole seconds) and size match, so a module edited to the same size
+# within the second it was last imported would run stale: no bytecode cache, no stale code.
+COMMAND_ENV: Mapping[str, str] = {"PYTHONDONTWRITEBYTECODE": "1"}
 # Per-file error upload_files/download_files report for a path outside work_dir;
 # read_file/write_file turn it into PathOutsideSandbox.
 OUTSIDE_WORK_DIR = "permission_denied: outside the sandbox work directory"
@@ -119,7 +123,8 @@ class Sandbox(BaseSandbox, ABC):
         output_limit: int | None = None,
     ) -> CommandResult:
         """Run a shell command; output comes back cleaned and bounded (default: output_limit)."""
-        raw = self._run(command, cwd=cwd or self.work_dir, env=dict(env or {}), timeout=timeout)
+        full_env = {**COMMAND_ENV, **(env or {})}
+        raw = self._run(command, cwd=cwd or self.work_dir, env=full_env, timeout=timeout)
         limit = self.output_limit if output_limit is None else output_limit
         text, truncated = clean_output(raw.output, limit=limit, secrets=self._secrets)
         return CommandResult(raw.exit_code, text, raw.timed_out, truncated)

@@ -201,6 +201,21 @@ class SandboxContract:
         assert result.output == f"plain {REDACTED}\nurl {REDACTED}\n"
         assert "tok-abc" not in sandbox.execute("echo tok-abc/123+xyz").output
 
+    def test_python_writes_no_bytecode(self, sandbox: Sandbox) -> None:
+        assert "PYTHONDONTWRITEBYTECODE=1" in sandbox.run("env").output.splitlines()
+
+    def test_python_runs_a_module_as_just_edited(self, sandbox: Sandbox) -> None:
+        # Python trusts a cached .pyc whose recorded source mtime (whole seconds) and size
+        # match: an agent that edits a module and runs the tests at once would test the old
+        # code. The pinned mtime makes both versions "the same second", whatever the clock.
+        same_second = "touch -d @1700000000 calc.py"
+        run = f"{same_second} && python3 -c 'import calc; print(calc.VALUE)'"
+        sandbox.write_file("calc.py", b"VALUE = 1\n")
+        assert sandbox.run(run).output == "1\n"
+        edited = sandbox.edit(self.at(sandbox, "calc.py"), "VALUE = 1", "VALUE = 2")
+        assert edited.error is None
+        assert sandbox.run(run).output == "2\n"
+
     # --- files ------------------------------------------------------------------------
 
     def test_read_and_write_bytes(self, sandbox: Sandbox) -> None:
