@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import posixpath
-import shlex
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
@@ -16,15 +14,12 @@ from daytona import (
     AsyncSandbox,
     DaytonaError,
     DaytonaNotFoundError,
-    FileDownloadRequest,
-    FileUpload,
     SessionExecuteRequest,
 )
 from daytona.common.errors import SOURCE_DAEMON
 from deepagents.backends.protocol import FileDownloadResponse, FileUploadResponse
 
 from app.sandbox.base import (
-    OUTSIDE_WORK_DIR,
     GitCredentials,
     GitIdentity,
     RawResult,
@@ -35,11 +30,10 @@ from app.sandbox.base import (
 from app.sandbox.daytona.api import DaytonaApi, log, state_of
 from app.sandbox.daytona.errors import (
     clone_failure,
-    file_error,
     push_failure,
-    status,
     unavailable,
 )
+from app.sandbox.daytona.files import DaytonaFiles, in_work_dir
 from app.sandbox.daytona.script import session_script, unclip
 from app.sandbox.git import check_url, public_url
 from app.sandbox.process import TIMEOUT_EXIT_CODE
@@ -64,6 +58,9 @@ class DaytonaSandbox(Sandbox):
         super().__init__(labels=labels, work_dir=work_dir, secrets=api.settings.secret_values())
         self._api = api
         self._sdk = sdk
+        self._files = DaytonaFiles(
+            sdk, self.toolbox, transfer_limit=api.timings.transfer, secrets=self._secrets
+        )
 
     @property
     def id(self) -> str:
@@ -167,103 +164,19 @@ class DaytonaSandbox(Sandbox):
     def upload_files(self, files: list[tuple[str, bytes]]) -> list[FileUploadResponse]:
         responses = [FileUploadResponse(path=path) for path, _ in files]
         if files:
-            errors = self._blocking(self._upload_all(files), "uploading files")
+            errors = self._blocking(self._files.upload(self.work_dir, files), "uploading files")
             for index, error in errors.items():
                 responses[index].error = error
         return responses
 
-    async def _upload_all(self, files: list[tuple[str, bytes]]) -> dict[int, str]:
-        located = await self._locate([path for path, _ in files])
-        errors = {i: error for i, (_, error) in enumerate(located) if error is not None}
-        pending = [
-            (i, FileUpload(source=data, destination=target))
-            for i, ((target, _), (_, data)) in enumerate(zip(located, files, strict=True))
-            if target is not None
-        ]
-        if pending:
-            errors.update(await self._upload(pending))
-        return errors
-
-    async def _upload(self, pending: list[tuple[int, FileUpload]]) -> dict[int, str]:
-        fs, limit = self._sdk.fs, self._api.timings.transfer
-        try:
-            await self.toolbox(
-                "uploading files", lambda: fs.upload_files([u for _, u in pending]), limit=limit
-            )
-            return {}
-        except DaytonaError as exc:
-            if status(exc) != 400:
-                raise
-            if len(pending) == 1:
-                return {pending[0][0]: file_error(exc.message, None, self._secrets)}
-        # The bulk call fails as a whole: upload one by one to tell which files failed.
-        errors: dict[int, str] = {}
-        for index, upload in pending:
-            errors.update(await self._upload([(index, upload)]))
-        return errors
-
     def download_files(self, paths: list[str]) -> list[FileDownloadResponse]:
         if not paths:
             return []
-        found = self._blocking(self._download_all(paths), "downloading files")
+        found = self._blocking(self._files.download(self.work_dir, paths), "downloading files")
         return [
             FileDownloadResponse(path=path, content=content, error=error)
             for path, (content, error) in zip(paths, found, strict=True)
         ]
-
-    async def _download_all(self, paths: list[str]) -> list[tuple[bytes | None, str | None]]:
-        located = await self._locate(paths)
-        targets = sorted({target for target, _ in located if target is not None})
-        results = await self._download(targets) if targets else {}
-        return [(None, error) if target is None else results[target] for target, error in located]
-
-    async def _locate(self, paths: list[str]) -> list[tuple[str | None, str | None]]:
-        """(real path, None) for each path inside work_dir, else (None, error).
-
-        Symlinks are resolved inside the sandbox, so a link cannot lead a file operation out
-        of work_dir (commands are not confined: the sandbox itself is the boundary).
-        """
-        located: list[tuple[str | None, str | None]] = []
-        for path in paths:
-            if not path or any(c in path for c in "\0\n") or path.endswith("/"):
-                located.append((None, "invalid_path"))
-            elif not _within(self.work_dir, self._abs(path)):
-                located.append((None, OUTSIDE_WORK_DIR))
-            else:
-                located.append((self._abs(path), None))
-        wanted = [target for target, _ in located if target is not None]
-        if not wanted:
-            return located
-        command = shlex.join(["realpath", "-m", "--", self.work_dir, *wanted])
-        process = self._sdk.process
-        answer = await self.toolbox("resolving paths", lambda: process.exec(command, timeout=60))
-        lines = answer.result.split("\n")
-        if answer.exit_code != 0 or len(lines) < len(wanted) + 1:
-            raise SandboxError(f"cannot resolve paths in the sandbox: {answer.result.strip()}")
-        root, real = lines[0], iter(lines[1:])
-        return [
-            (None, error) if target is None else _confined(root, next(real))
-            for target, error in located
-        ]
-
-    async def _download(self, targets: list[str]) -> dict[str, tuple[bytes | None, str | None]]:
-        fs = self._sdk.fs
-        requests = [FileDownloadRequest(source=t) for t in targets]
-        answers = await self.toolbox(
-            "downloading files",
-            lambda: fs.download_files(requests),
-            limit=self._api.timings.transfer,
-        )
-        results: dict[str, tuple[bytes | None, str | None]] = {}
-        for answer in answers:
-            if answer.error is None and isinstance(answer.result, bytes):
-                results[answer.source] = (answer.result, None)
-            else:
-                details = answer.error_details
-                code = details.status_code if details else None
-                message = answer.error or "no data received"
-                results[answer.source] = (None, file_error(message, code, self._secrets))
-        return results
 
     # --- git ------------------------------------------------------------------------------
 
@@ -429,15 +342,7 @@ class DaytonaSandbox(Sandbox):
         return self._api.blocking(coro, what, self._secrets)
 
     def _abs(self, path: str) -> str:
-        return posixpath.normpath(posixpath.join(self.work_dir, path))
-
-
-def _within(root: str, path: str) -> bool:
-    return path == root or path.startswith(root.rstrip("/") + "/")
-
-
-def _confined(root: str, real: str) -> tuple[str | None, str | None]:
-    return (real, None) if _within(root, real) else (None, OUTSIDE_WORK_DIR)
+        return in_work_dir(self.work_dir, path)
 
 
 def _user(credentials: GitCredentials | None) -> str | None:
