@@ -90,22 +90,20 @@ class GitHubApp:
 
     def installation(self, installation_id: int) -> InstallationInfo | None:
         """The installation, or None when it does not exist (uninstalled)."""
-        try:
-            with github_errors(f"get installation {installation_id}"):
-                _, data = self._github.requester.requestJsonAndCheck(
-                    "GET", f"/app/installations/{installation_id}"
-                )
-        except NotFound:
-            return None
-        return _installation_info(data)
+        return self._installation_at(
+            f"/app/installations/{installation_id}", f"get installation {installation_id}"
+        )
 
     def repo_installation(self, full_name: str) -> InstallationInfo | None:
         """The installation covering `owner/name`, or None when the App is not installed there."""
+        return self._installation_at(
+            f"/repos/{full_name}/installation", f"find the installation for {full_name}"
+        )
+
+    def _installation_at(self, path: str, what: str) -> InstallationInfo | None:
         try:
-            with github_errors(f"find the installation for {full_name}"):
-                _, data = self._github.requester.requestJsonAndCheck(
-                    "GET", f"/repos/{full_name}/installation"
-                )
+            with github_errors(what):
+                _, data = self._github.requester.requestJsonAndCheck("GET", path)
         except NotFound:
             return None
         return _installation_info(data)
