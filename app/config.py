@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -61,6 +62,9 @@ class Settings(BaseSettings):
     queue: Literal["inprocess", "procrastinate"] | None = Field(
         None, validation_alias="OPEN_SWE_QUEUE"
     )
+    # Queue names are `<prefix>-deliveries` and `<prefix>-runs`. procrastinate's notifications
+    # are database-wide, so deployments sharing a database (in other schemas) need their own.
+    queue_prefix: str = Field("open-swe", validation_alias="OPEN_SWE_QUEUE_PREFIX")
     serve_worker: bool = Field(True, validation_alias="OPEN_SWE_SERVE_WORKER")
     worker_shutdown_timeout: float = Field(
         30.0, validation_alias="OPEN_SWE_WORKER_SHUTDOWN_TIMEOUT", ge=0
@@ -135,6 +139,15 @@ class Settings(BaseSettings):
         database = info.data.get("database_url_raw") or ""
         if value == "procrastinate" and not database.startswith("postgres"):
             raise ValueError("procrastinate needs DATABASE_URL to be PostgreSQL (postgresql://)")
+        return value
+
+    @field_validator("queue_prefix")
+    @classmethod
+    def _queue_prefix_fits_a_channel(cls, value: str) -> str:
+        # procrastinate notifies on "procrastinate_queue_v1#<queue>"; PostgreSQL channel
+        # names are at most 63 bytes.
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,29}", value):
+            raise ValueError("use 1 to 29 letters, digits, '-' or '_'")
         return value
 
     # Derived values -------------------------------------------------------------------

@@ -112,7 +112,11 @@ def build_dispatcher(settings: Settings, store: Store, *, run_job: JobFunction) 
         )
     worker = worker_options(settings) if settings.serve_worker else None
     return ProcrastinateDispatcher(
-        settings.database_url, store=store, run_job=run_job, worker=worker
+        settings.database_url,
+        store=store,
+        run_job=run_job,
+        worker=worker,
+        queue_prefix=settings.queue_prefix,
     )
 
 

@@ -44,6 +44,7 @@ async def run_worker(
         run_job=run_job
         or make_run_job(settings, store, live_github, sandboxes or make_provider(settings)),
         worker=options,
+        queue_prefix=settings.queue_prefix,
     )
     try:
         await store.create_all()

@@ -96,6 +96,8 @@ def test_the_env_file_is_read(tmp_path: Path) -> None:
         ("DATABASE_URL", "mysql://x/y"),
         ("OPEN_SWE_MAX_CONCURRENT_RUNS", "0"),
         ("OPEN_SWE_SANDBOX", "docker"),
+        ("OPEN_SWE_QUEUE_PREFIX", "open swe"),
+        ("OPEN_SWE_QUEUE_PREFIX", "p" * 30),  # its channel names would exceed 63 bytes
     ],
 )
 def test_a_wrong_value_is_one_line_naming_the_variable(
@@ -115,3 +117,11 @@ def test_an_unreadable_key_file_names_the_variable(
     monkeypatch.setenv("GITHUB_APP_PRIVATE_KEY_PATH", str(tmp_path / "missing.pem"))
     with pytest.raises(ConfigError, match=r"^GITHUB_APP_PRIVATE_KEY_PATH: cannot read"):
         load_settings()
+
+
+def test_the_queue_prefix_may_take_the_longest_name_postgresql_notifies(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert load_settings().queue_prefix == "open-swe"
+    monkeypatch.setenv("OPEN_SWE_QUEUE_PREFIX", "test_0123456789abcdef-_ABCDEF")
+    assert load_settings().queue_prefix == "test_0123456789abcdef-_ABCDEF"

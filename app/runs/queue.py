@@ -108,7 +108,8 @@ class ProcrastinateDispatcher:
 
     `run_job(run_id)` and the `process_delivery` given to `start` are the same job functions the
     in-process dispatcher calls. `store` tells which thread a run belongs to (its lock) and what
-    was left unfinished. `queue_prefix` names the queues (tests isolate themselves with it).
+    was left unfinished. `queue_prefix` names the queues (OPEN_SWE_QUEUE_PREFIX; tests isolate
+    themselves with it).
     """
 
     def __init__(
