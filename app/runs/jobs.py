@@ -27,6 +27,18 @@ shutdown (cancel message SUSPEND) leaves it running, to be resumed.
 Whatever goes wrong, the run row never stays active and the status comment never stays
 "working" (the `finally` below).
 
+Parking races the front door, which sees the run `running` for the seconds its sandbox takes
+to stop, so the job closes both gaps itself:
+- an answer to the plan may come in while the run parks: the run records its plan question
+  (`ask_plan`) before the plan is shown, the front door then keeps `approve` / `revise` in
+  the inbox instead of refusing them, and the job, once the run is `waiting`, takes what is
+  already there and resumes at once (the store write comes first, then the read: an answer
+  recorded after the read finds the run `waiting` and is resubmitted by the front door);
+- a stop may come in while the run parks: the front door finishes the run in the store while
+  it is running, and the job, whose `waiting` then cannot be stored, ends the run itself with
+  a final "stopped" status and no sandbox. A stop that finds the run `waiting` is its answer;
+  one that arrives just after the job took another answer is taken before resuming.
+
 Checkpoint threads: one per issue, the run's thread key `owner/repo#N`, as the agent's
 checkpointer describes. A run that starts passes a fresh RunInput, with which LangGraph
 discards whatever an earlier run left on the thread (pending steps, an unanswered plan) and
@@ -44,7 +56,7 @@ import dataclasses
 import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import cast
+from typing import TypeGuard, cast
 
 import structlog
 
@@ -71,7 +83,7 @@ from app.agent.workspace import RunFailed
 from app.config import ConfigError, Settings
 from app.github.app import GitHubApp
 from app.runs.github_host import GitHubHost, Requester, noreply_domain
-from app.runs.inbox import RunInbox, lineage
+from app.runs.inbox import RunInbox, ask_plan, lineage, plan_answered
 from app.runs.models import Run, RunStatus, StoredCommand
 from app.runs.pull_host import GitHubPullHost
 from app.runs.store import Store
@@ -126,6 +138,10 @@ def decision_from(command: StoredCommand) -> Decision | None:
     return None
 
 
+def _is_decision(payload: RunInput | Decision | None) -> TypeGuard[Decision]:
+    return isinstance(payload, dict) and "verb" in payload
+
+
 def _stop_reason(exc: asyncio.CancelledError) -> str:
     return str(exc.args[0]) if exc.args and exc.args[0] else STOPPED
 
@@ -141,14 +157,11 @@ class _Nothing:
 NOTHING = _Nothing()
 
 
-class StoppedReason:
-    """A RunHost that reports a run stopped from outside (the `stop` command, maybe taken by
-    another process) with the reason the store holds for it ("stopped by @carol"), not the
-    bare cancellation. Everything else goes straight to the wrapped host."""
+class HostWrapper:
+    """A RunHost that hands everything to the wrapped host; subclasses change one thing."""
 
-    def __init__(self, host: RunHost, stored: Callable[[], Awaitable[str | None]]) -> None:
+    def __init__(self, host: RunHost) -> None:
         self.host = host
-        self._stored = stored
 
     async def load_task(self) -> TaskText:
         return await self.host.load_task()
@@ -169,6 +182,36 @@ class StoppedReason:
 
     async def publish(self, sandbox: Sandbox, change: Change) -> Publication:
         return await self.host.publish(sandbox, change)
+
+    async def finish(self, outcome: RunOutcome) -> None:
+        await self.host.finish(outcome)
+
+
+class AsksPlan(HostWrapper):
+    """A RunHost that records the run's plan question (`ask`, with the revision) before a
+    plan that waits for approval is shown: from then on, answers are kept for the run even
+    while it is still parking."""
+
+    def __init__(self, host: RunHost, ask: Callable[[int], Awaitable[None]]) -> None:
+        super().__init__(host)
+        self._ask = ask
+
+    async def post_plan(
+        self, plan: PlanDict, *, awaiting_approval: bool, revision: int | None = None
+    ) -> None:
+        if awaiting_approval:
+            await self._ask(revision or 1)
+        await self.host.post_plan(plan, awaiting_approval=awaiting_approval, revision=revision)
+
+
+class StoppedReason(HostWrapper):
+    """A RunHost that reports a run stopped from outside (the `stop` command, maybe taken by
+    another process) with the reason the store holds for it ("stopped by @carol"), not the
+    bare cancellation."""
+
+    def __init__(self, host: RunHost, stored: Callable[[], Awaitable[str | None]]) -> None:
+        super().__init__(host)
+        self._stored = stored
 
     async def finish(self, outcome: RunOutcome) -> None:
         if outcome.status == "stopped":
@@ -227,7 +270,8 @@ class RunJob:
                 await asyncio.shield(self._end(attempt, "stopped", _stop_reason(exc)))
             raise
         except _StoppedWhileParked as exc:
-            await self._end(attempt, "stopped", str(exc))
+            # Shielded: the front door's cancel may reach this task while it ends the run.
+            await asyncio.shield(self._end(attempt, "stopped", str(exc)))
         except Exception as exc:
             await self._end(attempt, "failed", describe_failure(exc))
         finally:
@@ -265,16 +309,21 @@ class RunJob:
                 log.info("run.finished_meanwhile")  # stopped before this job got to it
                 attempt.reported = True
                 return
+            if _is_decision(payload) and payload["verb"] != "stop":
+                # A stop that found the plan still waiting, just after this answer was taken.
+                payload = await self._take_decision(run, stops_only=True) or payload
             try:
                 outcome = await execute_run(graph, context, thread_id=run.thread, start=payload)
             except asyncio.CancelledError as exc:
                 attempt.reported = not is_suspension(exc)  # execute_run showed "stopped"
                 raise
             attempt.reported = outcome.status != "waiting"
-            await self._record(run, outcome)
+            if not await self._record(run, outcome) and outcome.status == "waiting":
+                # Stopped while it parked: the front door found no task to cancel.
+                raise _StoppedWhileParked(STOPPED)
             if outcome.status != "waiting":
                 return
-            decision = await self._take_decision(run)
+            decision = await self._take_decision(run)  # an answer sent while it parked
             if decision is None:
                 return
             payload = decision
@@ -313,9 +362,11 @@ class RunJob:
         commands = await self._store.pending_commands(run.thread)
         return [c for c in commands if c.run_id == run.id and c.verb in PLAN_ANSWERS]
 
-    async def _take_decision(self, run: Run) -> Decision | None:
+    async def _take_decision(self, run: Run, *, stops_only: bool = False) -> Decision | None:
         """Consume the oldest answer to the waiting plan (a stop first); None when none."""
         answers = await self._pending_answers(run)
+        if stops_only:
+            answers = [command for command in answers if command.verb == "stop"]
         answers.sort(key=lambda command: command.verb != "stop")  # stable: oldest first
         for command in answers:
             if not await self._store.consume_command(command.id):
@@ -325,10 +376,12 @@ class RunJob:
                 log.info("run.answer_ignored", verb=command.verb, by=command.author)
                 continue
             log.info("run.decision", verb=decision["verb"], by=command.author)
+            await plan_answered(self._store, run)
             return decision
         return None
 
-    async def _record(self, run: Run, outcome: RunOutcome) -> None:
+    async def _record(self, run: Run, outcome: RunOutcome) -> bool:
+        """Store the outcome; False when the run was finished meanwhile (stopped)."""
         error = outcome.reason
         if outcome.status == "tests_failing":
             error = (
@@ -336,12 +389,14 @@ class RunJob:
                 if outcome.url
                 else TESTS_FAILING_PUSHED.format(branch=outcome.branch)
             )
-        await self._set_status(run, STORE_STATUS[outcome.status], error)
-        log.info("run.outcome", status=outcome.status, reason=outcome.reason)
+        stored = await self._set_status(run, STORE_STATUS[outcome.status], error)
+        log.info("run.outcome", status=outcome.status, reason=outcome.reason, stored=stored)
+        return stored
 
-    async def _set_status(self, run: Run, status: RunStatus, error: str | None) -> None:
+    async def _set_status(self, run: Run, status: RunStatus, error: str | None) -> bool:
         # Shielded: a cancellation must not leave the store behind what GitHub shows.
-        await asyncio.shield(self._store.set_run_status(run.id, status, error=error))
+        updated = await asyncio.shield(self._store.set_run_status(run.id, status, error=error))
+        return updated is not None
 
     async def _end(self, attempt: _Attempt, status: OutcomeStatus, reason: str) -> None:
         """Finish a run the workflow did not finish: sandbox, status comment, store."""
@@ -403,7 +458,8 @@ class RunJob:
         )
         if isinstance(host, GitHubPullHost):
             attempt.pull = host
-        return StoppedReason(host, functools.partial(self._stop_reason, run.id))
+        asking = AsksPlan(host, functools.partial(ask_plan, self._store, run))
+        return StoppedReason(asking, functools.partial(self._stop_reason, run.id))
 
     async def _stop_reason(self, run_id: str) -> str | None:
         """Why the front door stopped the run, when it did (the row is stopped first)."""

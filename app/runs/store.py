@@ -9,7 +9,7 @@ by a check-then-act in Python.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -359,17 +359,25 @@ class Store:
         return Run(**row._mapping) if row else None
 
     async def set_run_status(
-        self, run_id: str, status: RunStatus, *, error: str | None = None
+        self,
+        run_id: str,
+        status: RunStatus,
+        *,
+        error: str | None = None,
+        expected: Collection[RunStatus] = ACTIVE_STATUSES,
     ) -> Run | None:
-        """Move an active run to `status`; None if the run is unknown or already finished.
+        """Move a run in one of the `expected` (active) statuses to `status`; None if the run
+        is unknown or in another status (e.g. already finished).
 
         A finished run stays finished (a retry is a new run), so a late update from a
-        cancelled task cannot bring a stopped run back.
+        cancelled task cannot bring a stopped run back. `expected` makes it a compare-and-set
+        for callers racing the run's job (a stop that must not finish a run that parked).
         """
+        allowed = [s for s in expected if s in ACTIVE_STATUSES]
         async with self._engine.begin() as conn:
             result = await conn.execute(
                 update(runs)
-                .where(runs.c.id == run_id, runs.c.status.in_(ACTIVE_STATUSES))
+                .where(runs.c.id == run_id, runs.c.status.in_(allowed))
                 .values(status=status, error=error, updated_at=_now())
             )
             if result.rowcount != 1:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from app.runs import status
+from app.sandbox.local import LocalSandbox
 from app.webhooks import messages
 from tests.agent.conftest import FIXED, PLAN, edit_calc, git, script_fix, script_plan, script_pr
 from tests.e2e.conftest import (
@@ -17,6 +18,7 @@ from tests.e2e.conftest import (
     READER,
     REPO,
     SLUG,
+    THREAD,
     WRITER,
     World,
     branch_tests_pass,
@@ -145,6 +147,50 @@ async def test_plan_approval_survives_a_restart_and_a_revision(
     # every answer was consumed exactly once
     assert world.store is not None
     assert await world.store.pending_commands(run.thread) == []
+
+
+async def test_an_approval_sent_while_the_run_parks_is_not_lost(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plan is on the issue but the run is still `running` while its sandbox stops
+    (seconds on Daytona): an approval then is kept for the run, which goes on once parked."""
+    parking, release = threading.Event(), threading.Event()
+    stop = LocalSandbox.stop
+
+    def held(sandbox: LocalSandbox) -> None:
+        parking.set()
+        release.wait(timeout=30)
+        stop(sandbox)
+
+    monkeypatch.setattr(LocalSandbox, "stop", held)
+    script_plan(world.model)
+    script_fix(world.model)
+    script_pr(world.model)
+    await world.start()
+
+    await world.label("open-swe")
+    await eventually(parking.is_set, "the run to park")
+    assert len(world.plan_comments()) == 1
+    assert (await world.run_in("running")).status == "running"
+    await world.comment("/approve", user=WRITER)
+    assert world.store is not None
+    store = world.store
+
+    async def processed() -> bool:
+        return not await store.unfinished_deliveries()
+
+    await eventually(processed, "the approval to be processed")
+    pending = await world.store.pending_commands(THREAD)
+    assert [(c.verb, c.author) for c in pending] == [("plan", "run"), ("approve", WRITER)]
+    release.set()
+    run = await world.finished_run()
+
+    assert run.status == "succeeded", run.error
+    assert_published(world, tmp_path)
+    [comment] = world.status_comments()
+    assert f"{status.STEP_LABELS['approval']}: approved by {WRITER}" in comment.body
+    assert await world.store.pending_commands(THREAD) == []
+    assert world.sandboxes() == []
 
 
 async def test_a_shutdown_mid_run_suspends_it_and_the_next_start_finishes_it(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,12 +17,14 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
+from app.agent import runner
 from app.agent.budget import Usage
 from app.agent.host import RunOutcome
 from app.agent.runner import SUSPEND
 from app.config import Settings
 from app.github.app import GitHubApp
 from app.runs import jobs, status
+from app.runs.inbox import plan_asked
 from app.runs.jobs import (
     CHECKPOINT_LOST,
     CRASHED,
@@ -36,8 +38,16 @@ from app.runs.models import Run, RunKind, RunStatus, StoredCommand
 from app.runs.pull_host import FORK
 from app.runs.store import Store
 from app.sandbox.local import LocalProvider
-from tests.agent.conftest import RecordingHost
-from tests.e2e.conftest import INSTALLATION, MAINTAINER, REPO, SLUG, WRITER, make_settings
+from tests.agent.conftest import REPO_FILES, RecordingHost, script_fix, script_plan, script_pr
+from tests.e2e.conftest import (
+    INSTALLATION,
+    MAINTAINER,
+    REPO,
+    SLUG,
+    WRITER,
+    bare_repo,
+    make_settings,
+)
 from tests.fakes.github import Comment, FakeGitHub
 from tests.fakes.model import ScriptedModel
 
@@ -393,3 +403,171 @@ async def test_the_server_warns_at_start_up_when_runs_cannot_reach_a_model(
     [warning] = events
     assert warning["log_level"] == "warning"
     assert "ANTHROPIC_API_KEY is not set" in warning["error"]
+
+
+# --- parking races the front door: answers and stops that come in while the run parks ------
+
+WAITING_HEADER = status.HEADER_WAITING.split(" (")[0]
+
+
+@pytest.fixture
+def cloneable(tmp_path: Path, gh: FakeGitHub) -> Path:
+    """GitHub's copy of the repository, so the job's workflow can clone it and plan."""
+    remote = bare_repo(tmp_path, REPO_FILES)
+    gh.repos[REPO].clone_url = remote.resolve().as_uri()
+    return remote
+
+
+@pytest.fixture
+def parking(monkeypatch: pytest.MonkeyPatch) -> list[Callable[[], Awaitable[None]]]:
+    """Hooks run while the run parks: its plan shown, its sandbox stopped, the run still
+    `running` in the store (what the front door sees for seconds on Daytona)."""
+    hooks: list[Callable[[], Awaitable[None]]] = []
+    park = runner._park
+
+    async def parked(*args: Any) -> None:
+        await park(*args)
+        while hooks:
+            await hooks.pop(0)()
+
+    monkeypatch.setattr(runner, "_park", parked)
+    return hooks
+
+
+async def assert_still_parking(store: Store, gh: FakeGitHub, run: Run) -> None:
+    current = await store.run(run.id)
+    assert current is not None
+    assert current.status == "running"
+    assert [c for c in gh.comments.values() if status.plan_mark(c.body) is not None]
+    assert await plan_asked(store, current)  # so the front door keeps answers for it
+
+
+async def test_an_answer_sent_while_the_run_parks_resumes_it_at_once(
+    job: RunJob,
+    store: Store,
+    gh: FakeGitHub,
+    model: ScriptedModel,
+    provider: LocalProvider,
+    cloneable: Path,
+    parking: list[Callable[[], Awaitable[None]]],
+) -> None:
+    script_plan(model)
+    script_fix(model)
+    script_pr(model)
+    run = await new_run(store)
+
+    async def approve() -> None:
+        await assert_still_parking(store, gh, run)
+        await answer(store, run, "approve", by=WRITER)  # what the front door records
+
+    parking.append(approve)
+    await job(run.id)
+
+    assert parking == []
+    current = await store.run(run.id)
+    assert current is not None
+    assert current.status == "succeeded", current.error
+    [comment] = status_comments(gh)
+    assert f"{status.STEP_LABELS['approval']}: approved by {WRITER}" in comment.body
+    assert await store.pending_commands(run.thread) == []  # the answer and the question
+    assert provider.find({"open-swe.run": run.id}) == []
+
+
+async def test_a_run_stopped_while_it_parks_ends_stopped_without_its_sandbox(
+    job: RunJob,
+    store: Store,
+    gh: FakeGitHub,
+    model: ScriptedModel,
+    provider: LocalProvider,
+    cloneable: Path,
+    parking: list[Callable[[], Awaitable[None]]],
+) -> None:
+    """The front door finished the run while it was running; its job had no task to cancel
+    (it was parking): the job cannot store `waiting`, so it ends the run itself."""
+    script_plan(model)
+    run = await new_run(store)
+    reason = f"stopped by @{WRITER}"
+
+    async def stop() -> None:
+        await assert_still_parking(store, gh, run)
+        working: tuple[RunStatus, ...] = ("queued", "running")
+        assert await store.set_run_status(run.id, "stopped", error=reason, expected=working)
+
+    parking.append(stop)
+    await job(run.id)
+
+    current = await store.run(run.id)
+    assert current is not None
+    assert (current.status, current.error) == ("stopped", reason)
+    [comment] = status_comments(gh)
+    assert status.HEADER_STOPPED.format(reason=status.inline(reason)) in comment.body
+    assert WAITING_HEADER not in comment.body
+    assert provider.find({"open-swe.run": run.id}) == []
+
+
+async def test_a_stop_recorded_while_the_run_parks_is_taken_once_it_waits(
+    job: RunJob,
+    store: Store,
+    gh: FakeGitHub,
+    model: ScriptedModel,
+    provider: LocalProvider,
+    cloneable: Path,
+    parking: list[Callable[[], Awaitable[None]]],
+) -> None:
+    """The front door found the run already `waiting` (so it recorded the stop as the
+    plan's answer) before this job read the inbox."""
+    script_plan(model)
+    run = await new_run(store)
+
+    async def stop() -> None:
+        await answer(store, run, "stop", by=WRITER)
+
+    parking.append(stop)
+    await job(run.id)
+
+    current = await store.run(run.id)
+    assert current is not None
+    assert current.status == "stopped"
+    [comment] = status_comments(gh)
+    assert status.HEADER_STOPPED.split("{")[0] in comment.body
+    assert f"stopped by {WRITER}" in comment.body
+    assert provider.find({"open-swe.run": run.id}) == []
+    assert await store.pending_commands(run.thread) == []
+
+
+async def test_a_stop_just_after_an_answer_was_taken_wins_over_it(
+    job: RunJob,
+    store: Store,
+    gh: FakeGitHub,
+    model: ScriptedModel,
+    provider: LocalProvider,
+    cloneable: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The front door saw the plan waiting and recorded a stop right after the job took an
+    approval (the run not `running` yet): the job takes the stop before resuming."""
+    script_plan(model)
+    run = await new_run(store)
+    await job(run.id)
+    parked = await store.run(run.id)
+    assert parked is not None
+    assert parked.status == "waiting"
+    await answer(store, run, "approve", by=MAINTAINER)
+    answered = jobs.plan_answered
+
+    async def then_stop(store_: Store, run_: Run) -> None:
+        await answered(store_, run_)
+        monkeypatch.setattr(jobs, "plan_answered", answered)
+        await answer(store, run, "stop", by=WRITER)
+
+    monkeypatch.setattr(jobs, "plan_answered", then_stop)
+    await job(run.id)
+
+    current = await store.run(run.id)
+    assert current is not None
+    assert current.status == "stopped", current.error
+    assert model.requests_offering("edit_file") == []  # never implemented
+    [comment] = status_comments(gh)
+    assert f"stopped by {WRITER}" in comment.body
+    assert provider.find({"open-swe.run": run.id}) == []
+    assert await store.pending_commands(run.thread) == []

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from app.github.app import GitHubApp
-from app.runs.models import Run, thread_key
+from app.runs.inbox import ask_plan, plan_answered
+from app.runs.models import Run, StoredCommand, thread_key
 from app.webhooks import messages
 from tests.fakes.github import FakeGitHub
 from tests.webhooks.conftest import (
@@ -148,6 +149,94 @@ async def test_revise_records_the_feedback_and_resumes(harness: Harness) -> None
 async def test_approve_with_nothing_waiting_says_so(harness: Harness) -> None:
     await say(harness, "/open-swe approve")
     assert bot_comments(harness) == [messages.NO_PLAN_WAITING.format(verb="approve")]
+
+
+async def working_run(harness: Harness, *, plan_shown: bool) -> Run:
+    """The active run, `running`; with `plan_shown`, parking after showing its plan."""
+    await harness.deliver("issues", labeled())
+    run = await harness.store.active_run(ISSUE)
+    assert run is not None
+    running = await harness.store.set_run_status(run.id, "running")
+    assert running is not None
+    if plan_shown:
+        await ask_plan(harness.store, running, 1)
+    harness.run_jobs.clear()
+    return running
+
+
+def parks_when_recording(harness: Harness, monkeypatch: pytest.MonkeyPatch, run: Run) -> None:
+    """The run's job stores `waiting` (and finds nothing in the inbox) while the front door
+    records the command: after its look at the run, before its own write."""
+    record = harness.store.add_command
+
+    async def parked_first(**values: Any) -> StoredCommand:
+        assert await harness.store.set_run_status(run.id, "waiting") is not None
+        return await record(**values)
+
+    monkeypatch.setattr(harness.store, "add_command", parked_first)
+
+
+@pytest.mark.parametrize("text", ["/open-swe approve", "/approve", "/revise keep it small"])
+async def test_an_answer_while_the_run_parks_its_shown_plan_is_kept_for_it(
+    harness: Harness, text: str
+) -> None:
+    run = await working_run(harness, plan_shown=True)
+    await say(harness, text, delivery="early")
+    assert bot_comments(harness) == []  # not "no plan waiting"
+    assert harness.run_jobs == []  # its job reads it once the run waits
+    answer = await harness.store.command("early")
+    assert answer is not None
+    assert (answer.run_id, answer.consumed_at) == (run.id, None)
+    delivery = await harness.store.delivery("early")
+    assert delivery is not None
+    assert delivery.outcome == "kept"
+
+
+async def test_an_answer_recorded_as_the_run_parks_resumes_it(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = await working_run(harness, plan_shown=True)
+    parks_when_recording(harness, monkeypatch, run)
+    await say(harness, "/open-swe approve", delivery="early")
+    assert harness.run_jobs == [run.id]
+    answer = await harness.store.command("early")
+    assert answer is not None
+    assert (answer.run_id, answer.consumed_at) == (run.id, None)
+
+
+async def test_an_answer_to_a_working_run_without_a_plan_shown_is_refused(
+    harness: Harness,
+) -> None:
+    run = await working_run(harness, plan_shown=False)
+    await say(harness, "/approve", delivery="bare")  # ordinary talk: no plan to approve
+    await say(harness, "/open-swe approve", delivery="addressed")
+    assert bot_comments(harness) == [messages.NO_PLAN_WAITING.format(verb="approve")]
+    assert await harness.store.pending_commands(ISSUE) == []
+    assert harness.run_jobs == []
+    # once answered, the question is closed: a plan being revised takes no answer either
+    await ask_plan(harness.store, run, 1)
+    await plan_answered(harness.store, run)
+    await say(harness, "/open-swe approve", delivery="late")
+    assert bot_comments(harness)[-1] == messages.NO_PLAN_WAITING.format(verb="approve")
+
+
+async def test_a_stop_as_the_run_parks_answers_its_plan(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The front door saw the run working, but it parked before the stop was stored: the
+    stop is not stored over a parked run (whose job would never run again) but handed to
+    the run's job as the plan's answer, so the run ends itself (final status, no sandbox)."""
+    run = await working_run(harness, plan_shown=True)
+    parks_when_recording(harness, monkeypatch, run)
+    await say(harness, "/open-swe stop", delivery="stop")
+    still = await harness.store.run(run.id)
+    assert still is not None
+    assert still.status == "waiting"  # until its job takes the stop
+    assert harness.run_jobs == [run.id]
+    stop = await harness.store.command("stop")
+    assert stop is not None
+    assert (stop.verb, stop.run_id, stop.consumed_at) == ("stop", run.id, None)
+    assert bot_comments(harness) == [messages.STOPPED.format(run=f"run `{run.id[:8]}`")]
 
 
 async def test_instructions_while_a_run_is_busy_are_noted_not_started(harness: Harness) -> None:
