@@ -6,9 +6,10 @@ accepted. Instructions (`instruct`) wait unconsumed until a run takes them: taki
 to the run and consumes it in the same update, so each is delivered to exactly one run, once.
 
 A run writes one entry of its own: the plan question (`ask_plan`), recorded just before a plan
-that waits for approval is shown and consumed when an answer is taken (`plan_answered`). While
-it is pending, the front door takes `approve` / `revise` for the run even though the run is
-still `running` (parking its sandbox); the run reads them as soon as it waits.
+that waits for approval is shown and consumed when an answer is taken or the run ends
+(`close_plan_question`). While it is pending, the front door takes `approve` / `revise` for the
+run even though the run is still `running` (parking its sandbox); the run reads them as soon
+as it waits.
 """
 
 from __future__ import annotations
@@ -60,8 +61,8 @@ async def plan_asked(store: Store, run: Run) -> bool:
     return bool(await _plan_questions(store, run))
 
 
-async def plan_answered(store: Store, run: Run) -> None:
-    """The run took an answer to its plan: the question is closed."""
+async def close_plan_question(store: Store, run: Run) -> None:
+    """The run took an answer to its plan, or ended: the question is closed."""
     for question in await _plan_questions(store, run):
         await store.consume_command(question.id)
 

@@ -83,7 +83,7 @@ from app.agent.workspace import RunFailed
 from app.config import ConfigError, Settings
 from app.github.app import GitHubApp
 from app.runs.github_host import GitHubHost, Requester, noreply_domain
-from app.runs.inbox import RunInbox, ask_plan, lineage, plan_answered
+from app.runs.inbox import RunInbox, ask_plan, close_plan_question, lineage
 from app.runs.models import Run, RunStatus, StoredCommand
 from app.runs.pull_host import GitHubPullHost
 from app.runs.store import Store
@@ -376,7 +376,7 @@ class RunJob:
                 log.info("run.answer_ignored", verb=command.verb, by=command.author)
                 continue
             log.info("run.decision", verb=decision["verb"], by=command.author)
-            await plan_answered(self._store, run)
+            await close_plan_question(self._store, run)
             return decision
         return None
 
@@ -412,6 +412,7 @@ class RunJob:
         log.info("run.ended", status=status, reason=reason)
         try:
             await self._set_status(run, STORE_STATUS[status], reason)
+            await close_plan_question(self._store, run)  # nobody answers an ended run
         except Exception as exc:
             log.error("run.status_not_saved", error=f"{type(exc).__name__}: {exc}")
 

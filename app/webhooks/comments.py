@@ -198,8 +198,7 @@ async def _instruct(
     """Free text: a follow-up for the active run, or a new run on this thread."""
     if active is not None:
         await _record(ctx, event, command, run_id=active.id, consumed=False)
-        if active.status == "waiting":  # the run reads it as feedback on its plan
-            await ctx.dispatcher.submit(ResumeRun(active.id))
+        if await _resume_if_waiting(ctx, active.id):  # read as feedback on its plan
             return Outcome("resumed", f"instruct {active.id}")
         await ctx.reply_once(event, messages.ALREADY_RUNNING_NOTED.format(run=ctx.run_link(active)))
         return Outcome("already-running", active.id)

@@ -24,7 +24,7 @@ from app.agent.runner import SUSPEND
 from app.config import Settings
 from app.github.app import GitHubApp
 from app.runs import jobs, status
-from app.runs.inbox import plan_asked
+from app.runs.inbox import close_plan_question, plan_asked
 from app.runs.jobs import (
     CHECKPOINT_LOST,
     CRASHED,
@@ -503,6 +503,7 @@ async def test_a_run_stopped_while_it_parks_ends_stopped_without_its_sandbox(
     assert status.HEADER_STOPPED.format(reason=status.inline(reason)) in comment.body
     assert WAITING_HEADER not in comment.body
     assert provider.find({"open-swe.run": run.id}) == []
+    assert not await plan_asked(store, current)  # the question closed with the run
 
 
 async def test_a_stop_recorded_while_the_run_parks_is_taken_once_it_waits(
@@ -553,14 +554,13 @@ async def test_a_stop_just_after_an_answer_was_taken_wins_over_it(
     assert parked is not None
     assert parked.status == "waiting"
     await answer(store, run, "approve", by=MAINTAINER)
-    answered = jobs.plan_answered
 
     async def then_stop(store_: Store, run_: Run) -> None:
-        await answered(store_, run_)
-        monkeypatch.setattr(jobs, "plan_answered", answered)
+        await close_plan_question(store_, run_)
+        monkeypatch.setattr(jobs, "close_plan_question", close_plan_question)
         await answer(store, run, "stop", by=WRITER)
 
-    monkeypatch.setattr(jobs, "plan_answered", then_stop)
+    monkeypatch.setattr(jobs, "close_plan_question", then_stop)
     await job(run.id)
 
     current = await store.run(run.id)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from app.github.app import GitHubApp
-from app.runs.inbox import ask_plan, plan_answered
+from app.runs.inbox import ask_plan, close_plan_question
 from app.runs.models import Run, StoredCommand, thread_key
 from app.webhooks import messages
 from tests.fakes.github import FakeGitHub
@@ -204,6 +204,19 @@ async def test_an_answer_recorded_as_the_run_parks_resumes_it(
     assert (answer.run_id, answer.consumed_at) == (run.id, None)
 
 
+async def test_instructions_recorded_as_the_run_parks_are_feedback_on_its_plan(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = await working_run(harness, plan_shown=True)
+    parks_when_recording(harness, monkeypatch, run)
+    await say(harness, "/open-swe also cover negative numbers", delivery="note")
+    assert harness.run_jobs == [run.id]  # not left unread in a waiting run's inbox
+    assert bot_comments(harness) == []
+    note = await harness.store.command("note")
+    assert note is not None
+    assert (note.verb, note.run_id, note.consumed_at) == ("instruct", run.id, None)
+
+
 async def test_an_answer_to_a_working_run_without_a_plan_shown_is_refused(
     harness: Harness,
 ) -> None:
@@ -215,7 +228,7 @@ async def test_an_answer_to_a_working_run_without_a_plan_shown_is_refused(
     assert harness.run_jobs == []
     # once answered, the question is closed: a plan being revised takes no answer either
     await ask_plan(harness.store, run, 1)
-    await plan_answered(harness.store, run)
+    await close_plan_question(harness.store, run)
     await say(harness, "/open-swe approve", delivery="late")
     assert bot_comments(harness)[-1] == messages.NO_PLAN_WAITING.format(verb="approve")
 
