@@ -52,9 +52,8 @@ keeps two runs from ever sharing the thread at once. A thread per run would also
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeGuard, cast
 
@@ -65,29 +64,25 @@ from app.agent.checkpoint import open_checkpointer
 from app.agent.context import RunContext
 from app.agent.graph import Graph, build_graph
 from app.agent.host import (
-    ApprovalRequest,
-    Change,
-    Checkout,
-    Publication,
     RunHost,
     RunOutcome,
-    TaskText,
 )
 from app.agent.host import RunStatus as OutcomeStatus
 from app.agent.models import check_models
 from app.agent.nodes.common import sandbox_labels
 from app.agent.runner import describe_failure, execute_run, is_suspension, thread_config
-from app.agent.state import Decision, PlanDict, RunInput, RunState, StepName
+from app.agent.state import Decision, RunInput, RunState
 from app.agent.untrusted import sanitize
 from app.agent.workspace import RunFailed
 from app.config import ConfigError, Settings
 from app.github.app import GitHubApp
 from app.runs.github_host import GitHubHost, Requester, noreply_domain
+from app.runs.host_wrappers import AsksPlan, StoppedReason
 from app.runs.inbox import RunInbox, ask_plan, close_plan_question, lineage
 from app.runs.models import Run, RunStatus, StoredCommand
 from app.runs.pull_host import GitHubPullHost
 from app.runs.store import Store
-from app.sandbox.base import Sandbox, SandboxError, SandboxProvider
+from app.sandbox.base import SandboxError, SandboxProvider
 
 log = structlog.get_logger(__name__)
 
@@ -155,73 +150,6 @@ class _Nothing:
 
 
 NOTHING = _Nothing()
-
-
-class HostWrapper:
-    """A RunHost that hands everything to the wrapped host; subclasses change one thing."""
-
-    def __init__(self, host: RunHost) -> None:
-        self.host = host
-
-    async def load_task(self) -> TaskText:
-        return await self.host.load_task()
-
-    async def checkout(self) -> Checkout:
-        return await self.host.checkout()
-
-    async def progress(self, step: StepName, detail: str, usage: Usage) -> None:
-        await self.host.progress(step, detail, usage)
-
-    async def post_plan(
-        self, plan: PlanDict, *, awaiting_approval: bool, revision: int | None = None
-    ) -> None:
-        await self.host.post_plan(plan, awaiting_approval=awaiting_approval, revision=revision)
-
-    async def decide(self, request: ApprovalRequest) -> Decision | None:
-        return await self.host.decide(request)
-
-    async def publish(self, sandbox: Sandbox, change: Change) -> Publication:
-        return await self.host.publish(sandbox, change)
-
-    async def finish(self, outcome: RunOutcome) -> None:
-        await self.host.finish(outcome)
-
-
-class AsksPlan(HostWrapper):
-    """A RunHost that records the run's plan question (`ask`, with the revision) before a
-    plan that waits for approval is shown: from then on, answers are kept for the run even
-    while it is still parking."""
-
-    def __init__(self, host: RunHost, ask: Callable[[int], Awaitable[None]]) -> None:
-        super().__init__(host)
-        self._ask = ask
-
-    async def post_plan(
-        self, plan: PlanDict, *, awaiting_approval: bool, revision: int | None = None
-    ) -> None:
-        if awaiting_approval:
-            await self._ask(revision or 1)
-        await self.host.post_plan(plan, awaiting_approval=awaiting_approval, revision=revision)
-
-
-class StoppedReason(HostWrapper):
-    """A RunHost that reports a run stopped from outside (the `stop` command, maybe taken by
-    another process) with the reason the store holds for it ("stopped by @carol"), not the
-    bare cancellation."""
-
-    def __init__(self, host: RunHost, stored: Callable[[], Awaitable[str | None]]) -> None:
-        super().__init__(host)
-        self._stored = stored
-
-    async def finish(self, outcome: RunOutcome) -> None:
-        if outcome.status == "stopped":
-            try:
-                reason = await self._stored()
-            except Exception as exc:  # the bare reason is better than no final status
-                log.warning("run.stop_reason_unreadable", error=f"{type(exc).__name__}: {exc}")
-                reason = None
-            outcome = dataclasses.replace(outcome, reason=reason or outcome.reason)
-        await self.host.finish(outcome)
 
 
 @dataclass

@@ -18,8 +18,6 @@ import pytest
 from structlog.testing import capture_logs
 
 from app.agent import runner
-from app.agent.budget import Usage
-from app.agent.host import RunOutcome
 from app.agent.runner import SUSPEND
 from app.config import Settings
 from app.github.app import GitHubApp
@@ -29,7 +27,6 @@ from app.runs.jobs import (
     CHECKPOINT_LOST,
     CRASHED,
     RunJob,
-    StoppedReason,
     decision_from,
     make_run_job,
     run_input,
@@ -38,7 +35,7 @@ from app.runs.models import Run, RunKind, RunStatus, StoredCommand
 from app.runs.pull_host import FORK
 from app.runs.store import Store
 from app.sandbox.local import LocalProvider
-from tests.agent.conftest import REPO_FILES, RecordingHost, script_fix, script_plan, script_pr
+from tests.agent.conftest import REPO_FILES, script_fix, script_plan, script_pr
 from tests.e2e.conftest import (
     INSTALLATION,
     MAINTAINER,
@@ -166,31 +163,6 @@ def test_answers_become_plan_decisions_that_record_who_decided() -> None:
     assert decision_from(command("stop")) == {"verb": "stop", "by": "carol"}
     assert decision_from(command("revise", "\u200b \n")) is None  # nothing visible to act on
     assert decision_from(command("status")) is None
-
-
-async def test_a_stopped_run_is_reported_with_the_reason_the_front_door_stored(
-    tmp_path: Path,
-) -> None:
-    host = RecordingHost(tmp_path)
-    stored: list[str | None] = ["stopped by @carol", None]
-
-    async def reason() -> str | None:
-        if not stored:
-            raise ConnectionError("database gone")
-        return stored.pop(0)
-
-    wrapped = StoppedReason(host, reason)
-    stopped = RunOutcome("stopped", "r1", Usage(model_calls=3), reason="the run was stopped")
-    for _ in range(3):  # stored reason, none stored, store unreadable
-        await wrapped.finish(stopped)
-    await wrapped.finish(RunOutcome("failed", "r1", Usage(), reason="boom"))
-    assert [o.reason for o in host.outcomes] == [
-        "stopped by @carol",
-        "the run was stopped",
-        "the run was stopped",
-        "boom",
-    ]
-    assert host.outcomes[0].usage.model_calls == 3
 
 
 async def test_the_run_input_names_the_issue_branch_and_thread(store: Store) -> None:
