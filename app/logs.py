@@ -4,24 +4,39 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from collections.abc import Iterable, MutableMapping
 from typing import Any
 
 import structlog
 
 REDACTED = "[redacted]"
+#: Secrets learned at run time (installation tokens, minted hourly per repository) a redactor
+#: keeps; the oldest go first, long expired, so a server running for months stays fast.
+MAX_LEARNED_SECRETS = 4096
+
+# The redactor of this process's logs, set by configure_logging.
+_process_redactor: SecretRedactor | None = None
 
 
 class SecretRedactor:
     """A structlog processor that replaces known secret values anywhere in an event."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
+        self._fixed = {s for s in secrets if len(s) >= 4}
+        self._learned: dict[str, None] = {}  # insertion-ordered: the oldest is dropped first
+        self._lock = threading.Lock()  # tokens are minted in worker threads
         # Longest first so a secret containing another is replaced whole.
-        self._secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+        self._secrets = sorted(self._fixed, key=len, reverse=True)
 
     def add(self, secret: str) -> None:
-        if len(secret) >= 4 and secret not in self._secrets:
-            self._secrets = sorted([*self._secrets, secret], key=len, reverse=True)
+        with self._lock:
+            if len(secret) < 4 or secret in self._fixed or secret in self._learned:
+                return
+            self._learned[secret] = None
+            while len(self._learned) > MAX_LEARNED_SECRETS:
+                del self._learned[next(iter(self._learned))]
+            self._secrets = sorted({*self._fixed, *self._learned}, key=len, reverse=True)
 
     def scrub(self, value: Any) -> Any:
         if isinstance(value, str):
@@ -40,7 +55,9 @@ class SecretRedactor:
 
 def configure_logging(*, level: str, fmt: str, secrets: Iterable[str]) -> SecretRedactor:
     """Configure structlog once per process; returns the redactor so tokens can be added."""
+    global _process_redactor
     redactor = SecretRedactor(secrets)
+    _process_redactor = redactor
     renderer: Any = (
         structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer()
     )
@@ -58,3 +75,9 @@ def configure_logging(*, level: str, fmt: str, secrets: Iterable[str]) -> Secret
         cache_logger_on_first_use=False,
     )
     return redactor
+
+
+def redact_from_logs(secret: str) -> None:
+    """Redact a secret learned after start-up (an installation token) from this process's logs."""
+    if _process_redactor is not None:
+        _process_redactor.add(secret)

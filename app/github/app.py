@@ -17,6 +17,7 @@ from app.github.client import InstallationClient
 from app.github.errors import GitHubError, NotFound
 from app.github.transport import backoff_factor, github_errors, github_options, repeatable_posts
 from app.github.types import InstallationInfo, InstallationToken
+from app.logs import redact_from_logs
 
 JWT_BACKDATE = 60  # seconds: tolerate a server clock slightly ahead of ours (GitHub's advice)
 JWT_LIFETIME = 540  # seconds: GitHub refuses exp more than 10 min ahead; keep a margin
@@ -130,6 +131,7 @@ class GitHubApp:
                     "POST", f"/app/installations/{installation_id}/access_tokens", input=body
                 )
             token = InstallationToken(str(data["token"]), _parse_time(data["expires_at"]))
+            redact_from_logs(token.token)  # e.g. should a library's error ever quote it
             self._tokens[key] = token
             return token
 

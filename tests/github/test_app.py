@@ -175,3 +175,23 @@ def test_retries_a_bad_gateway_then_succeeds(gh: FakeGitHub, github_app: GitHubA
 def test_repr_holds_no_key_material(gh: FakeGitHub, github_app: GitHubApp) -> None:
     assert gh.private_key_pem is not None
     assert "PRIVATE" not in repr(github_app)
+
+
+def test_a_minted_installation_token_is_redacted_from_the_process_logs(
+    github_app: GitHubApp, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import structlog
+
+    import app.logs as logs
+
+    logs.configure_logging(level="info", fmt="console", secrets=[])
+    try:
+        token = github_app.installation_token(INSTALLATION, REPO).token
+        structlog.get_logger().error("git said", output=f"https://x:{token}@github.com")
+    finally:
+        structlog.reset_defaults()
+        logs._process_redactor = None
+
+    err = capsys.readouterr().err
+    assert token not in err
+    assert logs.REDACTED in err
