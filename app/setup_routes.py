@@ -65,7 +65,10 @@ class SetupStateStore:
         self._states: OrderedDict[str, float] = OrderedDict()
 
     def token_matches(self, candidate: str | None) -> bool:
-        return candidate is not None and secrets.compare_digest(candidate, self.token)
+        # As bytes: compare_digest raises TypeError on a str with non-ASCII characters.
+        return candidate is not None and secrets.compare_digest(
+            candidate.encode(), self.token.encode()
+        )
 
     def new_state(self) -> str:
         state = secrets.token_urlsafe(24)

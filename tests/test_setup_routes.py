@@ -131,6 +131,19 @@ def test_without_the_setup_token_nothing_can_be_registered(
     assert store.consume_state("anything") is False
 
 
+@pytest.mark.parametrize("path", ["/", "/setup"])
+def test_a_non_ascii_setup_token_is_refused_not_a_server_error(
+    gh: FakeGitHub, env_file: Path, store: SetupStateStore, path: str
+) -> None:
+    app = Starlette(routes=setup_routes(make_settings(gh, env_file), state_store=store))
+    client = TestClient(app, raise_server_exceptions=False)
+
+    response = client.get(f"{path}?token=%C3%A9t%C3%A9")  # compare_digest refuses non-ASCII str
+
+    assert response.status_code == 403
+    assert "setup link printed in the server's log" in response.text
+
+
 def test_organization_and_name_options(gh: FakeGitHub, client: TestClient) -> None:
     response = client.get("/setup", params={"token": TOKEN, "org": "acme-inc", "name": "acme-swe"})
 
