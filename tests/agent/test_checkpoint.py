@@ -14,6 +14,7 @@ from typing_extensions import TypedDict
 
 from app.agent.checkpoint import CHECKPOINT_FILE, open_checkpointer, postgres_conninfo
 from app.config import Settings
+from tests.unavailable import unavailable
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -73,7 +74,7 @@ async def test_postgres_when_database_url_points_there() -> None:
     try:
         admin = await psycopg.AsyncConnection.connect(POSTGRES, autocommit=True)
     except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL is not reachable at {POSTGRES}: {exc}")
+        unavailable(f"PostgreSQL is not reachable at {POSTGRES}: {exc}")
     async with admin:
         await admin.execute(f'CREATE SCHEMA "{schema}"')
         try:

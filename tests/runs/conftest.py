@@ -15,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
 from app.runs.store import Store
+from tests.unavailable import unavailable
 
 POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -44,7 +45,7 @@ class postgres_store:
                 await conn.execute(text(f'CREATE SCHEMA "{self.schema}"'))
         except OperationalError as exc:
             await self.store.close()
-            pytest.skip(f"PostgreSQL is not reachable at {POSTGRES_URL}: {exc.orig}")
+            unavailable(f"PostgreSQL is not reachable at {POSTGRES_URL}: {exc.orig}")
         await self.store.create_all()
         return self.store
 

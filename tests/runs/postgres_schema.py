@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-import pytest
 
 from app.runs.store import Store
+from tests.unavailable import unavailable
 
 POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -44,7 +44,7 @@ class postgres_schema:
         try:
             admin = await psycopg.AsyncConnection.connect(POSTGRES_URL, autocommit=True)
         except psycopg.OperationalError as exc:
-            pytest.skip(f"PostgreSQL is not reachable at {POSTGRES_URL}: {exc}")
+            unavailable(f"PostgreSQL is not reachable at {POSTGRES_URL}: {exc}")
         await admin.execute(f'CREATE SCHEMA "{self.name}"'.encode())
         store = Store.open(self.url)
         await store.create_all()

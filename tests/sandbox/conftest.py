@@ -10,6 +10,7 @@ import pytest
 
 from app.sandbox.bwrap import Bubblewrap, find_bubblewrap, probe
 from app.sandbox.local import LocalProvider
+from tests.unavailable import unavailable
 
 
 def fast_provider(root: Path, **options: Any) -> LocalProvider:
@@ -47,5 +48,5 @@ def plain_provider(tmp_path: Path) -> LocalProvider:
 def bwrap_provider(tmp_path: Path) -> LocalProvider:
     problem = bwrap_problem(tmp_path)
     if problem is not None:
-        pytest.skip(f"bubblewrap unusable here: {problem}")
+        unavailable(f"bubblewrap unusable here: {problem}")
     return fast_provider(tmp_path / "sandboxes", use_bwrap=True)

@@ -25,6 +25,7 @@ from app.sandbox.output import REDACTED
 from app.sandbox.process import STREAM_KEEP_BYTES
 from tests.sandbox.conftest import bwrap_problem, fast_provider, processes_with
 from tests.sandbox.contract import AUTHOR, TOKEN, SandboxContract, host_git, make_remote
+from tests.unavailable import unavailable
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 
@@ -413,7 +414,7 @@ def test_unconfined_commands_see_the_host(plain_provider: LocalProvider) -> None
 @pytest.mark.parametrize("network", [True, False])
 def test_bwrap_network_can_be_switched_off(tmp_path: Path, network: bool) -> None:
     if bwrap_problem(tmp_path):
-        pytest.skip("bubblewrap unusable here")
+        unavailable("bubblewrap unusable here")
     provider = fast_provider(tmp_path / "root", use_bwrap=True, network=network)
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
