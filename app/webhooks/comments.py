@@ -8,6 +8,7 @@ from app.github.types import ReactionTarget
 from app.runs.dispatch import ResumeRun
 from app.runs.inbox import plan_asked
 from app.runs.models import Run, RunStatus, StoredCommand
+from app.runs.status import MAX_REASON_CHARS, inline
 from app.webhooks import messages
 from app.webhooks.commands import Command, Verb, addresses_bot, parse_command
 from app.webhooks.context import HandlerContext
@@ -133,7 +134,8 @@ async def _status(
             updated=run.updated_at.strftime("%Y-%m-%d %H:%M UTC"),
         )
         if run.error:
-            body += messages.STATUS_ERROR.format(error=run.error)
+            # Inert, as on the status comment: a reason can quote output the agent produced.
+            body += messages.STATUS_ERROR.format(error=inline(run.error, MAX_REASON_CHARS))
     await ctx.reply_once(event, body)
     return Outcome("replied", "status")
 

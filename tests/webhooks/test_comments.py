@@ -340,6 +340,20 @@ async def test_status_reports_the_latest_run(harness: Harness) -> None:
     assert "the tests failed" in answer
 
 
+async def test_status_echoes_a_failure_reason_inert(harness: Harness) -> None:
+    # A reason can quote command output the agent (steered by the issue) produced.
+    await harness.deliver("issues", labeled())
+    run = await harness.store.active_run(ISSUE)
+    assert run is not None
+    error = "setup failed: @octo-team look <img src=x> [here](https://evil.example)"
+    await harness.store.set_run_status(run.id, "failed", error=error)
+    await say(harness, "/open-swe status")
+    [answer] = bot_comments(harness)
+    assert "@\u200bocto-team" in answer  # shown, but pings nobody
+    assert "\\<img src=x\\>" in answer  # escaped: shown as text, not rendered
+    assert "\\[here\\](https://evil.example)" in answer  # not a link
+
+
 async def test_a_mention_on_a_pull_request_is_an_auto_approved_follow_up(
     harness: Harness,
 ) -> None:
