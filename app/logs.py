@@ -6,7 +6,7 @@ import logging
 import sys
 import threading
 from collections.abc import Iterable, MutableMapping
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 
@@ -74,7 +74,40 @@ def configure_logging(*, level: str, fmt: str, secrets: Iterable[str]) -> Secret
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=False,
     )
+    _route_stdlib_logging(redactor, renderer)
     return redactor
+
+
+class _RedactingHandler(logging.StreamHandler[TextIO]):
+    """Marks the root handler configure_logging installed, so configuring again replaces it."""
+
+
+def _route_stdlib_logging(redactor: SecretRedactor, renderer: Any) -> None:
+    """Send libraries' stdlib logging (procrastinate, httpx, PyGithub...) through the same
+    redaction and renderer, at WARNING and above whatever our level: at debug some of them log
+    raw HTTP bodies, e.g. PyGithub the answer that mints an installation token, before anyone
+    could know the token to redact it."""
+    handler = _RedactingHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[
+                structlog.stdlib.add_log_level,
+                structlog.stdlib.add_logger_name,
+                structlog.processors.TimeStamper(fmt="iso"),
+            ],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,  # the traceback as text, then redacted
+                redactor,
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _RedactingHandler)]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
 
 
 def redact_from_logs(secret: str) -> None:
