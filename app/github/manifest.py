@@ -113,7 +113,12 @@ def convert_manifest_code(api_url: str, code: str, *, timeout: float = 30) -> Ap
             f"GitHub refused to finish the setup ({response.status_code}); start it again",
             status=response.status_code,
         )
-    return _credentials(response.json())
+    try:
+        return _credentials(response.json())
+    except ValueError:  # not JSON, or an id that is not a number: a clear page, not a 500
+        raise GitHubError(
+            "GitHub sent an unexpected answer to the setup; start the setup again"
+        ) from None
 
 
 def _credentials(data: Any) -> AppCredentials:

@@ -132,6 +132,12 @@ def test_conversion_server_error_is_reported(gh: FakeGitHub) -> None:
         convert_manifest_code(gh.url, "abc")
 
 
+def test_an_answer_of_the_wrong_shape_is_reported_not_raised(gh: FakeGitHub) -> None:
+    gh.add_manifest_conversion("odd")["id"] = "not-a-number"
+    with pytest.raises(GitHubError, match=r"unexpected answer.*start the setup again"):
+        convert_manifest_code(gh.url, "odd")
+
+
 def test_env_file_is_created_private_and_loads_back(tmp_path: Path) -> None:
     env = tmp_path / ".env"
 
