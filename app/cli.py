@@ -110,6 +110,7 @@ def _serve(settings: Settings, *, host: str | None, port: int | None) -> int:
         host=bind_host,
         port=bind_port,
         log_level=settings.log_level,
+        log_config=None,  # uvicorn's logs (access lines, tracebacks) go through our redactor
         proxy_headers=True,
     )
     return 0
