@@ -6,6 +6,7 @@ import re
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -46,7 +47,8 @@ class Settings(BaseSettings):
 
     # Server and storage
     data_dir: Path = Field(Path(".open-swe"), validation_alias="OPEN_SWE_DATA_DIR")
-    database_url_raw: str | None = Field(None, validation_alias="DATABASE_URL")
+    # repr=False: a PostgreSQL URL may carry a password.
+    database_url_raw: str | None = Field(None, validation_alias="DATABASE_URL", repr=False)
     host: str = Field("127.0.0.1", validation_alias="HOST")
     port: int = Field(8000, validation_alias="PORT", ge=1, le=65535)
     public_url: str | None = Field(None, validation_alias="OPEN_SWE_PUBLIC_URL")
@@ -229,6 +231,9 @@ class Settings(BaseSettings):
         pem = self.private_key_pem if self.github_app_private_key_path else None
         if pem is not None:
             values.append(pem.get_secret_value())
+        database_password = urlsplit(self.database_url).password
+        if database_password:
+            values.append(unquote(database_password))
         return values
 
 

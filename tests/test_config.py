@@ -125,3 +125,9 @@ def test_the_queue_prefix_may_take_the_longest_name_postgresql_notifies(
     assert load_settings().queue_prefix == "open-swe"
     monkeypatch.setenv("OPEN_SWE_QUEUE_PREFIX", "test_0123456789abcdef-_ABCDEF")
     assert load_settings().queue_prefix == "test_0123456789abcdef-_ABCDEF"
+
+
+def test_a_database_password_is_a_secret_and_hidden_from_repr() -> None:
+    settings = load_settings(_env_file=None, DATABASE_URL="postgresql://swe:p%40ss-w0rd@db/openswe")
+    assert "p@ss-w0rd" in settings.secret_values()
+    assert "w0rd" not in repr(settings)
