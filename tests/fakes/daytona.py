@@ -223,7 +223,8 @@ class FakeDaytona:
         if method == "GET" and rest == "":
             return json_response(self._list(query))
         match = re.fullmatch(
-            r"/([^/]+)(?:/(start|stop|archive|autostop|autodelete|autoarchive)(?:/(-?\d+))?)?", rest
+            r"/([^/]+)(?:/(start|stop|archive|labels|autostop|autodelete|autoarchive)(?:/(-?\d+))?)?",
+            rest,
         )
         if not match:
             raise HttpError(404, f"Cannot {method} /sandbox{rest}")
@@ -242,6 +243,9 @@ class FakeDaytona:
                 if sandbox.state in ("error", "build_failed"):
                     raise HttpError(400, f"Sandbox {sandbox.id} is in an errored state")
                 sandbox.state = "started"
+            elif method == "PUT" and action == "labels":
+                sandbox.request["labels"] = dict(body["labels"])  # replaces them all, as Daytona
+                return json_response({"labels": sandbox.labels})
             elif method == "POST" and action == "stop":
                 sandbox.state = "stopped"
             elif method == "POST" and action == "archive":

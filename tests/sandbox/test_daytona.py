@@ -551,6 +551,87 @@ def test_push_sends_the_branch_and_never_forces(
     assert _remote_ref(remote, "open-swe/issue-7") == sha
 
 
+def test_a_push_goes_where_the_clone_came_from_whatever_the_agent_configured(
+    fake: FakeDaytona,
+    provider: DaytonaProvider,
+    sandbox: DaytonaSandbox,
+    remote: str,
+    tmp_path: Path,
+) -> None:
+    creds = GitCredentials(TOKEN)
+    sandbox.clone(remote, "widgets", credentials=creds)
+    attacker = bare_repo(tmp_path / "attacker", {"x": "x\n"})
+    included = tmp_path / "included.cfg"
+    included.write_text(f'[url "{attacker}"]\n\tpushInsteadOf = {remote}\n')
+    # What a prompt-injected agent could do to .git/config before we push.
+    for command in (
+        f"git remote set-url origin {attacker}",
+        f"git config remote.origin.pushurl {attacker}",
+        f"git config url.{attacker}.insteadOf {remote}",
+        f"git config include.path {included}",
+        f"git config includeIf.gitdir:/.path {included}",
+        "git checkout -q -b open-swe/issue-7",
+    ):
+        assert sandbox.run(command, cwd="widgets").exit_code == 0, command
+    sandbox.write_file("widgets/fix.txt", b"fix\n")
+    sha = sandbox.commit("widgets", "Fix", author=AUTHOR)
+
+    sandbox.push("widgets", "open-swe/issue-7", credentials=creds)
+    assert _remote_ref(remote, "open-swe/issue-7") == sha
+    assert _ref_or_empty(attacker, "open-swe/issue-7") == ""
+
+    # Another process acquiring this sandbox still knows where the clone came from (a label),
+    # and the label does not change which labels acquire() matches on.
+    again = provider.acquire(LABELS)
+    assert (again is not sandbox, again.id, again.labels) == (True, sandbox.id, LABELS)
+    sandbox.run(f"git remote set-url origin {attacker}", cwd="widgets")
+    sandbox.write_file("widgets/more.txt", b"more\n")
+    more = sandbox.commit("widgets", "More", author=AUTHOR)
+    again.push("widgets", "open-swe/issue-7", credentials=creds)
+    assert _remote_ref(remote, "open-swe/issue-7") == more
+    assert _ref_or_empty(attacker, "open-swe/issue-7") == ""
+
+
+def test_a_push_with_credentials_from_a_repo_it_did_not_clone_is_refused(
+    fake: FakeDaytona, sandbox: DaytonaSandbox, remote: str
+) -> None:
+    sandbox.run(f"git clone -q {remote} widgets")
+    sandbox.run("git checkout -q -b feature", cwd="widgets")
+    with pytest.raises(SandboxError, match="did not clone it") as raised:
+        sandbox.push("widgets", "feature", credentials=GitCredentials(TOKEN))
+    assert TOKEN not in str(raised.value)
+    assert not fake.calls("POST", "/git/push$")
+    assert _ref_or_empty(remote, "feature") == ""
+
+
+def test_a_git_config_that_is_not_put_back_is_refused(
+    fake: FakeDaytona, sandbox: DaytonaSandbox, remote: str
+) -> None:
+    sandbox.clone(remote, "widgets", credentials=GitCredentials(TOKEN))
+    sandbox.run("git config remote.origin.receivepack 'sh -c evil'", cwd="widgets")
+    with pytest.raises(SandboxError, match=r"tampered with \(remote.origin.receivepack is set"):
+        sandbox.push("widgets", "main", credentials=GitCredentials(TOKEN))
+    assert not fake.calls("POST", "/git/push$")
+
+
+def _ref_or_empty(remote: str, branch: str) -> str:
+    result = subprocess.run(
+        [
+            "git",
+            "--git-dir",
+            remote.removeprefix("file://"),
+            "rev-parse",
+            "--verify",
+            "-q",
+            f"refs/heads/{branch}",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return result.stdout.strip()
+
+
 # --- lifecycle -----------------------------------------------------------------------------
 
 

@@ -24,6 +24,7 @@ from app.sandbox.backoff import RetryPolicy
 from app.sandbox.base import Sandbox, SandboxError, SandboxProvider
 from app.sandbox.daytona.api import DaytonaApi, DaytonaTimings, log, state_of
 from app.sandbox.daytona.errors import describe, status
+from app.sandbox.daytona.origin import ORIGIN_LABEL_PREFIX
 from app.sandbox.daytona.sandbox import DaytonaSandbox
 
 OWNER_LABEL = "open-swe"  # on every sandbox we create: sweep leaks with find({})
@@ -194,7 +195,11 @@ class DaytonaProvider(SandboxProvider):
 
 
 def _caller_labels(labels: Mapping[str, str] | None) -> dict[str, str]:
-    return {k: v for k, v in (labels or {}).items() if k not in _INTERNAL_LABELS}
+    return {
+        k: v
+        for k, v in (labels or {}).items()
+        if k not in _INTERNAL_LABELS and not k.startswith(ORIGIN_LABEL_PREFIX)
+    }
 
 
 async def _collect(items: Any) -> list[AsyncSandbox]:

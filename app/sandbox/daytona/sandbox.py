@@ -34,6 +34,7 @@ from app.sandbox.daytona.errors import (
     unavailable,
 )
 from app.sandbox.daytona.files import DaytonaFiles, in_work_dir
+from app.sandbox.daytona.origin import config_problem, origin_label, reset_script
 from app.sandbox.daytona.script import session_script, unclip
 from app.sandbox.git import check_url, public_url
 from app.sandbox.process import TIMEOUT_EXIT_CODE
@@ -61,6 +62,7 @@ class DaytonaSandbox(Sandbox):
         self._files = DaytonaFiles(
             sdk, self.toolbox, transfer_limit=api.timings.transfer, secrets=self._secrets
         )
+        self._origins: dict[str, str] = {}  # repo path -> the URL it was cloned from
 
     @property
     def id(self) -> str:
@@ -207,6 +209,14 @@ class DaytonaSandbox(Sandbox):
             self._blocking(clone(), f"cloning {where}")
         except SandboxError as exc:
             raise clone_failure(exc, where, branch, self._secrets) from exc.__cause__
+        self._origins[target] = url
+        self._blocking(self._record_origin(target, url), "recording where a clone came from")
+
+    async def _record_origin(self, path: str, url: str) -> None:
+        # A label, so a process that acquires this sandbox later knows it too (see origin.py).
+        sdk = self._sdk
+        labels = {**(sdk.labels or {}), origin_label(path): url}
+        await self._api.call("labelling the sandbox", lambda: sdk.set_labels(labels))
 
     def commit(self, repo: str, message: str, *, author: GitIdentity) -> str | None:
         path = self._abs(repo)
@@ -239,6 +249,8 @@ class DaytonaSandbox(Sandbox):
         git, user, password = self._sdk.git, _user(credentials), _password(credentials)
 
         async def push() -> None:
+            if credentials is not None:
+                await self._restore_origin(path)
             # Pushing the same ref again is harmless, so a 502 is simply retried. Never forced.
             await self.toolbox(
                 "pushing",
@@ -250,6 +262,27 @@ class DaytonaSandbox(Sandbox):
             self._blocking(push(), f"pushing {branch}")
         except SandboxError as exc:
             raise push_failure(exc, branch, self._secrets) from exc.__cause__
+
+    async def _restore_origin(self, path: str) -> None:
+        """Point origin back at the URL the clone came from, or refuse: the daemon pushes
+        wherever .git/config says, and the agent can edit it (see origin.py)."""
+        url = self._origins.get(path) or (self._sdk.labels or {}).get(origin_label(path))
+        if not url:
+            raise SandboxError(
+                f"cannot push {path} with credentials: this sandbox did not clone it, "
+                "so where it may push is unknown"
+            )
+        await self._run_async(reset_script(url), path, {}, 60)
+        config = f"{path}/.git/config"
+        try:
+            text = await self.toolbox(
+                "reading git config", lambda: self._sdk.fs.download_file(config)
+            )
+        except DaytonaNotFoundError:
+            raise SandboxError(f"cannot push {path}: {config} is missing") from None
+        problem = config_problem(text.decode("utf-8", "replace"), url)
+        if problem is not None:
+            raise SandboxError(f"cannot push {path}: its git config was tampered with ({problem})")
 
     async def _has_staged(self, path: str) -> bool:
         answer = await self.toolbox("reading git status", lambda: self._sdk.git.status(path))
