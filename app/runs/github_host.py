@@ -231,7 +231,8 @@ class GitHubHost:
         """Push the branch (never forced), then update its open pull request or open a draft
         one, and ask the person who triggered the run to review it."""
         await self._push(sandbox, change)
-        title = self._scrub(" ".join(change.title.split()))[:MAX_PR_TITLE_CHARS] or change.branch
+        title = self._model_words(" ".join(change.title.split()), change)[:MAX_PR_TITLE_CHARS]
+        title = title or change.branch
         body = self._pull_body(change)
         try:
             pull, created = await self._call(self._open_or_update_pull, change, title, body)
@@ -278,8 +279,14 @@ class GitHubHost:
         except GitHubError as exc:
             log.warning("pull.review_request_failed", run=self.run_id, error=self._scrub(str(exc)))
 
+    def _model_words(self, text: str, change: Change) -> str:
+        """The model's text made safe to publish: no secret, no ping, and no closing keyword
+        for any issue but the one this change fixes."""
+        text = status.quiet_mentions(self._scrub(text))
+        return status.unclose_others(text, repo=self.repo, issue_number=change.issue_number)
+
     def _pull_body(self, change: Change) -> str:
-        body = self._scrub(change.body)
+        body = self._model_words(change.body, change)
         closing = f"Fixes #{change.issue_number}" if change.issue_number is not None else None
         limit = MAX_COMMENT_CHARS - (len(closing) + 2 if closing else 0)
         if len(body) > limit:

@@ -16,7 +16,6 @@ Pull requests from forks are refused: the App's token cannot push to someone els
 from __future__ import annotations
 
 import asyncio
-import re
 from typing import Any, Protocol
 
 import structlog
@@ -44,7 +43,6 @@ NOT_PUSHED = {
     "stopped": "I stopped before pushing anything: {reason}",
 }
 REPLY_MARKER = "<!-- open-swe:follow-up run={run_id} -->"
-_MENTION = re.compile(r"(?<![\w@`])@(?=[A-Za-z0-9])")
 
 
 class Requests(Protocol):
@@ -115,12 +113,12 @@ class GitHubPullHost(GitHubHost):
     async def publish(self, sandbox: Sandbox, change: Change) -> Publication:
         """Push the new commits to the pull request's branch and say what changed."""
         await self._push(sandbox, change)
-        title = quiet_mentions(" ".join(change.title.split()))
+        title = status.quiet_mentions(" ".join(change.title.split()))
         body = PUSHED.format(
             commit=change.commit,
             branch=change.branch,
             title=title,
-            body=quiet_mentions(change.body),
+            body=status.quiet_mentions(change.body),
         )
         await self._answer(body)
         return Publication(branch=change.branch, url=None, created=False)
@@ -176,11 +174,6 @@ class GitHubPullHost(GitHubHost):
         if any(self._is_ours(c) and marker in c.body for c in comments):
             return
         self._client.create_comment(self.repo, self.issue_number, body, marker=marker)
-
-
-def quiet_mentions(text: str) -> str:
-    """The model's words keep their @-mentions visible but ping nobody (nor any bot)."""
-    return _MENTION.sub("@\u200b", text)
 
 
 def _thread_root(comment: ReviewCommentInfo) -> int:

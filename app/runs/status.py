@@ -134,6 +134,17 @@ _CODE_SPAN = re.compile(r"(`+)(?!`)(.+?)(?<!`)\1(?!`)")
 _MARKUP = re.compile(r"([\\`<>\[\]])")
 _MENTION = re.compile(r"(?<![\w@])@(?=[A-Za-z0-9])")
 _ZERO_WIDTH_SPACE = "\u200b"  # "@\u200bname" renders as @name without pinging anyone
+# In prose that keeps its markdown, a mention right after a backtick is inside a code span.
+_PROSE_MENTION = re.compile(r"(?<![\w@`])@(?=[A-Za-z0-9])")
+# GitHub's closing keywords, an optional colon, then one issue reference (#N, GH-N,
+# owner/repo#N or an issue/pull URL): merged into the default branch, it closes that issue.
+_CLOSING = re.compile(
+    r"\b(?P<keyword>close[sd]?|fix(?:e[sd])?|resolve[sd]?)(?P<gap>\s*:?\s*)"
+    r"(?P<ref>(?:(?P<repo>[\w.-]+/[\w.-]+)#|#|gh-)(?P<number>\d+)"
+    r"|https?://[^\s/]+/(?P<url_repo>[\w.-]+/[\w.-]+)/(?:issues|pull)/(?P<url_number>\d+))"
+    r"(?![\w/])",
+    re.IGNORECASE,
+)
 
 
 def _clip(text: str, limit: int) -> str:
@@ -143,6 +154,28 @@ def _clip(text: str, limit: int) -> str:
 def _escape(text: str) -> str:
     text = _MARKUP.sub(r"\\\1", text.replace("&", "&amp;"))
     return _MENTION.sub("@" + _ZERO_WIDTH_SPACE, text)
+
+
+def quiet_mentions(text: str) -> str:
+    """The model's words keep their @-mentions visible but ping nobody (nor any bot)."""
+    return _PROSE_MENTION.sub("@" + _ZERO_WIDTH_SPACE, text)
+
+
+def unclose_others(text: str, *, repo: str, issue_number: int | None) -> str:
+    """Text for a pull request that closes no issue but the run's own when merged.
+
+    A closing keyword aimed at any other issue (the model's words can be steered by the issue
+    text) becomes "refs": the reference still links, nothing gets closed.
+    """
+
+    def rewrite(match: re.Match[str]) -> str:
+        ref_repo = match.group("repo") or match.group("url_repo") or repo
+        number = int(match.group("number") or match.group("url_number"))
+        if ref_repo.lower() == repo.lower() and number == issue_number:
+            return match.group(0)
+        return f"refs {match.group('ref')}"
+
+    return _CLOSING.sub(rewrite, text)
 
 
 def inline(text: str, limit: int = MAX_DETAIL_CHARS) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -550,6 +551,53 @@ async def test_publishing_again_updates_the_same_pull_request(
     assert pull.issue.title == "Fix add() and note it"
     assert pull.issue.body == "Also notes.\n\nFixes #1\n"  # the closing keyword is kept
     assert git(bare, "rev-parse", f"refs/heads/{BRANCH}") == follow_up.commit
+
+
+# Any closing keyword with its reference, the way GitHub reads one (for the assertions below).
+LIVE_CLOSING = re.compile(
+    r"\b(?:close[sd]?|fix(?:e[sd])?|resolve[sd]?)\s*:?\s*(\S+)", re.IGNORECASE
+)
+
+
+async def test_the_models_words_ping_nobody_and_close_no_other_issue(
+    host: GitHubHost, gh: FakeGitHub, sandbox: Sandbox
+) -> None:
+    summary = (
+        "Thanks @octocat! Fixes #99 and also closes other/repo#5.\n"
+        "RESOLVED: https://github.com/acme/other/issues/3, fixes acme/widgets#1.\n"
+    )
+    change = await prepared_change(
+        host, sandbox, FIXED, title="Closes #99 for @octocat", body=summary
+    )
+    await host.publish(sandbox, change)
+    [pull] = gh.pulls.values()
+    body, title = pull.issue.body or "", pull.issue.title
+    for text in (body, title):
+        assert not re.search(r"(?<![\w@`])@octocat", text)  # would ping
+        assert "@\u200boctocat" in text  # still shown
+    assert LIVE_CLOSING.findall(title) == []
+    assert "refs #99" in title
+    closes = [ref.rstrip(".,") for ref in LIVE_CLOSING.findall(body)]
+    assert closes == ["acme/widgets#1", "#1"]  # the run's own issue only: the model's, ours
+    assert len(re.findall(r"Fixes #1\b", body)) == 1
+    assert "refs #99" in body
+    assert "refs other/repo#5" in body
+    assert "refs https://github.com/acme/other/issues/3" in body
+
+
+async def test_the_run_issues_closing_line_stays_once_whatever_the_model_wrote(
+    host: GitHubHost, gh: FakeGitHub, sandbox: Sandbox
+) -> None:
+    change = await prepared_change(
+        host, sandbox, FIXED, body="@octocat said so. Fixes #99, closes other/repo#5"
+    )
+    await host.publish(sandbox, change)
+    [pull] = gh.pulls.values()
+    body = pull.issue.body or ""
+    assert LIVE_CLOSING.findall(body) == ["#1"]
+    assert len(re.findall(r"Fixes #1\b", body)) == 1
+    assert body.rstrip().endswith("Fixes #1")
+    assert not re.search(r"(?<![\w@`])@octocat", body)
 
 
 async def test_a_refused_review_request_or_a_failed_record_does_not_fail_the_publication(
