@@ -7,7 +7,6 @@ unittest TestCase, which pytest runs too (the tests check the result with pytest
 from __future__ import annotations
 
 import asyncio
-import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +30,7 @@ from app.config import Settings
 from app.sandbox.base import GitCredentials, GitIdentity, Sandbox
 from app.sandbox.local import LocalProvider
 from tests.fakes.model import ModelRequest, Reply, ScriptedModel, calls, offers, text, tool
+from tests.helpers import git
 
 FAKE_ANTHROPIC_KEY = "sk-ant-test-0123456789abcdef-SECRET"
 FAKE_OPENAI_KEY = "sk-openai-test-fedcba9876543210-SECRET"
@@ -52,14 +52,6 @@ class AddTest(unittest.TestCase):
         self.assertEqual(add(2, 3), 5)
 """
 TEST_COMMAND = "python3 -m unittest -q"
-
-
-def git(cwd: Path, *args: str) -> str:
-    result = subprocess.run(
-        ["git", *args], cwd=cwd, capture_output=True, text=True, check=True,
-        env={"PATH": "/usr/bin:/bin", "GIT_CONFIG_GLOBAL": "/dev/null", "HOME": str(cwd)},
-    )  # fmt: skip
-    return result.stdout.strip()
 
 
 def make_repo(path: Path, files: dict[str, str]) -> Path:

@@ -42,6 +42,7 @@ from app.webhooks.event import sign
 from tests.agent.conftest import REPO_FILES, git, make_repo
 from tests.fakes.github import Comment, FakeGitHub
 from tests.fakes.model import ScriptedModel
+from tests.helpers import github_app_for
 
 FIXTURES = Path(__file__).parents[3] / "shared/fixtures/github/webhooks"
 REPO = "Codertocat/Hello-World"  # the repository of the recorded issue payloads
@@ -338,7 +339,7 @@ async def world(
     Whatever the test, the model never saw a secret or the issue's hidden comment.
     """
     assert gh.private_key_pem is not None
-    github = GitHubApp(gh.app_id, gh.private_key_pem, gh.url, max_retry_wait=1, throttle=False)
+    github = github_app_for(gh)
     built = World(tmp_path, gh, model, remote, github)
     try:
         yield built

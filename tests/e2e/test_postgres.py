@@ -19,12 +19,12 @@ from pathlib import Path
 import pytest
 
 from app.agent.checkpoint import CHECKPOINT_FILE
-from app.github.app import GitHubApp
 from app.runs.queue import DELIVERIES, PROCESS_DELIVERY_TASK, RECOVER_TASK, worker_options
 from app.worker import run_worker
 from tests.agent.conftest import script_fix, script_plan, script_pr
 from tests.e2e.conftest import ISSUE, MAINTAINER, REPO, THREAD, World
 from tests.e2e.test_issue_to_pr import assert_published
+from tests.helpers import github_app_for
 from tests.runs.postgres_schema import PostgresSchema, postgres_schema
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -42,7 +42,7 @@ class Worker:
         settings = self._world.settings
         gh = self._world.gh
         assert gh.private_key_pem is not None
-        github = GitHubApp(gh.app_id, gh.private_key_pem, gh.url, max_retry_wait=1, throttle=False)
+        github = github_app_for(gh)
         options = dataclasses.replace(worker_options(settings), poll_interval=0.2)
         self._stop = asyncio.Event()
         self._task = asyncio.create_task(

@@ -9,6 +9,7 @@ import pytest
 from app.github.app import GitHubApp
 from app.github.client import InstallationClient
 from tests.fakes.github import FakeGitHub
+from tests.helpers import github_app_for
 
 INSTALLATION = 7
 REPO = "acme/widgets"
@@ -24,8 +25,7 @@ def gh() -> Iterator[FakeGitHub]:
 
 @pytest.fixture
 def github_app(gh: FakeGitHub) -> GitHubApp:
-    assert gh.private_key_pem is not None
-    return GitHubApp(gh.app_id, gh.private_key_pem, gh.url, max_retry_wait=3, throttle=False)
+    return github_app_for(gh, max_retry_wait=3)
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -45,6 +44,7 @@ from tests.agent.conftest import (
 from tests.fakes.git_http import GitHttpServer
 from tests.fakes.github import FakeGitHub
 from tests.fakes.model import ScriptedModel
+from tests.helpers import git, github_app_for
 
 INSTALLATION = 7
 REPO = "acme/widgets"
@@ -52,16 +52,8 @@ RUN = "run-0001"
 BRANCH = "open-swe/issue-1"
 SECRET_KEY = "sk-ant-test-0123456789abcdef-SECRET"
 WEBHOOK_SECRET = "whsec-test-5f5f5f5f5f5f-SECRET"  # no token shape: known, so redacted
-GIT_ENV = {"PATH": "/usr/bin:/bin", "GIT_CONFIG_GLOBAL": "/dev/null", "HOME": "/nonexistent"}
 USAGE = Usage(model_calls=2, input_tokens=1200, output_tokens=300, cost_usd=0.02, seconds=30)
 PLAN = PlanDict(title="Fix add()", steps=["Make add() return a + b", "Run the tests"])
-
-
-def git(cwd: Path, *args: str) -> str:
-    env = {**GIT_ENV, "HOME": str(cwd)}
-    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env=env)
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
 
 
 @pytest.fixture
@@ -89,8 +81,7 @@ def gh(bare: Path) -> Iterator[FakeGitHub]:
 
 @pytest.fixture
 def github_app(gh: FakeGitHub) -> GitHubApp:
-    assert gh.private_key_pem is not None
-    return GitHubApp(gh.app_id, gh.private_key_pem, gh.url, max_retry_wait=3, throttle=False)
+    return github_app_for(gh, max_retry_wait=3)
 
 
 @pytest.fixture

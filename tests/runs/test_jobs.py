@@ -47,6 +47,7 @@ from tests.e2e.conftest import (
 )
 from tests.fakes.github import Comment, FakeGitHub
 from tests.fakes.model import ScriptedModel
+from tests.helpers import github_app_for
 
 
 @pytest.fixture
@@ -86,7 +87,7 @@ def provider(tmp_path: Path) -> LocalProvider:
 @pytest.fixture
 def github(gh: FakeGitHub) -> GitHubApp:
     assert gh.private_key_pem is not None
-    return GitHubApp(gh.app_id, gh.private_key_pem, gh.url, max_retry_wait=1, throttle=False)
+    return github_app_for(gh)
 
 
 @pytest.fixture

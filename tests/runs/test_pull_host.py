@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,19 +31,12 @@ from app.runs.pull_host import (
 from app.sandbox.base import Sandbox
 from app.sandbox.local import LocalProvider
 from tests.fakes.github import FakeGitHub
+from tests.helpers import git, github_app_for
 
 INSTALLATION = 7
 REPO = "acme/widgets"
 RUN = "run-0002"
 BRANCH = "feature/notes"
-GIT_ENV = {"PATH": "/usr/bin:/bin", "GIT_CONFIG_GLOBAL": "/dev/null"}
-
-
-def git(cwd: Path, *args: str) -> str:
-    env = {**GIT_ENV, "HOME": str(cwd)}
-    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env=env)
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
 
 
 @pytest.fixture
@@ -84,8 +76,7 @@ def gh(bare: Path) -> Iterator[FakeGitHub]:
 
 @pytest.fixture
 def github_app(gh: FakeGitHub) -> GitHubApp:
-    assert gh.private_key_pem is not None
-    return GitHubApp(gh.app_id, gh.private_key_pem, gh.url, max_retry_wait=3, throttle=False)
+    return github_app_for(gh, max_retry_wait=3)
 
 
 def command(

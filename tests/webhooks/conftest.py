@@ -27,6 +27,7 @@ from app.runs.store import Store
 from app.server import create_app
 from app.webhooks.event import sign
 from tests.fakes.github import Call, FakeGitHub
+from tests.helpers import github_app_for
 
 SHARED = Path(__file__).parents[3] / "shared/fixtures/github"
 SECRET = "current-webhook-secret"
@@ -145,8 +146,7 @@ def seeded_github() -> Iterator[FakeGitHub]:
 
 
 def app_client(fake: FakeGitHub) -> GitHubApp:
-    assert fake.private_key_pem is not None
-    return GitHubApp(fake.app_id, fake.private_key_pem, fake.url, max_retry_wait=1, throttle=False)
+    return github_app_for(fake)
 
 
 @pytest.fixture
