@@ -85,6 +85,7 @@ class GitHubOAuth:
         api_url: str,
         http: httpx.AsyncClient,
         clock: Any = time.time,
+        retry_pause: float = RETRY_PAUSE,
     ) -> None:
         self.client_id = client_id
         self._client_secret = client_secret
@@ -92,6 +93,7 @@ class GitHubOAuth:
         self._api = api_url.rstrip("/")
         self._http = http
         self._clock = clock
+        self._retry_pause = retry_pause
 
     def __repr__(self) -> str:  # never the client secret
         return f"GitHubOAuth(client_id={self.client_id!r})"
@@ -197,7 +199,7 @@ class GitHubOAuth:
 
     async def _get(self, token: str, path: str, params: dict[str, Any] | None = None) -> Any:
         headers = {**API_HEADERS, "Authorization": f"Bearer {token}"}
-        pause = RETRY_PAUSE
+        pause = self._retry_pause
         for attempt in range(1, READ_ATTEMPTS + 1):
             try:
                 response = await self._http.get(

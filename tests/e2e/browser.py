@@ -10,7 +10,6 @@ Policy refused, fails the test.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from collections.abc import AsyncIterator
@@ -20,7 +19,7 @@ import pytest
 from playwright.async_api import Browser as PlaywrightBrowser
 from playwright.async_api import BrowserContext, Page, async_playwright
 
-CHROMIUM = os.environ.get("OPEN_SWE_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM = "/usr/bin/chromium"  # Debian's package
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -57,29 +56,29 @@ class Browser:
         if kind == "error" and "Content Security Policy" in message:
             self.problems.append(message)
 
-    async def screenshots(self, test_name: str) -> list[Path]:
+    async def screenshots(self, test_name: str) -> list[str]:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         stem = re.sub(r"[^\w.-]+", "_", test_name)
-        saved = []
+        saved: list[str] = []
         for index, (who, page) in enumerate(self.pages):
             if page.is_closed():
                 continue
             path = SCREENSHOTS / f"{stem}-{index}-{who}.png"
             try:
                 await page.screenshot(path=str(path), full_page=True)
-            except Exception:  # a page that cannot be shot must not hide the failure
-                continue
-            saved.append(path)
+            except Exception as exc:  # a page that cannot be shot must not hide the failure
+                saved.append(f"{path}: not taken ({type(exc).__name__}: {exc})")
+            else:
+                saved.append(str(path))
         return saved
 
 
 @pytest.fixture
 async def browser(request: pytest.FixtureRequest) -> AsyncIterator[Browser]:
-    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
-        pytest.fail(f"no Chromium at {CHROMIUM}: install Debian's chromium (.ci/run does)")
+    executable = chromium()
     async with async_playwright() as playwright:
         launched = await playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+            executable_path=executable, args=CHROMIUM_ARGS, headless=True
         )
         wrapper = Browser(launched)
         try:
@@ -90,13 +89,18 @@ async def browser(request: pytest.FixtureRequest) -> AsyncIterator[Browser]:
                 assert wrapper.problems == [], "the pages had errors"
             if report is not None and report.failed:
                 paths = await wrapper.screenshots(request.node.name)
-                report.sections.append(
-                    ("screenshots", "\n".join(str(p) for p in paths) or "(none could be taken)")
-                )
+                report.sections.append(("screenshots", "\n".join(paths) or "(no page open)"))
             await launched.close()
 
 
 CALL_REPORT = pytest.StashKey[pytest.TestReport]()
+
+
+def chromium() -> str:
+    found = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
+    if found is None:
+        pytest.fail(f"no Chromium at {CHROMIUM}: install Debian's chromium (.ci/run does)")
+    return found
 
 
 def remember_call_report(item: pytest.Item, report: pytest.TestReport) -> None:

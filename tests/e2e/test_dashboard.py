@@ -6,11 +6,17 @@ local sandbox, git); the pages update by themselves as runs progress.
 
 from __future__ import annotations
 
+import re
 import threading
+from pathlib import Path
 
+import httpx
 import pytest
 from playwright.async_api import Page, expect
 
+from app.config import Settings
+from app.server import create_app
+from app.setup_routes import SetupStateStore
 from app.web.actions import TRAIL
 from app.webhooks.commands import Verb
 from tests.agent.conftest import PLAN, script_fix, script_plan, script_pr
@@ -25,8 +31,15 @@ __all__ = ["browser"]  # the fixture
 STRANGER = "eve"  # no access to the repository at all
 
 
+METRICS_TOKEN = "metrics-e2e-token"
+
+
 async def start(world: World) -> None:
-    await world.start(github_app_client_id=CLIENT_ID, github_app_client_secret=CLIENT_SECRET)
+    await world.start(
+        github_app_client_id=CLIENT_ID,
+        github_app_client_secret=CLIENT_SECRET,
+        metrics_token=METRICS_TOKEN,
+    )
 
 
 async def signed_in(browser: Browser, world: World, login: str, path: str = "/") -> Page:
@@ -66,6 +79,18 @@ async def test_sign_in_and_watch_a_run_progress_live_to_its_pull_request(
     )
     await expect(row.locator("td.num").first).not_to_have_text("0")  # tokens were counted
     assert await page.evaluate("window.stillTheSamePage") is True
+
+    # /metrics counts what happened, from the store and the run's checkpoints.
+    assert world.server is not None
+    async with httpx.AsyncClient() as client:
+        metrics = await client.get(
+            world.server.url + "/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}
+        )
+    assert 'open_swe_runs_total{outcome="succeeded"} 1.0' in metrics.text
+    assert "open_swe_runs_active 0.0" in metrics.text
+    tokens = re.search(r'open_swe_model_tokens_total\{kind="output"\} (\S+)', metrics.text)
+    assert tokens is not None
+    assert float(tokens.group(1)) > 0
 
     # The run's own page: the plan, every step done, the tests that passed.
     await row.get_by_role("link", name=f"Run {run.id[:8]}: details").click()
@@ -151,7 +176,8 @@ async def test_without_access_a_person_sees_no_runs_and_cannot_act(
     await expect(page.get_by_text("No runs to show")).to_be_visible()
     await expect(page.locator("tbody tr")).to_have_count(0)
     answer = await page.goto(f"{base}/runs/{waiting.id}")
-    assert answer is not None and answer.status == 404
+    assert answer is not None
+    assert answer.status == 404
     api = page.context.request
     assert (await (await api.get(f"{base}/api/runs")).json()) == {"runs": []}
     assert (await api.get(f"{base}/api/runs/{waiting.id}")).status == 404
@@ -175,3 +201,36 @@ async def test_without_access_a_person_sees_no_runs_and_cannot_act(
 
     assert (await world.run_in("waiting")).id == waiting.id
     assert len(world.comments()) == comments_before  # nothing was said on GitHub
+
+
+async def test_the_setup_pages_button_shows_the_app_name_legibly(
+    tmp_path: Path, browser: Browser
+) -> None:
+    state = SetupStateStore()
+    settings = Settings(_env_file=None, data_dir=tmp_path, env_file_path=tmp_path / ".env")  # type: ignore[call-arg]
+    app = create_app(settings, setup_state=state)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8000"
+    ) as client:
+        html = (await client.get("/setup", params={"token": state.token})).text
+    page = await browser.page("setup")
+    await page.set_content(html)
+
+    name = page.get_by_role("button").first.locator("code")
+    colour = await name.evaluate("e => getComputedStyle(e).color")
+    own = await name.evaluate("e => getComputedStyle(e).backgroundColor")
+    behind = await name.evaluate("e => getComputedStyle(e.closest('button')).backgroundColor")
+    assert own == "rgba(0, 0, 0, 0)"  # transparent: the button's green shows through
+    assert contrast(colour, behind) >= 4.5
+
+
+def contrast(first: str, second: str) -> float:
+    """WCAG contrast ratio of two `rgb(r, g, b)` colours."""
+
+    def luminance(css: str) -> float:
+        channels = [int(v) / 255 for v in re.findall(r"\d+", css)[:3]]
+        linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    light, dark = sorted((luminance(first), luminance(second)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)

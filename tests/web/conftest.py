@@ -60,7 +60,9 @@ async def web(tmp_path: Path, gh: FakeGitHub, github_app: GitHubApp) -> AsyncIte
         yield started
 
 
-async def sign_in(client: httpx.AsyncClient, gh: FakeGitHub, login: str, path: str = "/") -> httpx.Response:
+async def sign_in(
+    client: httpx.AsyncClient, gh: FakeGitHub, login: str, path: str = "/"
+) -> httpx.Response:
     """Sign `login` in through the fake GitHub's web flow; the answer after the callback."""
     gh.oauth.sign_in_as = login
     start = await client.get(path)
