@@ -237,6 +237,10 @@ class Auth:
         except OAuthError as exc:
             log.info("dashboard.refresh_refused", login=session.login, error=exc.code)
             return None
+        except GitHubUnavailable:
+            if self._refreshes.get(key) is shared:
+                del self._refreshes[key]  # GitHub may not have seen it: the next request tries
+            raise
 
     def _first_use(self, state: str) -> bool:
         if state in self._used_states:
