@@ -100,8 +100,21 @@ class RunView:
 
     @property
     def branch(self) -> str | None:
-        branch = self.values.get("branch")
+        """The work branch once it is on GitHub: pushed by publish, or a pull request's own."""
+        outcome = self.values.get("outcome")
+        pushed = (
+            outcome.get("branch") if isinstance(outcome, dict) and outcome.get("commit") else None
+        )
+        branch = pushed or (self.values.get("branch") if self.run.kind == "pull" else None)
         return branch if isinstance(branch, str) and branch else None
+
+    @property
+    def approved(self) -> str | None:
+        """Who approved the plan, in words."""
+        who = self.values.get("approved_by")
+        if not isinstance(who, str) or not who:
+            return None
+        return "Auto-approved (label open-swe-auto)." if who == "auto" else f"Approved by {who}."
 
     @property
     def plan(self) -> dict[str, Any] | None:
@@ -192,6 +205,7 @@ class RunView:
             "branch": self.branch,
             "branch_url": self.branch_url,
             "approved_by": self.values.get("approved_by"),
+            "approved": self.approved,
             "plan": self.plan,
             "plan_revision": self.values.get("plan_revision"),
             "steps": self.checklist,

@@ -121,7 +121,7 @@ async def test_approve_a_waiting_plan_from_the_dashboard_and_the_run_goes_on(
         "succeeded", timeout=TIMEOUT_MS
     )
     await expect(page.get_by_role("button", name="Approve the plan")).to_be_hidden()
-    await expect(page.locator('[data-field="approved-by"]')).to_have_text(MAINTAINER)
+    await expect(page.locator('[data-field="approved"]')).to_have_text(f"Approved by {MAINTAINER}.")
     run = await world.finished_run()
     assert (run.id, run.status) == (waiting.id, "succeeded")
     trail = TRAIL[Verb.APPROVE].format(user=MAINTAINER)

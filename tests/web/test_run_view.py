@@ -95,13 +95,26 @@ def test_the_checklist_and_the_display() -> None:
 
 
 def test_links_go_to_github_with_the_names_quoted() -> None:
-    shown = view("succeeded", {"branch": "open-swe/issue-3"}, pr_number=9, repo="a/b c")
+    pushed = {
+        "branch": "open-swe/issue-3",
+        "outcome": {"branch": "open-swe/issue-3", "commit": "abc"},
+    }
+    shown = view("succeeded", pushed, pr_number=9, repo="a/b c")
     assert shown.issue_url == "https://github.com/a/b%20c/issues/3"
     assert shown.pr_url == "https://github.com/a/b%20c/pull/9"
     assert shown.branch_url == "https://github.com/a/b%20c/tree/open-swe/issue-3"
-    assert view(kind="pull").issue_url == "https://github.com/a/b/pull/3"
+    assert view("waiting", {"branch": "open-swe/issue-3"}).branch_url is None  # not pushed yet
+    follow_up = view(kind="pull", values={"branch": "fix-docs"})
+    assert follow_up.issue_url == "https://github.com/a/b/pull/3"
+    assert follow_up.branch_url == "https://github.com/a/b/tree/fix-docs"  # the PR's own
     assert view().pr_url is None
     assert view().branch_url is None
+
+
+def test_who_approved_in_words() -> None:
+    assert view(values={"approved_by": "auto"}).approved == "Auto-approved (label open-swe-auto)."
+    assert view(values={"approved_by": "carol"}).approved == "Approved by carol."
+    assert view(values={"approved_by": None}).approved is None
 
 
 def test_durations_read_naturally() -> None:

@@ -144,8 +144,8 @@
       var planSteps = document.createDocumentFragment();
       (run.plan ? run.plan.steps : []).forEach(function (step) { planSteps.appendChild(el("li", step)); });
       field(page, "plan-steps").replaceChildren(planSteps);
-      field(page, "approved").hidden = !run.approved_by;
-      setText(field(page, "approved-by"), run.approved_by || "");
+      field(page, "approved").hidden = !run.approved;
+      setText(field(page, "approved"), run.approved || "");
 
       var tests = run.tests;
       var summary = field(page, "tests-summary");
