@@ -63,6 +63,8 @@ async def test_sign_in_and_watch_a_run_progress_live_to_its_pull_request(
 
     page = await signed_in(browser, world, MAINTAINER)
     await expect(page.get_by_role("heading", name="Runs")).to_be_visible()
+    await expect(page.get_by_label("Repository")).to_have_value("")
+    await expect(page.get_by_label("Status")).to_have_value("")
     await expect(page.get_by_text("No runs to show")).to_be_visible()
     await page.evaluate("window.stillTheSamePage = true")  # no reload happens below
 
@@ -114,7 +116,15 @@ async def test_approve_a_waiting_plan_from_the_dashboard_and_the_run_goes_on(
     page = await signed_in(browser, world, MAINTAINER, f"/runs/{waiting.id}")
     await expect(page.locator('[data-field="status"]')).to_have_text("waiting for approval")
     await expect(page.locator('[data-field="plan-steps"] li')).to_have_text(PLAN["steps"])
-    await page.get_by_role("button", name="Approve the plan").click()
+    await expect(page.get_by_label("What should change in the plan?")).to_be_editable()
+    # By keyboard: tab through the page to the button, then Enter.
+    approve = page.get_by_role("button", name="Approve the plan")
+    for _ in range(30):
+        if await approve.evaluate("button => button === document.activeElement"):
+            break
+        await page.keyboard.press("Tab")
+    await expect(approve).to_be_focused()
+    await page.keyboard.press("Enter")
 
     await expect(page.get_by_role("status")).to_have_text("Approved: the run goes on.")
     await expect(page.locator('[data-field="status"]')).to_have_text(
