@@ -39,8 +39,7 @@ from app.web.sessions import (
     safe_next,
 )
 
-CALLBACK_PATH = "/auth/callback"
-LOGOUT_PATH = "/auth/logout"
+CALLBACK_PATH = "/auth/callback"  # layer.py mounts the callback and /auth/logout
 MAX_USED_STATES = 4096
 REFRESH_SHARED_FOR = 60.0  # seconds a refresh's result serves other requests of that token
 log = structlog.get_logger(__name__)

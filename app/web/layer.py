@@ -21,7 +21,7 @@ from starlette.staticfiles import StaticFiles
 
 from app.config import Settings
 from app.web.api import Api
-from app.web.auth import Auth, Handler, Kind
+from app.web.auth import CALLBACK_PATH, Auth, Handler, Kind
 from app.web.dashboard import Dashboard
 from app.web.metrics import metrics_endpoint
 from app.web.oauth import GitHubOAuth
@@ -117,7 +117,7 @@ class WebLayer:
             Route(
                 "/api/runs/{run_id:str}", self._guarded("api", lambda s: s.api.run), methods=["GET"]
             ),
-            Route("/auth/callback", self._auth("callback"), methods=["GET"]),
+            Route(CALLBACK_PATH, self._auth("callback"), methods=["GET"]),
             Route("/auth/logout", self._auth("logout"), methods=["GET", "POST"]),
             Route("/metrics", self._metrics, methods=["GET"]),
             Mount("/static", StaticFiles(packages=[("app.web", "static")]), name="static"),
