@@ -92,6 +92,7 @@ def _serve(settings: Settings, *, host: str | None, port: int | None) -> int:
     configure_logging(
         level=settings.log_level, fmt=settings.log_format, secrets=settings.secret_values()
     )
+    _tracing(settings)
     sandboxes = None
     if github is not None:
         try:
@@ -125,6 +126,7 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
     # Progress has the terminal; logs only speak up for warnings.
     level = "warning" if settings.log_level == "info" else settings.log_level
     configure_logging(level=level, fmt=settings.log_format, secrets=settings.secret_values())
+    _tracing(settings)
     try:
         return asyncio.run(
             run_local(
@@ -175,6 +177,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     configure_logging(
         level=settings.log_level, fmt=settings.log_format, secrets=settings.secret_values()
     )
+    _tracing(settings)
     options = worker_options(settings, queues=args.queues, concurrency=args.concurrency)
 
     async def work() -> None:
@@ -190,6 +193,16 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
         print(f"open-swe: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _tracing(settings: Settings) -> None:
+    """LangSmith tracing, when its variables are set (in the environment or the .env file)."""
+    import os
+
+    from app.tracing import export_langsmith
+
+    if export_langsmith(settings, os.environ):
+        print("open-swe: tracing runs with LangSmith", file=sys.stderr)
 
 
 def _positive(value: str) -> int:

@@ -21,6 +21,7 @@ from app.runs.store import Store
 from app.sandbox.base import SandboxProvider
 from app.sandbox.factory import make_provider
 from app.setup_routes import SetupStateStore, setup_routes
+from app.web.layer import WebLayer
 from app.webhooks import messages
 from app.webhooks.context import AppSlug, HandlerContext
 from app.webhooks.handlers import ROUTER, DeliveryProcessor
@@ -59,6 +60,7 @@ def create_app(
         return JSONResponse({"error": messages.SETUP_REQUIRED.format(url=url)}, status_code=503)
 
     receiver = WebhookReceiver(settings.webhook_secrets) if settings.app_configured else None
+    web = WebLayer(settings) if settings.app_configured else None  # the dashboard, API, metrics
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -83,6 +85,8 @@ def create_app(
         )
         await live_dispatcher.start(DeliveryProcessor(ctx))
         receiver.deps = ReceiverDeps(live_store, live_dispatcher, ROUTER, slug)
+        if web is not None:
+            await web.start(ctx)
         learn_slug = asyncio.create_task(slug.resolve(), name="learn-app-slug")
         try:
             if not isinstance(live_dispatcher, ProcrastinateDispatcher):  # it does on start
@@ -91,6 +95,8 @@ def create_app(
         finally:
             receiver.deps = None
             learn_slug.cancel()
+            if web is not None:
+                await web.stop()
             await live_dispatcher.aclose()
             if own_store:
                 await live_store.close()
@@ -98,6 +104,7 @@ def create_app(
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route(WEBHOOK_PATH, receiver.handle if receiver else setup_required, methods=["POST"]),
+        *(web.routes() if web is not None else []),
         *setup_routes(settings, state_store=setup_state),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
