@@ -119,8 +119,8 @@ def _serve(settings: Settings, *, host: str | None, port: int | None) -> int:
 def _run(settings: Settings, args: argparse.Namespace) -> int:
     import asyncio
 
+    from app.hosts.terminal import EXIT_FAILED, run_local
     from app.logs import configure_logging
-    from app.runs.local import EXIT_FAILED, run_local
 
     # Progress has the terminal; logs only speak up for warnings.
     level = "warning" if settings.log_level == "info" else settings.log_level

@@ -2,7 +2,7 @@
 
 The graph never knows which host it talks to: it fetches the task, announces progress, posts
 the plan, publishes the result and reports the end through a `RunHost`. `LocalHost`
-(app/runs/local.py) prints to a terminal and leaves a branch in a local repository; a
+(app/hosts/terminal.py) prints to a terminal and leaves a branch in a local repository; a
 GitHub host edits a status comment, pushes the branch and opens a draft pull request.
 """
 

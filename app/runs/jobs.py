@@ -76,11 +76,11 @@ from app.agent.untrusted import sanitize
 from app.agent.workspace import RunFailed
 from app.config import ConfigError, Settings
 from app.github.app import GitHubApp
-from app.runs.github_host import GitHubHost, Requester, noreply_domain
+from app.hosts.github import GitHubHost, Requester, noreply_domain
+from app.hosts.pull import GitHubPullHost
 from app.runs.host_wrappers import AsksPlan, StoppedReason
 from app.runs.inbox import RunInbox, ask_plan, close_plan_question, lineage
 from app.runs.models import Run, RunStatus, StoredCommand
-from app.runs.pull_host import GitHubPullHost
 from app.runs.store import Store
 from app.sandbox.base import SandboxError, SandboxProvider
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from app.github.types import ReactionTarget
+from app.hosts.status import MAX_REASON_CHARS, inline
 from app.runs.dispatch import ResumeRun
 from app.runs.inbox import plan_asked
 from app.runs.models import Run, RunStatus, StoredCommand
-from app.runs.status import MAX_REASON_CHARS, inline
 from app.webhooks import messages
 from app.webhooks.commands import Command, Verb, addresses_bot, parse_command
 from app.webhooks.context import HandlerContext

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from app.runs import status
+from app.hosts import status
 from app.runs.jobs import TESTS_FAILING
 from app.runs.models import Run
 from app.webhooks import messages

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app.runs import status
+from app.hosts import status
 from app.sandbox.local import LocalSandbox
 from app.webhooks import messages
 from tests.agent.conftest import FIXED, PLAN, edit_calc, git, script_fix, script_plan, script_pr

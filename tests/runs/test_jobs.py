@@ -21,7 +21,9 @@ from app.agent import runner
 from app.agent.runner import SUSPEND
 from app.config import Settings
 from app.github.app import GitHubApp
-from app.runs import jobs, status
+from app.hosts import status
+from app.hosts.pull import FORK
+from app.runs import jobs
 from app.runs.inbox import close_plan_question, plan_asked
 from app.runs.jobs import (
     CHECKPOINT_LOST,
@@ -32,7 +34,6 @@ from app.runs.jobs import (
     run_input,
 )
 from app.runs.models import Run, RunKind, RunStatus, StoredCommand
-from app.runs.pull_host import FORK
 from app.runs.store import Store
 from app.sandbox.local import LocalProvider
 from tests.agent.conftest import REPO_FILES, script_fix, script_plan, script_pr

@@ -22,8 +22,8 @@ from app.agent.workspace import RunFailed
 from app.github.app import GitHubApp
 from app.github.client import InstallationClient
 from app.github.transport import RETRIES
-from app.runs import status
-from app.runs.github_host import (
+from app.hosts import status
+from app.hosts.github import (
     GitHubHost,
     Requester,
     Scrubber,

@@ -9,8 +9,8 @@ import pytest
 from app.agent.budget import Usage
 from app.agent.host import RunOutcome, RunStatus
 from app.agent.state import STEP_ORDER, PlanDict
-from app.runs import status
-from app.runs.status import Board, render_plan, render_status
+from app.hosts import status
+from app.hosts.status import Board, render_plan, render_status
 from app.webhooks.commands import Verb, parse_command
 
 RUN = "run-42"

@@ -40,8 +40,8 @@ from app.agent.workspace import RunFailed
 from app.github.client import InstallationClient
 from app.github.errors import GitHubError, NotFound
 from app.github.types import CommentInfo, PullInfo
+from app.hosts import status
 from app.logs import REDACTED, SecretRedactor
-from app.runs import status
 from app.sandbox.base import GitCredentials, GitIdentity, Sandbox, SandboxError, SandboxGone
 from app.sandbox.git import GIT_ENV, HARDENING, PushRefused, shell
 

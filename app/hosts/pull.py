@@ -24,8 +24,8 @@ from app.agent.host import Change, Comment, FileChange, Publication, RunOutcome,
 from app.agent.workspace import RunFailed
 from app.github.errors import GitHubError
 from app.github.types import PullInfo, ReviewCommentInfo
-from app.runs import status
-from app.runs.github_host import MAX_COMMENT_CHARS, GitHubHost, noreply_identity
+from app.hosts import status
+from app.hosts.github import MAX_COMMENT_CHARS, GitHubHost, noreply_identity
 from app.runs.models import StoredCommand
 from app.sandbox.base import Sandbox
 

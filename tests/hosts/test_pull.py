@@ -17,10 +17,9 @@ from app.agent.budget import Usage
 from app.agent.host import Change, Comment, FileChange, RunHost, RunOutcome
 from app.agent.workspace import RunFailed
 from app.github.app import GitHubApp
-from app.runs import status
-from app.runs.github_host import Requester
-from app.runs.models import StoredCommand
-from app.runs.pull_host import (
+from app.hosts import status
+from app.hosts.github import Requester
+from app.hosts.pull import (
     CLOSED,
     FORK,
     NOT_PUSHED,
@@ -28,6 +27,7 @@ from app.runs.pull_host import (
     REPLY_MARKER,
     GitHubPullHost,
 )
+from app.runs.models import StoredCommand
 from app.sandbox.base import Sandbox
 from app.sandbox.local import LocalProvider
 from tests.fakes.github import FakeGitHub
