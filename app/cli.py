@@ -79,8 +79,9 @@ def _serve(settings: Settings, *, host: str | None, port: int | None) -> int:
     from app.github.errors import GitHubError
     from app.logs import configure_logging
     from app.sandbox.factory import make_provider
-    from app.server import build_github_app, create_app
+    from app.server import create_app
     from app.setup_routes import SetupStateStore
+    from app.wiring import build_github_app
 
     bind_host = host or settings.host
     bind_port = port if port is not None else settings.port
@@ -119,7 +120,8 @@ def _serve(settings: Settings, *, host: str | None, port: int | None) -> int:
 def _run(settings: Settings, args: argparse.Namespace) -> int:
     import asyncio
 
-    from app.hosts.terminal import EXIT_FAILED, run_local
+    from app.hosts.terminal import EXIT_FAILED
+    from app.local import run_local
     from app.logs import configure_logging
 
     # Progress has the terminal; logs only speak up for warnings.
@@ -150,7 +152,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     from app.logs import configure_logging
     from app.runs.queue import QueueSchemaError, worker_options
     from app.sandbox.factory import make_provider
-    from app.server import build_github_app
+    from app.wiring import build_github_app
     from app.worker import run_worker
 
     if settings.queue_backend != "procrastinate":

@@ -58,9 +58,9 @@ from dataclasses import dataclass
 from typing import TypeGuard, cast
 
 import structlog
+from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from app.agent.budget import Usage
-from app.agent.checkpoint import open_checkpointer
 from app.agent.context import RunContext
 from app.agent.graph import Graph, build_graph
 from app.agent.host import (
@@ -168,12 +168,18 @@ class RunJob:
     """The job function: `await job(run_id)`. One per process, shared by all runs."""
 
     def __init__(
-        self, settings: Settings, store: Store, github: GitHubApp, sandboxes: SandboxProvider
+        self,
+        settings: Settings,
+        store: Store,
+        github: GitHubApp,
+        sandboxes: SandboxProvider,
+        checkpointer: BaseCheckpointSaver[str],
     ) -> None:
         self._settings = settings
         self._store = store
         self._github = github
         self._sandboxes = sandboxes
+        self._graph = build_graph(checkpointer)  # one per process, shared by its runs
 
     async def __call__(self, run_id: str) -> None:
         run = await self._store.run(run_id)
@@ -207,21 +213,20 @@ class RunJob:
                 await self._never_left_active(attempt)
 
     async def _work(self, attempt: _Attempt) -> None:
-        async with open_checkpointer(self._settings) as saver:
-            graph = build_graph(saver)
-            payload = await self._first_payload(attempt, graph)
-            if isinstance(payload, _Nothing):
-                return
-            if isinstance(payload, dict) and "run_id" in payload:
-                check_models(self._settings)  # a new start fails at once without a model key
-            assert attempt.host is not None
-            context = RunContext(
-                settings=self._settings,
-                host=attempt.host,
-                sandboxes=self._sandboxes,
-                follow_ups=attempt.inbox,
-            )
-            await self._execute(attempt, graph, context, payload)
+        graph = self._graph
+        payload = await self._first_payload(attempt, graph)
+        if isinstance(payload, _Nothing):
+            return
+        if isinstance(payload, dict) and "run_id" in payload:
+            check_models(self._settings)  # a new start fails at once without a model key
+        assert attempt.host is not None
+        context = RunContext(
+            settings=self._settings,
+            host=attempt.host,
+            sandboxes=self._sandboxes,
+            follow_ups=attempt.inbox,
+        )
+        await self._execute(attempt, graph, context, payload)
 
     async def _execute(
         self,
@@ -397,11 +402,15 @@ class RunJob:
 
 
 def make_run_job(
-    settings: Settings, store: Store, github: GitHubApp, sandboxes: SandboxProvider
+    settings: Settings,
+    store: Store,
+    github: GitHubApp,
+    sandboxes: SandboxProvider,
+    checkpointer: BaseCheckpointSaver[str],
 ) -> RunJob:
-    """The run job of a server; warns at once when runs could not reach a model."""
+    """The run job of a process; warns at once when runs could not reach a model."""
     try:
         check_models(settings)
     except ConfigError as exc:
         log.warning("runs will fail until this is fixed", error=str(exc))
-    return RunJob(settings, store, github, sandboxes)
+    return RunJob(settings, store, github, sandboxes, checkpointer)

@@ -8,16 +8,17 @@ workflow could not end.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from structlog.testing import capture_logs
 
 from app.agent import runner
+from app.agent.checkpoint import open_checkpointer
 from app.agent.runner import SUSPEND
 from app.config import Settings
 from app.github.app import GitHubApp
@@ -92,8 +93,20 @@ def github(gh: FakeGitHub) -> GitHubApp:
 
 
 @pytest.fixture
-def job(settings: Settings, store: Store, github: GitHubApp, provider: LocalProvider) -> RunJob:
-    return RunJob(settings, store, github, provider)
+async def checkpointer(settings: Settings) -> AsyncIterator[BaseCheckpointSaver[str]]:
+    async with open_checkpointer(settings) as saver:
+        yield saver
+
+
+@pytest.fixture
+def job(
+    settings: Settings,
+    store: Store,
+    github: GitHubApp,
+    provider: LocalProvider,
+    checkpointer: BaseCheckpointSaver[str],
+) -> RunJob:
+    return RunJob(settings, store, github, provider, checkpointer)
 
 
 async def new_run(
@@ -269,11 +282,12 @@ async def test_a_run_that_died_before_its_first_checkpoint_starts_over(
     store: Store,
     github: GitHubApp,
     provider: LocalProvider,
+    checkpointer: BaseCheckpointSaver[str],
 ) -> None:
     """Running, but no checkpoint of its own: a fresh start, which checks the model first."""
     settings = make_settings(tmp_path, gh, model, anthropic_api_key=None)
     run = await new_run(store, status="running")
-    await RunJob(settings, store, github, provider)(run.id)
+    await RunJob(settings, store, github, provider, checkpointer)(run.id)
     current = await store.run(run.id)
     assert current is not None
     assert current.status == "failed"
@@ -314,17 +328,15 @@ async def test_a_run_whose_workflow_returns_nothing_final_is_not_left_running(
 
 
 @pytest.fixture
-def stuck(monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
-    """Opening the checkpointer hangs: the job is under way, its workflow not started yet."""
+def stuck(monkeypatch: pytest.MonkeyPatch, checkpointer: BaseCheckpointSaver[str]) -> asyncio.Event:
+    """Reading the checkpoint hangs: the job is under way, its workflow not started yet."""
     entered = asyncio.Event()
 
-    @contextlib.asynccontextmanager
-    async def hanging(_settings: Settings) -> AsyncIterator[None]:
+    async def hanging(*_args: Any) -> None:
         entered.set()
         await asyncio.Event().wait()
-        yield
 
-    monkeypatch.setattr(jobs, "open_checkpointer", hanging)
+    monkeypatch.setattr(checkpointer, "aget_tuple", hanging)
     return entered
 
 
@@ -366,13 +378,18 @@ async def test_the_server_warns_at_start_up_when_runs_cannot_reach_a_model(
     store: Store,
     github: GitHubApp,
     provider: LocalProvider,
+    checkpointer: BaseCheckpointSaver[str],
 ) -> None:
     with capture_logs() as events:
-        make_run_job(make_settings(tmp_path, gh, model), store, github, provider)
+        make_run_job(make_settings(tmp_path, gh, model), store, github, provider, checkpointer)
     assert events == []
     with capture_logs() as events:
         make_run_job(
-            make_settings(tmp_path, gh, model, anthropic_api_key=None), store, github, provider
+            make_settings(tmp_path, gh, model, anthropic_api_key=None),
+            store,
+            github,
+            provider,
+            checkpointer,
         )
     [warning] = events
     assert warning["log_level"] == "warning"
