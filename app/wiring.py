@@ -63,7 +63,7 @@ class Wiring:
             self._store = Store.open(self.settings.database_url)
             self._stack.push_async_callback(self._store.close)
         if not self._migrated:
-            await self._store.create_all()
+            await self._store.migrate()
             self._migrated = True
         return self._store
 

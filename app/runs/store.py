@@ -38,6 +38,7 @@ from app.runs.models import (
     metadata,
     runs,
 )
+from app.runs.schema import migrate
 
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",  # readers never block the writer; fast commits
@@ -63,7 +64,7 @@ def async_url(url: str) -> URL:
 
 
 class Store:
-    """All persistence. Construct with `Store.open(url)`; call `create_all()` once at start-up."""
+    """All persistence. Construct with `Store.open(url)`; call `migrate()` once at start-up."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -72,22 +73,23 @@ class Store:
 
     @classmethod
     def open(cls, url: str, *, schema: str | None = None) -> Store:
-        """A store on `url` (no connection yet). `schema` isolates tables (PostgreSQL tests)."""
+        """A store on `url` (no connection yet). `schema`, on PostgreSQL, is the search path:
+        every table (and the migrations' version table) lives there (tests isolate with it)."""
         target = async_url(url)
-        options: dict[str, Any] = {}
-        if schema is not None:
-            options["schema_translate_map"] = {None: schema}
         if target.get_backend_name() == "sqlite":
-            return cls(_sqlite_engine(target, options))
-        return cls(create_async_engine(target, pool_pre_ping=True, execution_options=options))
+            if schema is not None:
+                raise ValueError("a schema needs PostgreSQL")
+            return cls(_sqlite_engine(target))
+        connect_args = {"options": f"-csearch_path={schema}"} if schema is not None else {}
+        return cls(create_async_engine(target, pool_pre_ping=True, connect_args=connect_args))
 
     @property
     def engine(self) -> AsyncEngine:
         return self._engine
 
-    async def create_all(self) -> None:
-        async with self._engine.begin() as conn:
-            await conn.run_sync(metadata.create_all)
+    async def migrate(self) -> None:
+        """Bring the tables to the current schema (app.runs.schema); idempotent."""
+        await migrate(self._engine)
 
     async def close(self) -> None:
         await self._engine.dispose()
@@ -510,14 +512,13 @@ async def _one_run(conn: AsyncConnection, *where: Any) -> Run | None:
     return Run(**row._mapping) if row else None
 
 
-def _sqlite_engine(url: URL, options: dict[str, Any]) -> AsyncEngine:
+def _sqlite_engine(url: URL) -> AsyncEngine:
     database = url.database or ""
     in_memory = database in {"", ":memory:"}
     if not in_memory:
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(
         url,
-        execution_options=options,
         # One shared connection for an in-memory database, or each would see its own.
         **({"poolclass": StaticPool} if in_memory else {}),
     )

@@ -76,7 +76,7 @@ def settings(tmp_path: Path, gh: FakeGitHub, model: ScriptedModel) -> Settings:
 @pytest.fixture
 async def store(settings: Settings) -> AsyncIterator[Store]:
     opened = Store.open(settings.database_url)
-    await opened.create_all()
+    await opened.migrate()
     yield opened
     await opened.close()
 
