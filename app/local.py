@@ -14,7 +14,6 @@ from typing import TextIO
 from app.agent.context import RunContext
 from app.agent.graph import build_graph
 from app.agent.models import check_models
-from app.agent.runner import execute_run
 from app.agent.state import RunInput
 from app.agent.untrusted import sanitize
 from app.config import ConfigError, Settings
@@ -30,6 +29,7 @@ from app.hosts.terminal import (
     slugify,
     split_task,
 )
+from app.runs.jobs import run_to_end
 from app.sandbox.base import SandboxProvider
 from app.wiring import wire
 
@@ -73,5 +73,5 @@ async def run_local(
     async with wire(settings, sandboxes=provider) as wiring:
         context = RunContext(settings=settings, host=host, sandboxes=wiring.sandboxes())
         graph = build_graph(await wiring.checkpointer())
-        outcome = await execute_run(graph, context, thread_id=start["thread_id"], start=start)
+        outcome = await run_to_end(graph, context, start, start)
     return EXIT_OK if outcome.status == "succeeded" else EXIT_FAILED

@@ -50,7 +50,7 @@ class PlanDict(TypedDict):
     steps: list[str]
 
 
-class Decision(TypedDict):
+class PlanDecision(TypedDict):
     """The resume value of the approval interrupt."""
 
     verb: Literal["approve", "revise", "stop"]
@@ -66,11 +66,13 @@ class CheckResult(TypedDict):
     attempts: int
 
 
-OutcomeStatus = Literal["succeeded", "tests_failing", "no_changes", "stopped"]
+# How the workflow's own steps ended a run: published (tests passing or not), nothing
+# changed, or stopped at plan approval. app.agent.host.OutcomeStatus adds failed and waiting.
+WorkflowOutcome = Literal["succeeded", "tests_failing", "no_changes", "stopped"]
 
 
 class OutcomeDict(TypedDict):
-    status: OutcomeStatus
+    status: WorkflowOutcome
     branch: str
     url: str | None
     commit: str | None

@@ -31,7 +31,7 @@ from app.agent.host import (
     TaskText,
 )
 from app.agent.prompts import describe_tests
-from app.agent.state import Decision, PlanDict, StepName
+from app.agent.state import PlanDecision, PlanDict, StepName
 from app.agent.untrusted import sanitize
 from app.agent.workspace import RunFailed
 from app.config import Settings
@@ -129,7 +129,7 @@ class LocalHost:
         lines += [f"  {number}. {step}" for number, step in enumerate(plan["steps"], 1)]
         self._say("\n".join(lines))
 
-    async def decide(self, request: ApprovalRequest) -> Decision:
+    async def decide(self, request: ApprovalRequest) -> PlanDecision:
         while True:
             answer = await self._ask(PROMPT)
             verb = (answer or "q").strip().lower()[:1]

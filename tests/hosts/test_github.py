@@ -15,7 +15,7 @@ from app.agent.budget import Usage
 from app.agent.checkpoint import open_checkpointer
 from app.agent.context import RunContext
 from app.agent.graph import build_graph
-from app.agent.host import ApprovalRequest, Change, RunHost, RunOutcome, RunStatus
+from app.agent.host import ApprovalRequest, Change, OutcomeStatus, RunHost, RunOutcome
 from app.agent.runner import execute_run
 from app.agent.state import PlanDict, RunInput
 from app.agent.workspace import RunFailed
@@ -143,7 +143,7 @@ def status_comments(gh: FakeGitHub) -> list[Any]:
     return [c for c in gh.comments.values() if marker in c.body]
 
 
-def outcome(state: RunStatus, **fields: Any) -> RunOutcome:
+def outcome(state: OutcomeStatus, **fields: Any) -> RunOutcome:
     return RunOutcome(state, RUN, USAGE, **fields)
 
 
@@ -431,7 +431,7 @@ async def test_a_late_live_update_never_overwrites_the_final_status(
     ],
 )
 async def test_final_status_for_every_outcome(
-    host: GitHubHost, gh: FakeGitHub, state: RunStatus, fields: dict[str, Any], expected: list[str]
+    host: GitHubHost, gh: FakeGitHub, state: OutcomeStatus, fields: dict[str, Any], expected: list[str]
 ) -> None:
     await host.progress("prepare", "cloned", USAGE)
     await host.finish(outcome(state, **fields))

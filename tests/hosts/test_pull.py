@@ -14,7 +14,7 @@ import pytest
 
 from app.agent import workspace
 from app.agent.budget import Usage
-from app.agent.host import Change, Comment, FileChange, RunHost, RunOutcome
+from app.agent.host import Change, Remark, FileChange, RunHost, RunOutcome
 from app.agent.workspace import RunFailed
 from app.github.app import GitHubApp
 from app.hosts import status
@@ -195,10 +195,10 @@ async def test_the_task_is_the_pull_request_and_what_people_asked(
 
     assert (task.kind, task.title, task.body) == ("pull", "Add release notes", "Notes for v1.")
     assert task.files == (FileChange("notes.txt", 1, 0),)
-    assert task.review_comments == (Comment("bob", "Say which version.", "notes.txt", 1),)
+    assert task.review_comments == (Remark("bob", "Say which version.", "notes.txt", 1),)
     assert task.requests == (
-        Comment("carol", "fix add()", "calc.py", 2),
-        Comment("carol", "and add a test"),
+        Remark("carol", "fix add()", "calc.py", 2),
+        Remark("carol", "and add a test"),
     )
     assert asked.taken == 1
     assert task.requested_by is not None

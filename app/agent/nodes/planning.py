@@ -10,7 +10,7 @@ from app.agent import agents, prompts
 from app.agent.budget import Usage
 from app.agent.models import chat_model
 from app.agent.nodes.common import Rt, announce, budget_for, done, open_workspace
-from app.agent.state import Decision, OutcomeDict, PlanDict, RunState
+from app.agent.state import OutcomeDict, PlanDecision, PlanDict, RunState
 from app.agent.untrusted import fence, sanitize
 
 MAX_STEP_CHARS = 300
@@ -65,7 +65,7 @@ async def plan(state: RunState, runtime: Rt) -> dict[str, Any]:
 async def approval(state: RunState, runtime: Rt) -> Command[Literal["plan", "implement", "report"]]:
     """Auto-approved runs pass; others pause here (durably) until a person decides.
 
-    The resume value is a Decision: approve, revise (with feedback: back to plan), or stop.
+    The resume value is a PlanDecision: approve, revise (with feedback: back to plan), or stop.
     """
     usage = Usage.from_dict(state.get("usage"))
     if state["auto_approve"]:
@@ -73,7 +73,7 @@ async def approval(state: RunState, runtime: Rt) -> Command[Literal["plan", "imp
         return Command(
             goto="implement", update={"approved_by": "auto", "steps_done": done(state, "approval")}
         )
-    decision: Decision = interrupt(
+    decision: PlanDecision = interrupt(
         {"plan": state["plan"], "revision": state.get("plan_revision", 1)}
     )
     who = decision.get("by") or "someone"
