@@ -20,8 +20,8 @@ from app.agent.host import (
     ApprovalRequest,
     Change,
     Checkout,
-    Remark,
     Publication,
+    Remark,
     RunOutcome,
     TaskText,
 )

@@ -1,6 +1,6 @@
 """Follow-ups: a run on a pull request's branch (no plan, the requests are the task, the
 sandbox kept for the next follow-up), instructions delivered to a working agent, and the
-reason a stop gives. The workflow runs for real: graph, execute_run, the local sandbox, a bare
+reason a stop gives. The workflow runs for real: graph, execute_run (through run_to_end, which ends runs), the local sandbox, a bare
 repository as the remote and the scripted model behind the LangChain -> anthropic SDK path."""
 
 from __future__ import annotations
@@ -16,14 +16,14 @@ from app.agent.checkpoint import open_checkpointer
 from app.agent.context import RunContext
 from app.agent.followups import INTRO, FollowUpMiddleware, render_follow_ups
 from app.agent.graph import build_graph
-from app.agent.host import Remark, FileChange, RunOutcome, TaskText
+from app.agent.host import FileChange, Remark, RunOutcome, TaskText
 from app.agent.nodes.common import sandbox_labels
 from app.agent.nodes.delivery import MAX_FOLLOW_UP_ROUNDS, MORE_WORK
 from app.agent.nodes.prepare import FOLLOW_UP_DETAIL, render_task
-from app.agent.runner import execute_run
 from app.agent.state import RunInput
 from app.agent.workspace import BRANCH_GONE
 from app.config import Settings
+from app.runs.jobs import run_to_end
 from app.sandbox.local import LocalProvider
 from tests.agent.conftest import (
     BUGGY,
@@ -123,7 +123,7 @@ async def run(
     async with open_checkpointer(settings) as saver:
         graph = build_graph(saver)
         ctx = RunContext(settings=settings, host=host, sandboxes=provider, **context)  # type: ignore[arg-type]
-        return await execute_run(graph, ctx, thread_id=THREAD, start=start)
+        return await run_to_end(graph, ctx, start or pull_input(), start)
 
 
 async def test_a_follow_up_commits_on_top_of_the_pull_requests_branch(

@@ -14,7 +14,7 @@ import pytest
 
 from app.agent import workspace
 from app.agent.budget import Usage
-from app.agent.host import Change, Remark, FileChange, RunHost, RunOutcome
+from app.agent.host import Change, FileChange, Remark, RunHost, RunOutcome
 from app.agent.workspace import RunFailed
 from app.github.app import GitHubApp
 from app.hosts import status

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from app.agent.budget import Usage
-from app.agent.host import RunOutcome, OutcomeStatus
+from app.agent.host import OutcomeStatus, RunOutcome
 from app.agent.state import STEP_ORDER, PlanDict
 from app.hosts import status
 from app.hosts.status import Board, render_plan, render_status

@@ -8,7 +8,7 @@ import pytest
 
 from app.webhooks.event import Event
 from app.webhooks.handlers import ROUTER
-from app.webhooks.routing import Verdict, Outcome, Router
+from app.webhooks.routing import Outcome, Router, Verdict
 from tests.webhooks.conftest import SLUG, labeled, payload
 
 
