@@ -101,6 +101,15 @@ async def test_a_database_made_by_create_all_is_stamped_and_upgraded_with_its_da
         "auto_approve, status, created_at, updated_at, delivery_id) VALUES ('r1', 'o/r#1', "
         "'o/r', 1, 'issue', 7, 'carol', false, 'succeeded', '2026-01-02 03:04:05+00', "
         "'2026-01-02 03:04:06+00', 'd-1');"
+        # A run parking with its plan question pending, then still a command row of its own.
+        "INSERT INTO runs (id, thread, repo, number, kind, installation_id, requested_by, "
+        "auto_approve, status, created_at, updated_at) VALUES ('r2', 'o/r#2', 'o/r', 2, "
+        "'issue', 7, 'carol', false, 'running', '2026-01-02 03:04:05+00', "
+        "'2026-01-02 03:04:06+00');"
+        "INSERT INTO commands (thread, run_id, verb, text, author, source, delivery_id, "
+        "created_at) VALUES ('o/r#2', 'r2', 'plan', 'revision 2', 'run', 'run', 'plan:r2:2', "
+        "'2026-01-02 03:04:07+00'), ('o/r#2', 'r2', 'approve', '', 'dave', 'issue_comment', "
+        "'d-2', '2026-01-02 03:04:08+00');"
     )
     store = database.store()
     try:
@@ -113,6 +122,10 @@ async def test_a_database_made_by_create_all_is_stamped_and_upgraded_with_its_da
         delivery = await store.delivery("d-1")
         assert delivery is not None
         assert delivery.outcome == "started"
+        parking = await store.run("r2")
+        assert parking is not None
+        assert (parking.status, parking.plan_question) == ("running", 2)  # the column now
+        assert [c.verb for c in await store.pending_commands("o/r#2")] == ["approve"]
     finally:
         await store.close()
 
