@@ -20,7 +20,6 @@ import asyncio
 import re
 import threading
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 import structlog
@@ -41,24 +40,16 @@ from app.github.client import InstallationClient
 from app.github.errors import GitHubError, NotFound
 from app.github.types import CommentInfo, PullInfo
 from app.hosts import status
+from app.hosts.identity import GITHUB_NOREPLY, Requester, noreply_identity
+from app.hosts.push import push_failure
 from app.logs import REDACTED, SecretRedactor
-from app.sandbox.base import GitCredentials, GitIdentity, Sandbox, SandboxError, SandboxGone
-from app.sandbox.git import GIT_ENV, HARDENING, PushRefused, shell
+from app.sandbox.base import GitCredentials, Sandbox, SandboxError, SandboxGone
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
-GITHUB_NOREPLY = "users.noreply.github.com"
 MAX_COMMENT_CHARS = 65_000  # GitHub refuses bodies over 65,536 characters
 MAX_PR_TITLE_CHARS = 256
-WORKFLOWS_DIR = ".github/workflows/"
-
-PUSH_FAILED = "could not push the branch {branch}: {error}"
-PUSH_REFUSED = "GitHub refused the push of {branch}: {reason}"
-PUSH_WORKFLOWS = (
-    "GitHub refused the push of {branch}: it changes {files}, and a GitHub App needs the "
-    "`workflows` permission to push changes under .github/workflows/ ({error})"
-)
 PULL_FAILED = "pushed the branch {branch}, but could not open or update its pull request: {error}"
 PLAN_FAILED = "could not post the plan on #{number}, so nobody could approve it: {error}"
 
@@ -81,26 +72,6 @@ class RunRecord(Protocol):
     async def status_comment_posted(self, comment_id: int) -> None: ...
 
     async def pull_request_opened(self, number: int) -> None: ...
-
-
-@dataclass(frozen=True)
-class Requester:
-    """The person who triggered the run: asked for review, credited as co-author."""
-
-    login: str
-    id: int | None = None  # GitHub user id: makes the noreply address link to the account
-
-
-def noreply_domain(web_url: str) -> str:
-    """GitHub's noreply e-mail domain for a web URL (GitHub Enterprise: users.noreply.<host>)."""
-    host = re.sub(r"^[a-z]+://", "", web_url.strip().lower()).split("/", 1)[0]
-    return GITHUB_NOREPLY if host in ("", "github.com") else f"users.noreply.{host}"
-
-
-def noreply_identity(login: str, user_id: int | None, domain: str = GITHUB_NOREPLY) -> GitIdentity:
-    """The commit identity GitHub attributes to an account without exposing an e-mail."""
-    local = f"{user_id}+{login}" if user_id is not None else login
-    return GitIdentity(login, f"{local}@{domain}")
 
 
 class Scrubber:
@@ -273,7 +244,7 @@ class GitHubHost:
         except SandboxGone:
             raise
         except SandboxError as exc:
-            raise RunFailed(self._scrub(await _push_failure(sandbox, change, exc))) from None
+            raise RunFailed(self._scrub(await push_failure(sandbox, change, exc))) from None
 
     def _open_or_update_pull(self, change: Change, title: str, body: str) -> tuple[PullInfo, bool]:
         existing = self._client.find_pull(self.repo, change.branch)
@@ -460,38 +431,3 @@ class GitHubHost:
 
 def _mark_waiting(board: status.Board) -> None:
     board.waiting = True
-
-
-async def _push_failure(sandbox: Sandbox, change: Change, error: SandboxError) -> str:
-    """Why a push failed, in words a person can act on."""
-    message = str(error)
-    if "never force-pushes" in message:  # the remote branch moved on: not about workflows
-        return message
-    if isinstance(error, PushRefused):  # GitHub's own reason beats a guess from the diff
-        return PUSH_REFUSED.format(branch=change.branch, reason=error.reason)
-    files = await _changed_workflows(sandbox, change)
-    if files:
-        shown = ", ".join(files[:3]) + (" and more" if len(files) > 3 else "")
-        return PUSH_WORKFLOWS.format(branch=change.branch, files=shown, error=message)
-    return PUSH_FAILED.format(branch=change.branch, error=message)
-
-
-async def _changed_workflows(sandbox: Sandbox, change: Change) -> list[str]:
-    """Workflow files the branch changes compared with the default branch it started from."""
-    argv = [
-        "git",
-        *HARDENING,
-        "diff",
-        "--name-only",
-        f"origin/{change.base_branch}...{change.commit}",
-    ]
-    argv += ["--", WORKFLOWS_DIR]
-    try:
-        result = await asyncio.to_thread(sandbox.run, shell(argv), cwd=change.repo_dir, env=GIT_ENV)
-    except SandboxError:
-        return []
-    return (
-        [line for line in result.output.splitlines() if line.startswith(WORKFLOWS_DIR)]
-        if result.ok
-        else []
-    )

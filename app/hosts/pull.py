@@ -25,7 +25,8 @@ from app.agent.workspace import RunFailed
 from app.github.errors import GitHubError
 from app.github.types import PullInfo, ReviewCommentInfo
 from app.hosts import status
-from app.hosts.github import MAX_COMMENT_CHARS, GitHubHost, noreply_identity
+from app.hosts.github import MAX_COMMENT_CHARS, GitHubHost
+from app.hosts.identity import noreply_identity
 from app.runs.models import StoredCommand
 from app.sandbox.base import Sandbox
 

@@ -62,7 +62,8 @@ from app.agent.state import PlanDecision, RunInput
 from app.agent.workspace import RunFailed
 from app.config import ConfigError, Settings
 from app.github.app import GitHubApp
-from app.hosts.github import GitHubHost, Requester, noreply_domain
+from app.hosts.github import GitHubHost
+from app.hosts.identity import Requester, noreply_domain
 from app.hosts.pull import GitHubPullHost
 from app.runs.inbox import RunInbox, lineage
 from app.runs.lifecycle import Lifecycle, end_run, release_sandbox

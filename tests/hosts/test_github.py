@@ -22,13 +22,8 @@ from app.github.app import GitHubApp
 from app.github.client import InstallationClient
 from app.github.transport import RETRIES
 from app.hosts import status
-from app.hosts.github import (
-    GitHubHost,
-    Requester,
-    Scrubber,
-    noreply_domain,
-    noreply_identity,
-)
+from app.hosts.github import GitHubHost, Scrubber
+from app.hosts.identity import Requester, noreply_domain, noreply_identity
 from app.runs.jobs import run_to_end
 from app.sandbox.base import Sandbox, SandboxError
 from app.sandbox.local import LocalProvider

@@ -18,7 +18,7 @@ from app.agent.host import Change, FileChange, Remark, RunHost, RunOutcome
 from app.agent.workspace import RunFailed
 from app.github.app import GitHubApp
 from app.hosts import status
-from app.hosts.github import Requester
+from app.hosts.identity import Requester
 from app.hosts.pull import (
     CLOSED,
     FORK,
