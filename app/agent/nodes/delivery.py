@@ -8,7 +8,7 @@ the lifecycle's (app.runs.lifecycle.end_run), for every way a run ends.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 import structlog
 from langgraph.types import Command
@@ -30,6 +30,8 @@ from app.agent.state import (
     CheckResult,
     OutcomeDict,
     PlanDict,
+    PublishUpdate,
+    ReportUpdate,
     RunState,
     WorkflowOutcome,
     is_follow_up,
@@ -87,13 +89,13 @@ async def publish(state: RunState, runtime: Rt) -> Command[Literal["report", "im
     budget = budget_for(state, runtime, "summarize")
     sandbox = await find_workspace(state, runtime)
     if sandbox is None:
-        update = await redo_in_new_workspace(state, runtime, "publish")
-        return Command(goto="implement", update=update)
+        redo = await redo_in_new_workspace(state, runtime, "publish")
+        return Command(goto="implement", update=redo)
     if await instructions_waiting(state, ctx):
         await announce(runtime, "publish", MORE_WORK, Usage.from_dict(budget.spent()))
         rounds = state.get("follow_up_rounds", 0) + 1
-        update = {"follow_up_rounds": rounds, "attempts": 0, "tests": None, "continuing": True}
-        return Command(goto="implement", update=update)
+        more = PublishUpdate(follow_up_rounds=rounds, attempts=0, tests=None, continuing=True)
+        return Command(goto="implement", update=more)
     repo_dir = workspace.repo_dir_of(sandbox)
     tests = state.get("tests")
     if not await workspace.has_changes(sandbox, repo_dir, state["start_sha"]):
@@ -106,8 +108,10 @@ async def publish(state: RunState, runtime: Rt) -> Command[Literal["report", "im
             "nothing changed: nothing to publish",
             Usage.from_dict(budget.spent()),
         )
-        update = {"outcome": outcome, "usage": budget.spent(), "steps_done": done(state, "publish")}
-        return Command(goto="report", update=update)
+        nothing = PublishUpdate(
+            outcome=outcome, usage=budget.spent(), steps_done=done(state, "publish")
+        )
+        return Command(goto="report", update=nothing)
     stat, diff = await workspace.staged_diff(sandbox, repo_dir, state["start_sha"])
     text = await agents.write_pull_request(
         budget=budget,
@@ -146,8 +150,8 @@ async def publish(state: RunState, runtime: Rt) -> Command[Literal["report", "im
         publication.url or f"branch {publication.branch}",
         Usage.from_dict(usage),
     )
-    update = {"outcome": outcome, "usage": usage, "steps_done": done(state, "publish")}
-    return Command(goto="report", update=update)
+    published = PublishUpdate(outcome=outcome, usage=usage, steps_done=done(state, "publish"))
+    return Command(goto="report", update=published)
 
 
 def outcome_of(state: RunState) -> RunOutcome:
@@ -167,5 +171,5 @@ def outcome_of(state: RunState) -> RunOutcome:
     )
 
 
-async def report(state: RunState, runtime: Rt) -> dict[str, Any]:
-    return {"steps_done": done(state, "report")}
+async def report(state: RunState, runtime: Rt) -> ReportUpdate:
+    return ReportUpdate(steps_done=done(state, "report"))
