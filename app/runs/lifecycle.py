@@ -2,13 +2,13 @@
 
 A run's status (the `runs` row) moves only here:
 
-    start ─▶ queued ──take_over──▶ running ──park──▶ waiting ──take_answer──┐
-                │                   ▲  │  ▲                   │             │
-                │                   │  │  └─────────────────────────────────┘
-                │      suspended ───┤  │                      │
-                │      faulted ─────┘  │                      │
-                ▼                      ▼                      ▼
-               stop ───────────▶ succeeded | failed | stopped ◀── end_run (any active status)
+                   take_over                park
+    queued ─────────────────▶ running ─────────────▶ waiting
+                              ▲  ▲  ◀─────────────
+         suspended ───────────┘  │    take_answer
+         faulted ────────────────┘
+
+    any active status ── end_run, or the front door's stop ──▶ succeeded | failed | stopped
 
 - queued: started by a trigger, its job not yet at work (`Lifecycle.start`).
 - running: its job drives the workflow (`take_over`; and `take_answer`, which takes a person's
@@ -75,7 +75,9 @@ TRANSITIONS: dict[RunStatus, tuple[RunStatus, ...]] = {
     "stopped": ACTIVE_STATUSES,
 }
 TAKE_OVER: tuple[RunStatus, ...] = ("queued", "running", "suspended", "faulted")
-NO_JOB_AT_WORK: tuple[RunStatus, ...] = ("queued", "running", "suspended", "faulted")
+# What the front door's stop moves straight to stopped: all but a waiting plan, which takes the
+# stop as its answer (its job then ends the run with the final status).
+STOPPABLE: tuple[RunStatus, ...] = ("queued", "running", "suspended", "faulted")
 PLAN_ANSWERS = ("approve", "revise", "instruct", "stop")  # what a waiting plan reads
 FINAL_STATUS: dict[str, RunStatus] = {
     "succeeded": "succeeded",
@@ -176,12 +178,12 @@ class Lifecycle:
         return await self._resume_if_waiting(run.id)
 
     async def stop(self, run: Run, command: NewCommand, reason: str) -> None:
-        """Stop wins over everything. The stop is recorded for the run first; then a run no
-        job holds in a wait (queued, running...) is stopped here with `reason`, which its
-        final status will give, and its job cancelled; a run that waits (or parked meanwhile)
-        is resumed and takes the stop as its plan's answer, ending itself."""
+        """Stop wins over everything. The stop is recorded for the run first; then a run that
+        does not wait (queued, running...) is stopped here with `reason`, which its final
+        status will give, and its job cancelled; a run that waits (or parked meanwhile) is
+        resumed and takes the stop as its plan's answer, ending itself."""
         recorded = await self._store.add_command(**dataclasses.asdict(command), run_id=run.id)
-        stopped = await self._move(run.id, "stopped", NO_JOB_AT_WORK, error=reason)
+        stopped = await self._move(run.id, "stopped", STOPPABLE, error=reason)
         if stopped is not None:
             await self._store.consume_command(recorded.id)  # handled here
             await self._queue_or_fail().cancel(run.id)
