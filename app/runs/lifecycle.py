@@ -148,9 +148,6 @@ class Lifecycle:
         self._store = store
         self._queue = queue
 
-    async def run(self, run_id: str) -> Run | None:
-        return await self._store.run(run_id)
-
     # --- the front door -------------------------------------------------------------------
 
     async def start(self, request: NewRun) -> Run | ActiveRunExists:

@@ -83,7 +83,7 @@ async def started(lifecycle: Lifecycle, status: RunStatus = "queued") -> Run:
     if status == "waiting":
         assert await lifecycle.take_over(run.id) is not None
         assert await lifecycle.park(run.id)
-    current = await lifecycle.run(run.id)
+    current = await lifecycle._store.run(run.id)
     assert current is not None
     assert current.status == status
     return current
