@@ -79,8 +79,9 @@ def _serve(settings: Settings, *, host: str | None, port: int | None) -> int:
     from app.github.errors import GitHubError
     from app.logs import configure_logging
     from app.sandbox.factory import make_provider
-    from app.server import build_github_app, create_app
+    from app.server import create_app
     from app.setup_routes import SetupStateStore
+    from app.wiring import build_github_app
 
     bind_host = host or settings.host
     bind_port = port if port is not None else settings.port
@@ -120,8 +121,9 @@ def _serve(settings: Settings, *, host: str | None, port: int | None) -> int:
 def _run(settings: Settings, args: argparse.Namespace) -> int:
     import asyncio
 
+    from app.hosts.terminal import EXIT_FAILED
+    from app.local import run_local
     from app.logs import configure_logging
-    from app.runs.local import EXIT_FAILED, run_local
 
     # Progress has the terminal; logs only speak up for warnings.
     level = "warning" if settings.log_level == "info" else settings.log_level
@@ -152,7 +154,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     from app.logs import configure_logging
     from app.runs.queue import QueueSchemaError, worker_options
     from app.sandbox.factory import make_provider
-    from app.server import build_github_app
+    from app.wiring import build_github_app
     from app.worker import run_worker
 
     if settings.queue_backend != "procrastinate":

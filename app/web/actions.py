@@ -20,9 +20,8 @@ from typing import Any
 
 import structlog
 
-from app.runs.inbox import plan_asked
+from app.hosts.status import inline
 from app.runs.models import Run
-from app.runs.status import inline
 from app.runs.views import DASHBOARD_PREFIX
 from app.webhooks.commands import Command, Verb
 from app.webhooks.comments import ACTIONS
@@ -105,10 +104,7 @@ async def take_action(
 async def _check_state(ctx: HandlerContext, run: Run, verb: Verb, active: Run | None) -> None:
     if verb in (Verb.APPROVE, Verb.REVISE):
         # Parked (waiting), or shown and still parking: the handler keeps the answer for it.
-        waits = active is not None and active.id == run.id
-        if active is not None and waits and active.status != "waiting":
-            waits = active.status == "running" and await plan_asked(ctx.store, active)
-        if not waits:
+        if active is None or active.id != run.id or not await ctx.lifecycle.plan_waits(active):
             raise ActionRefused("This run has no plan waiting for an answer.", 409)
     elif verb is Verb.STOP:
         if active is None or active.id != run.id:

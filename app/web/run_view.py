@@ -16,8 +16,8 @@ from urllib.parse import quote
 from app.agent.budget import Usage
 from app.agent.history import RunRecord
 from app.agent.state import STEP_ORDER, StepName
+from app.hosts.status import STEP_LABELS
 from app.runs.models import Run
-from app.runs.status import STEP_LABELS
 from app.runs.views import RunRow
 
 NEXT_STEP: dict[str, StepName | None] = {

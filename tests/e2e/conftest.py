@@ -33,7 +33,7 @@ from pydantic import SecretStr
 
 from app.config import Settings
 from app.github.app import GitHubApp
-from app.runs import status
+from app.hosts import status
 from app.runs.models import FINISHED_STATUSES, Run, thread_key
 from app.runs.store import Store
 from app.sandbox.factory import local_root

@@ -78,6 +78,7 @@ def run(repo: str, installation: int) -> Run:
         None,
         None,
         None,
+        None,
     )
 
 

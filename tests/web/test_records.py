@@ -45,7 +45,7 @@ async def deployment(kind: str, tmp_path: Path) -> AsyncIterator[tuple[Settings,
     if kind == "sqlite":
         settings = Settings(_env_file=None, data_dir=tmp_path / "data")  # type: ignore[call-arg]
         store = Store.open(settings.database_url)
-        await store.create_all()
+        await store.migrate()
         try:
             yield settings, store
         finally:

@@ -33,6 +33,7 @@ def view(
         "status_comment_id": None,
         "pr_number": None,
         "error": None,
+        "plan_question": None,
     }
     fields.update(run)
     record = RunRecord(values=values or {}, usage=Usage(2, 1500, 250, 0.0123, 30.0))
