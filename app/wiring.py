@@ -3,9 +3,10 @@
 
 `wire(settings)` yields a `Wiring` that builds, on first use and once per process, what those
 entry points share: the store (migrated to the current schema), the GitHub App, the sandbox
-provider, the checkpointer (one connection pool for every run of the process) and the queue
-with the run job. On exit it closes what it opened, last opened first: the queue (running jobs
-are suspended), then the checkpointer, then the store. Anything injected (tests, the CLI's
+provider, the checkpointer (one connection pool for every run of the process), the queue
+with the run job, and the process's periodic sweeps (app.runs.sweeps). On exit it closes what
+it opened, last opened first: the sweeps, the queue (running jobs are suspended), then the
+checkpointer, then the store. Anything injected (tests, the CLI's
 early checks) is used as given; an injected store is left open for its owner to close.
 """
 
@@ -13,6 +14,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import timedelta
+from functools import partial
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
@@ -20,13 +23,20 @@ from app.agent.checkpoint import open_checkpointer
 from app.config import Settings
 from app.github.app import GitHubApp
 from app.runs.dispatch import Dispatcher, InProcessDispatcher, JobFunction
+from app.runs.janitor import SandboxJanitor
 from app.runs.jobs import make_run_job
+from app.runs.outbox import queue_uncarried
 from app.runs.queue import ProcrastinateDispatcher, WorkerOptions
+from app.runs.retention import Retention
 from app.runs.store import Store
+from app.runs.sweeps import Sweep, Sweeps
 from app.sandbox.base import SandboxProvider
 from app.sandbox.factory import make_provider
 from app.webhooks.context import AppSlug, HandlerContext
 from app.webhooks.handlers import DeliveryProcessor
+from app.webhooks.redelivery import RedeliverySweep
+
+HOURLY = 3600.0  # seconds between two retention sweeps, and two janitor sweeps
 
 
 def build_github_app(settings: Settings) -> GitHubApp:
@@ -116,14 +126,57 @@ class Wiring:
         )
 
     async def start(self, queue: Dispatcher, slug: AppSlug) -> HandlerContext:
-        """Start `queue` with the delivery job; it is closed (its runs suspended) first on
-        exit. Returns what the webhook handlers work with."""
+        """Start `queue` with the delivery job, then the process's sweeps; on exit the sweeps
+        stop first, then the queue closes (its runs suspended). Returns what the webhook
+        handlers work with."""
         ctx = HandlerContext(
-            await self.store(), self.github(), queue, slug, self.settings.github_web_url
+            await self.store(),
+            self.github(),
+            queue,
+            slug,
+            self.settings.github_web_url,
+            sandboxes=self.sandboxes(),
         )
         self._stack.push_async_callback(queue.aclose)
         await queue.start(DeliveryProcessor(ctx))
+        sweeps = Sweeps(await self.sweeps(queue))
+        self._stack.push_async_callback(sweeps.aclose)
+        sweeps.start()
         return ctx
+
+    async def sweeps(self, queue: Dispatcher) -> list[Sweep]:
+        """What this process does periodically: queue recorded work no job carries, ask
+        GitHub for missed deliveries, prune what retention lets go, delete orphaned
+        sandboxes."""
+        settings, store = self.settings, await self.store()
+        kept = timedelta(days=settings.retention_days)
+        prune_jobs = queue.prune_jobs if isinstance(queue, ProcrastinateDispatcher) else None
+
+        async def retention() -> int:
+            return await Retention(
+                store, settings.retention_days, await self.checkpointer(), prune_jobs
+            )()
+
+        async def janitor() -> int:
+            return await SandboxJanitor(store, self.sandboxes(), kept_for=kept)()
+
+        outbox = settings.outbox_sweep_seconds
+        redelivery = settings.redelivery_sweep_minutes * 60
+        return [
+            Sweep(
+                "outbox",
+                outbox,
+                partial(queue_uncarried, store, queue, grace=timedelta(seconds=outbox)),
+            ),
+            Sweep(
+                "redelivery",
+                redelivery,
+                RedeliverySweep(store, self.github()),
+                first_after=min(redelivery, 30.0),
+            ),
+            Sweep("retention", HOURLY, retention, first_after=min(HOURLY, 60.0)),
+            Sweep("sandbox janitor", HOURLY, janitor, first_after=min(HOURLY, 90.0)),
+        ]
 
 
 @asynccontextmanager

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar, Protocol
 
 import structlog
 
 from app.agent.runner import SUSPEND
+from app.runs.retry import DELIVERY_RETRY, RetryPolicy, TryAgain
 from app.runs.store import Store
 
 log = structlog.get_logger(__name__)
@@ -94,12 +95,18 @@ class Dispatcher(Protocol):
         """Stop: cancel what is in flight with SUSPEND (it is redone from the store at the
         next start)."""
 
+    async def carried(self, keys: Collection[str]) -> set[str]:
+        """Which of these job keys a queued or running job (or one waiting to be tried
+        again) carries: the outbox sweep (app.runs.outbox) queues the others."""
+
 
 class InProcessDispatcher:
     """Jobs as asyncio tasks in this process.
 
     Run jobs share `max_concurrent_runs` slots; deliveries have their own slots, so a long agent
-    run never delays the acknowledgement work (reactions, refusals) of new deliveries.
+    run never delays the acknowledgement work (reactions, refusals) of new deliveries. A job
+    that raises TryAgain is run again after the wait `retry` gives (its task waits, holding no
+    slot), as procrastinate does.
     """
 
     def __init__(
@@ -108,7 +115,9 @@ class InProcessDispatcher:
         run_job: JobFunction,
         max_concurrent_runs: int,
         max_concurrent_deliveries: int = 8,
+        retry: RetryPolicy = DELIVERY_RETRY,
     ) -> None:
+        self._retry = retry
         self._run_job = run_job
         self._process_delivery: JobFunction | None = None
         self._run_slots = asyncio.Semaphore(max_concurrent_runs)
@@ -166,6 +175,9 @@ class InProcessDispatcher:
     def in_flight(self) -> set[str]:
         return set(self._tasks)
 
+    async def carried(self, keys: Collection[str]) -> set[str]:
+        return {key for key in keys if key in self._tasks}
+
     async def _run(self, job: Job) -> None:
         while True:
             await self._run_once(job)
@@ -183,15 +195,27 @@ class InProcessDispatcher:
         else:
             function, slots, argument = self._run_job, self._run_slots, job.run_id
         assert function is not None
-        try:
-            async with slots:
-                await function(argument)
-        except asyncio.CancelledError:
-            log.info("job cancelled", job=job.kind, id=argument)
-            raise
-        except Exception:
-            # The job owns its error reporting; this keeps one failure from killing the loop.
-            log.exception("job failed", job=job.kind, id=argument)
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                async with slots:
+                    await function(argument)
+                return
+            except asyncio.CancelledError:
+                log.info("job cancelled", job=job.kind, id=argument)
+                raise
+            except TryAgain as exc:
+                wait = self._retry.wait(tries, exc.retry_after)
+                if wait is None:
+                    log.error("job failed after its last try", job=job.kind, id=argument)
+                    return
+                log.warning("job will be tried again", job=job.kind, id=argument, wait=wait)
+                await asyncio.sleep(wait)
+            except Exception:
+                # The job owns its error reporting; this keeps one failure from killing the loop.
+                log.exception("job failed", job=job.kind, id=argument)
+                return
 
 
 async def resubmit_unfinished(store: Store, dispatcher: Dispatcher) -> int:

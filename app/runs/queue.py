@@ -21,15 +21,18 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import procrastinate
 import structlog
 from procrastinate.exceptions import AlreadyEnqueued, UniqueViolation
 from procrastinate.job_context import AbortReason
+from procrastinate.jobs import Job as QueuedJob
 from procrastinate.jobs import Status
+from procrastinate.retry import BaseRetryStrategy, RetryDecision
 from procrastinate.schema import SchemaManager
 from sqlalchemy.engine import make_url
 
@@ -45,6 +48,7 @@ from app.runs.dispatch import (
     job_from_dict,
     job_to_dict,
 )
+from app.runs.retry import DELIVERY_RETRY, RetryPolicy, TryAgain
 from app.runs.store import Store
 
 log = structlog.get_logger(__name__)
@@ -120,6 +124,7 @@ class ProcrastinateDispatcher:
         run_job: JobFunction,
         worker: WorkerOptions | None = None,
         queue_prefix: str = "open-swe",
+        retry: RetryPolicy = DELIVERY_RETRY,
     ) -> None:
         for queue in worker.queues if worker else ():
             if queue not in QUEUES:
@@ -135,12 +140,16 @@ class ProcrastinateDispatcher:
             conninfo=libpq_url(database_url), min_size=1, max_size=8
         )
         self._app = procrastinate.App(connector=self._connector)
+        retried = _Retry(retry)  # a job that raises TryAgain is run again, later
         self._delivery_task = self._app.task(
-            name=PROCESS_DELIVERY_TASK, queue=self._queues[DELIVERIES], pass_context=True
+            name=PROCESS_DELIVERY_TASK,
+            queue=self._queues[DELIVERIES],
+            pass_context=True,
+            retry=retried,
         )(self._perform)
-        self._run_task = self._app.task(name=RUN_TASK, queue=self._queues[RUNS], pass_context=True)(
-            self._perform
-        )
+        self._run_task = self._app.task(
+            name=RUN_TASK, queue=self._queues[RUNS], pass_context=True, retry=retried
+        )(self._perform)
         recover = self._app.task(
             name=RECOVER_TASK, queue=self._queues[DELIVERIES], queueing_lock=RECOVER_TASK
         )(self._recover_periodically)
@@ -180,6 +189,33 @@ class ProcrastinateDispatcher:
             if found.id is not None and found.status in _ACTIVE:
                 cancelled |= await manager.cancel_job_by_id_async(found.id, abort=True)
         return cancelled
+
+    async def carried(self, keys: Collection[str]) -> set[str]:
+        """Which of these job keys a queued or running job carries (one waiting to be tried
+        again is queued)."""
+        if not self._open or not keys:
+            return set()
+        rows = await self._connector.execute_query_all_async(
+            "SELECT DISTINCT queueing_lock FROM procrastinate_jobs"
+            " WHERE queueing_lock = ANY(%(keys)s) AND status IN ('todo', 'doing')",
+            keys=list(keys),
+        )
+        return {str(row["queueing_lock"]) for row in rows}
+
+    async def prune_jobs(self, older_than: timedelta) -> None:
+        """Delete this deployment's jobs that ended (succeeded, failed, cancelled, aborted)
+        longer ago than `older_than` (retention: app.runs.retention)."""
+        if not self._open:
+            return
+        hours = max(1, int(older_than.total_seconds() // 3600))
+        for queue in self._queues.values():
+            await self._app.job_manager.delete_old_jobs(
+                nb_hours=hours,
+                queue=queue,
+                include_failed=True,
+                include_cancelled=True,
+                include_aborted=True,
+            )
 
     async def aclose(self) -> None:
         """Stop this process's worker loops (gracefully), then disconnect."""
@@ -306,9 +342,31 @@ class ProcrastinateDispatcher:
         return count
 
 
+class _Retry(BaseRetryStrategy):
+    """procrastinate's side of RetryPolicy: a job that raised TryAgain is run again after the
+    policy's wait; anything else is not retried."""
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self._policy = policy
+
+    def get_retry_decision(
+        self, *, exception: BaseException, job: QueuedJob
+    ) -> RetryDecision | None:
+        if not isinstance(exception, TryAgain):
+            return None
+        wait = self._policy.wait(job.attempts + 1, exception.retry_after)
+        if wait is None:
+            log.error("job failed after its last try", job=job.task_name, key=job.queueing_lock)
+            return None
+        log.warning("job will be tried again", job=job.task_name, key=job.queueing_lock, wait=wait)
+        return RetryDecision(retry_at=datetime.now(UTC) + timedelta(seconds=wait))
+
+
 async def _call(function: JobFunction, argument: str, job: Job) -> None:
     try:
         await function(argument)
+    except TryAgain:
+        raise  # procrastinate runs it again later (_Retry)
     except Exception:
         # The job owns its error reporting (as in-process); logged here, with redaction.
         log.exception("job failed", job=job.kind, id=argument)
