@@ -1266,7 +1266,12 @@ class FakeGitHub:
             e("GET", repo + "/installation", "jwt", self._repo_installation),
             # The App's webhook deliveries (github_hooks.py)
             e("GET", "/app/hook/deliveries", "jwt", lambda c: self.hook.list(c.query)),
-            e("GET", "/app/hook/deliveries/{id}", "jwt", lambda c: self.hook.get(_int(c.params["id"]))),
+            e(
+                "GET",
+                "/app/hook/deliveries/{id}",
+                "jwt",
+                lambda c: self.hook.get(_int(c.params["id"])),
+            ),
             e(
                 "POST",
                 "/app/hook/deliveries/{id}/attempts",

@@ -61,7 +61,9 @@ class FakeHook:
 
     # Test controls ----------------------------------------------------------------------
 
-    def deliver(self, event: str, payload: dict[str, Any], *, guid: str | None = None) -> HookAttempt:
+    def deliver(
+        self, event: str, payload: dict[str, Any], *, guid: str | None = None
+    ) -> HookAttempt:
         """Send a delivery now, as GitHub does after an event; the attempt, answered."""
         attempt = self._record(event, payload, guid or str(uuid.uuid4()), redelivery=False)
         self._send(attempt)

@@ -361,7 +361,7 @@ async def test_an_in_memory_sqlite_store_works(tmp_path: Path) -> None:
     store = Store.open("sqlite:///:memory:")
     try:
         await store.migrate()
-        assert await record(store, "m", {}) is True
+        assert await record(store, "m", {}) == "new"
         assert await store.unfinished_deliveries() == ["m"]
     finally:
         await store.close()
