@@ -67,6 +67,10 @@ def make_settings(tmp_path: Path, gh: FakeGitHub | None = None, **overrides: Any
         "data_dir": tmp_path / "data",
         "database_url_raw": None,
         "env_file_path": tmp_path / ".env",
+        # A recording run job leaves runs queued: the outbox sweep would queue them again
+        # (tests of the sweeps turn them on).
+        "outbox_sweep_seconds": 3600.0,
+        "redelivery_sweep_minutes": 0,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
