@@ -63,6 +63,7 @@ class RedeliverySweep:
         """The newest failed attempt of each event none of whose attempts succeeded, oldest
         event first (redelivered in the order they happened)."""
         failed: dict[str, HookDelivery] = {}
+        first_tried: dict[str, datetime] = {}
         succeeded: set[str] = set()
         cursor: str | None = None
         for _ in range(self.max_pages):
@@ -75,12 +76,13 @@ class RedeliverySweep:
                     succeeded.add(attempt.guid)
                 else:
                     failed.setdefault(attempt.guid, attempt)  # newest first: the latest try
+                    first_tried[attempt.guid] = attempt.delivered_at
             if cursor is None or not page or page[-1].delivered_at < oldest:
                 break
         else:
             log.warning("webhook deliveries left unread: too many", pages=self.max_pages)
         left = [attempt for guid, attempt in failed.items() if guid not in succeeded]
-        return sorted(left, key=lambda attempt: attempt.delivered_at)
+        return sorted(left, key=lambda attempt: first_tried[attempt.guid])
 
     async def _missed(self, failed: list[HookDelivery]) -> list[HookDelivery]:
         """Those the store never recorded (a delivery answered 503 was not) nor asked for."""
@@ -102,7 +104,7 @@ class RedeliverySweep:
         log.info(
             "asked GitHub to redeliver a missed delivery",
             guid=attempt.guid,
-            event=f"{attempt.event}.{attempt.action}" if attempt.action else attempt.event,
+            webhook=f"{attempt.event}.{attempt.action}" if attempt.action else attempt.event,
             answered=attempt.status_code,
             at=attempt.delivered_at.isoformat(),
         )

@@ -4,6 +4,7 @@ Part of `FakeGitHub` (as `gh.hook`), after GitHub's webhook delivery API:
 
 - `gh.hook.url` and `gh.hook.secret`: where deliveries go and the secret they are signed with
   (set by the test once the app listens).
+- `gh.hook.add(event, payload, status_code=...)`: seed the history with an attempt (not sent).
 - `gh.hook.deliver(event, payload)`: POST a delivery to the webhook URL, signed like GitHub
   signs it (X-Hub-Signature-256, a new X-GitHub-Delivery guid), and record the attempt with
   the status the app answered (0 when it could not be reached). Blocking: async tests call it
@@ -24,7 +25,7 @@ import json
 import threading
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -67,6 +68,23 @@ class FakeHook:
         """Send a delivery now, as GitHub does after an event; the attempt, answered."""
         attempt = self._record(event, payload, guid or str(uuid.uuid4()), redelivery=False)
         self._send(attempt)
+        return attempt
+
+    def add(
+        self,
+        event: str,
+        payload: dict[str, Any],
+        *,
+        status_code: int,
+        guid: str | None = None,
+        redelivery: bool = False,
+        ago: timedelta = timedelta(0),
+    ) -> HookAttempt:
+        """Seed the history with an attempt made `ago`, answered `status_code` (nothing sent)."""
+        attempt = self._record(event, payload, guid or str(uuid.uuid4()), redelivery=redelivery)
+        attempt.status_code = status_code
+        attempt.status = "OK" if 200 <= status_code < 300 else "failed to connect"
+        attempt.delivered_at = datetime.now(UTC) - ago
         return attempt
 
     def of(self, guid: str) -> list[HookAttempt]:
