@@ -17,7 +17,6 @@ from tests.agent.conftest import script_fix, script_plan, script_pr
 from tests.e2e.conftest import (
     ISSUE,
     MAINTAINER,
-    REPO,
     WEBHOOK_SECRET,
     World,
     eventually,

@@ -510,4 +510,7 @@ async def test_closing_the_pull_request_releases_the_sandbox_its_follow_ups_kept
     assert world.store is not None
     delivery = await world.store.delivery(answer["delivery"])
     assert delivery is not None
-    assert (delivery.outcome, delivery.detail) == ("released", f"sandbox of {thread(pull)} released")
+    assert (delivery.outcome, delivery.detail) == (
+        "released",
+        f"sandbox of {thread(pull)} released",
+    )
