@@ -92,6 +92,7 @@ class RunState(RunInput, total=False):
     instructions: str | None
     instructions_file: str | None
     test_command: str | None
+    setup_note: str | None  # the setup script ran without the network its policy grants
     # plan and approval
     plan: PlanDict | None
     plan_revision: int

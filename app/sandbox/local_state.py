@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from app.sandbox.base import SandboxGone
+from app.sandbox.base import NETWORK_POLICIES, NetworkPolicy, SandboxGone
 from app.sandbox.process import kill_group
 
 STATE_FILE = "sandbox.json"
@@ -31,10 +31,14 @@ class SandboxState:
     created_at: str
     state: str = "started"  # or "stopped"
     repos: dict[str, str] = field(default_factory=dict)  # clone path (relative) -> remote
+    network: NetworkPolicy = "none"  # set by the run (Sandbox.set_network_policy)
 
 
 def read_state(directory: Path) -> SandboxState:
-    return SandboxState(**json.loads((directory / STATE_FILE).read_text()))
+    state = SandboxState(**json.loads((directory / STATE_FILE).read_text()))
+    if state.network not in NETWORK_POLICIES:  # never more than we can read
+        state.network = "none"
+    return state
 
 
 def write_state(directory: Path, state: SandboxState) -> None:

@@ -76,6 +76,7 @@ def test_commands_do_not_see_this_process_environment(
     assert "parent-" not in result.output
     names = {line.split("=", 1)[0] for line in result.output.splitlines() if "=" in line}
     allowed = {"PATH", "HOME", "LANG", "TERM", "TMPDIR", "GIT_TERMINAL_PROMPT", "EXPLICIT"}
+    allowed.add("GIT_CEILING_DIRECTORIES")
     assert names - {"PWD", "SHLVL", "_", "OLDPWD"} == allowed | {"PYTHONDONTWRITEBYTECODE"}
     assert "EXPLICIT=passed" in result.output
     assert "TERM=dumb" in result.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -47,7 +48,8 @@ async def acquire(state: RunState, runtime: Rt) -> Sandbox:
 
 
 async def build_workspace(state: RunState, runtime: Rt, sandbox: Sandbox) -> dict[str, Any]:
-    """Clone, branch, read the default branch's rules, run the setup script: state fields."""
+    """Clone, branch, read the default branch's rules, set the sandbox's network policy, run
+    the setup script: state fields."""
     ctx = runtime.context
     checkout = await ctx.host.checkout()
     if checkout.credentials is not None:
@@ -58,9 +60,14 @@ async def build_workspace(state: RunState, runtime: Rt, sandbox: Sandbox) -> dic
     config, instructions, source, test_command = await workspace.read_repo_rules(
         sandbox, repo_dir, base_sha
     )
+    await asyncio.to_thread(sandbox.set_network_policy, config.network)
+    setup_note = None
     if config.setup:
-        await workspace.run_setup(sandbox, repo_dir, config.setup, ctx.settings.command_timeout)
+        setup_note = await workspace.run_setup(
+            sandbox, repo_dir, config.setup, ctx.settings.command_timeout
+        )
     return {
+        "setup_note": setup_note,
         "repo_dir": repo_dir,
         "base_branch": base_branch,
         "base_sha": base_sha,
