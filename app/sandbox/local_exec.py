@@ -80,7 +80,7 @@ class Confinement:
                 kill_grace=kill_grace,
                 on_start=started,
                 run_as=self.user,
-                pass_fds=network.pass_fds,
+                stdin=network.stdin,
             )
 
     def argv(

@@ -44,6 +44,7 @@ def read_state(directory: Path) -> SandboxState:
 def write_state(directory: Path, state: SandboxState) -> None:
     """Replace the state file atomically, so a reader never sees half of it."""
     temporary = directory / f".{STATE_FILE}.{uuid.uuid4().hex[:8]}"
+    temporary.touch(mode=0o600)  # ours alone: the sandbox user (see local_user.py) reads nothing
     temporary.write_text(json.dumps(asdict(state), indent=2, sort_keys=True))
     os.replace(temporary, directory / STATE_FILE)
 

@@ -39,23 +39,22 @@ def run_process(
     on_start: Callable[[subprocess.Popen[bytes]], None] | None = None,
     keep_bytes: int = STREAM_KEEP_BYTES,
     run_as: SandboxUser | None = None,
-    pass_fds: Sequence[int] = (),
+    stdin: int = subprocess.DEVNULL,
 ) -> RawResult:
     """Run argv to completion or until `timeout` seconds pass; see the module docstring.
 
-    run_as: the user to start it as (cwd is entered before the switch); pass_fds: descriptors
-    the process inherits.
+    run_as: the user to start it as (cwd is entered before the switch); stdin: a descriptor
+    to read (default /dev/null).
     """
     user: dict[str, Any] = run_as.popen_options() if run_as is not None else {}
     proc = subprocess.Popen(
         list(argv),
         cwd=cwd,
         env=dict(env),
-        stdin=subprocess.DEVNULL,
+        stdin=stdin,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,
-        pass_fds=tuple(pass_fds),
         **user,
     )
     try:

@@ -27,7 +27,6 @@ import contextlib
 import ipaddress
 import json
 import os
-import selectors
 import shutil
 import subprocess
 import time
@@ -64,14 +63,12 @@ BLOCKED_RANGES = (
 _SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _READY_SECONDS = 10.0
 _POLL_SECONDS = 0.005
-# Runs as root of the new namespace, before the command: tells us the namespace exists, waits
-# until the stack is attached, builds the routes, then becomes the command (bubblewrap).
+# Runs as root of the new namespace, before the command: waits (on stdin) until the stack is
+# attached, builds the routes, then becomes the command (bubblewrap), stdin /dev/null.
 _NET_SCRIPT = r"""
-go=$1 ready=$2 ip=$3 dev=$4 blocked=$5 dns=$6 gateway=$7
-shift 7
-printf x >&"$ready" || exit 125
-IFS= read -r word <&"$go" || word="the network stack did not start"
-eval "exec $go<&- $ready>&-"
+ip=$1 dev=$2 blocked=$3 dns=$4 gateway=$5
+shift 5
+IFS= read -r word || word="the network stack did not start"
 fail() { echo "open-swe: no network for this command: $*" >&2; exit 125; }
 [ "$word" = go ] || fail "$word"
 "$ip" link set lo up || fail "cannot bring up lo"
@@ -83,7 +80,7 @@ for net in $blocked; do
   "$ip" route add unreachable "$net" 2>/dev/null || "$ip" route replace unreachable "$net" \
     || fail "cannot block $net"
 done
-exec "$@"
+exec "$@" </dev/null
 """
 
 
@@ -166,42 +163,33 @@ def blocked_networks(ip: str) -> list[str]:
 
 
 class NetworkedCommand:
-    """One online command, as a context manager: `wrap` its argv, spawn it with `pass_fds`,
-    call `attach` with the started process; leaving the block stops the stack."""
+    """One online command, as a context manager: `wrap` its argv, spawn it with `stdin`, call
+    `attach` with the started process; leaving the block stops the stack."""
 
     def __init__(self, net: UserNet, user: SandboxUser | None) -> None:
         self.net, self.user = net, user
         self._go_read, self._go_write = os.pipe()
-        self._ready_read, self._ready_write = os.pipe()
-        self._open = {self._go_read, self._go_write, self._ready_read, self._ready_write}
+        self._open = {self._go_read, self._go_write}
         self._stack: subprocess.Popen[bytes] | None = None
 
     @property
-    def pass_fds(self) -> tuple[int, int]:
-        """The command's ends of the two pipes (closed here once it has started)."""
-        return (self._go_read, self._ready_write)
+    def stdin(self) -> int:
+        """The command's stdin until it goes on: the word to go, or why it cannot."""
+        return self._go_read
 
     def wrap(self, command: Sequence[str]) -> list[str]:
         unshare = [self.net.unshare, "--user", "--map-root-user", "--net", "--"]
         script = ["/bin/sh", "-c", _NET_SCRIPT, "open-swe-network"]
-        fds = [str(self._go_read), str(self._ready_write)]
-        routes = [
-            self.net.ip,
-            DEVICE,
-            " ".join(blocked_networks(self.net.ip)),
-            f"{DNS}/32",
-            GATEWAY,
-        ]
-        return [*unshare, *script, *fds, *routes, *command]
+        blocked = " ".join(blocked_networks(self.net.ip))
+        return [*unshare, *script, self.net.ip, DEVICE, blocked, f"{DNS}/32", GATEWAY, *command]
 
     def attach(self, proc: subprocess.Popen[bytes]) -> None:
         """Start the stack for the namespace `proc` made, then let the command go on (or end
         it with the reason when the stack does not come up)."""
-        for fd in self.pass_fds:  # the command holds them now
-            self._close(fd)
+        self._close(self._go_read)  # the command holds it now
         word = "go"
         try:
-            if not _read_byte(self._ready_read, _READY_SECONDS):
+            if not _in_new_namespace(proc.pid, _READY_SECONDS):
                 word = "the network namespace was not created"
             else:
                 word = self._start_stack(proc.pid)
@@ -258,12 +246,18 @@ class NetworkedCommand:
         self.close()
 
 
-def _read_byte(fd: int, seconds: float) -> bool:
-    with selectors.DefaultSelector() as selector:
-        selector.register(fd, selectors.EVENT_READ)
-        if not selector.select(timeout=seconds):
-            return False
-    return os.read(fd, 1) == b"x"
+def _in_new_namespace(pid: int, seconds: float) -> bool:
+    """Wait until `pid` is in a network namespace other than ours (unshare did its work)."""
+    ours = os.readlink("/proc/self/ns/net")
+    give_up = time.monotonic() + seconds
+    while time.monotonic() < give_up:
+        try:
+            if os.readlink(f"/proc/{pid}/ns/net") != ours:
+                return True
+        except OSError:
+            return False  # it is gone
+        time.sleep(_POLL_SECONDS)
+    return False
 
 
 def _has_default_route(pid: int) -> bool:

@@ -57,12 +57,17 @@ def test_local_by_default_with_a_warning(tmp_path: Path) -> None:
     assert warning["isolation"] == provider.isolation
 
 
-def test_local_project_path_overrides_the_root(tmp_path: Path) -> None:
-    chosen = settings(tmp_path, local_mode=True, local_project_path=tmp_path / "elsewhere")
-    assert local_root(chosen) == tmp_path / "elsewhere"
+def test_sandboxes_live_in_the_data_dir_never_in_the_project_path(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    chosen = settings(tmp_path, local_mode=True, local_project_path=project)
+    assert chosen.sandbox_kind == "local"
     provider = make_provider(chosen)
     assert isinstance(provider, LocalProvider)
-    assert provider.root == (tmp_path / "elsewhere").resolve()
+    assert local_root(chosen) == tmp_path / "data" / "sandboxes"
+    assert provider.root == (tmp_path / "data" / "sandboxes").resolve()
+    provider.acquire({}).destroy()
+    assert list(project.iterdir()) == []  # not even a lock file
 
 
 def test_local_sandboxes_redact_every_configured_secret(tmp_path: Path) -> None:
