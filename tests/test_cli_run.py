@@ -343,3 +343,25 @@ def test_the_repository_defaults_to_the_local_project_path(
     assert untouched(repo)
     assert not list(repo.glob(".lock"))
     assert not list(repo.glob("sbx-*"))
+
+
+def test_without_bubblewrap_it_warns_and_runs(
+    env: dict[str, str],
+    model: ScriptedModel,
+    repo: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setattr("app.sandbox.bwrap.find_bubblewrap", lambda executable=None: None)
+    script_success(model)
+
+    code = main(["run", "--repo", str(repo), "--auto", TASK])
+
+    _, err = capsys.readouterr()
+    assert code == 0, err
+    [warning] = [line for line in err.splitlines() if "not confined" in line]
+    assert warning.startswith(
+        "open-swe: warning: the local sandbox is not confined here (bwrap not found)"
+    )
+    assert branch_passes_pytest(repo, BRANCH, tmp_path)
