@@ -175,7 +175,6 @@ async def test_the_setup_script_reaches_neither_serve_nor_postgres(
         port=port,
     )
     try:
-        assert httpx.get(f"{base}/healthz").status_code == 200  # open-swe answers this test
         body = json.dumps(labeled("open-swe-auto")).encode()
         headers = {
             "X-GitHub-Event": "issues",
@@ -184,6 +183,8 @@ async def test_the_setup_script_reaches_neither_serve_nor_postgres(
             "Content-Type": "application/json",
         }
         async with httpx.AsyncClient() as client:
+            healthz = await client.get(f"{base}/healthz")  # open-swe answers this test
+            assert healthz.status_code == 200
             answer = await client.post(f"{base}/webhooks/github", content=body, headers=headers)
         assert answer.status_code == 202
 
