@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.sandbox.base import NetworkPolicy, RawResult
+from app.sandbox.base import NetworkPolicy, RawResult, SandboxError
 from app.sandbox.bwrap import Bubblewrap, Online, select_confinement
 from app.sandbox.local_user import SandboxUser, check_reachable, describe, own
 from app.sandbox.output import clean_output
@@ -190,16 +190,19 @@ def _probe(confinement: Confinement, root: Path) -> str | None:
         directory = Path(scratch)
         own(directory, confinement.user)
         dirs = SandboxDirs(directory, directory, directory)
-        result = confinement.run(
-            ["/bin/true"],
-            dirs=dirs,
-            cwd=directory,
-            env={"PATH": "/usr/bin:/bin"},
-            timeout=_PROBE_TIMEOUT,
-            kill_grace=1.0,
-            online=True,
-            on_start=lambda _: None,
-        )
+        try:
+            result = confinement.run(
+                ["/bin/true"],
+                dirs=dirs,
+                cwd=directory,
+                env={"PATH": "/usr/bin:/bin"},
+                timeout=_PROBE_TIMEOUT,
+                kill_grace=1.0,
+                online=True,
+                on_start=lambda _: None,
+            )
+        except SandboxError as exc:
+            return str(exc)
     if result.exit_code == 0:
         return None
     text, _ = clean_output(result.output, limit=2_000, secrets=())

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from app.sandbox.base import SandboxError
 from app.sandbox.local_user import SandboxUser
 
 TOOLS = ("slirp4netns", "pasta")  # preferred first
@@ -141,7 +142,10 @@ def find_usernet(tools: Sequence[str] = TOOLS) -> tuple[UserNet | None, str]:
 
 
 def blocked_networks(ip: str) -> list[str]:
-    """BLOCKED_RANGES and each IPv4 address of this machine (but loopback) as a /32."""
+    """BLOCKED_RANGES and each IPv4 address of this machine (but loopback) as a /32.
+
+    SandboxError when the addresses cannot be listed: an online command never goes out with
+    one of this machine's addresses left open."""
     ranges = list(BLOCKED_RANGES)
     try:
         listing = subprocess.run(
@@ -151,14 +155,14 @@ def blocked_networks(ip: str) -> list[str]:
             timeout=10.0,
             check=True,
         )
-        interfaces: list[dict[str, Any]] = json.loads(listing.stdout or b"[]")
-    except (OSError, ValueError, subprocess.SubprocessError):
-        interfaces = []
-    for interface in interfaces:
-        for info in interface.get("addr_info", []):
-            address = ipaddress.ip_address(info.get("local", "127.0.0.1"))
-            if address.version == 4 and not address.is_loopback:
-                ranges.append(f"{address}/32")
+        interfaces: list[dict[str, Any]] = json.loads(listing.stdout)
+        for interface in interfaces:
+            for info in interface.get("addr_info", []):
+                address = ipaddress.ip_address(info["local"])
+                if address.version == 4 and not address.is_loopback:
+                    ranges.append(f"{address}/32")
+    except (OSError, ValueError, KeyError, TypeError, subprocess.SubprocessError) as exc:
+        raise SandboxError(f"cannot list this machine's addresses to block them: {exc}") from None
     return ranges
 
 

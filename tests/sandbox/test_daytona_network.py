@@ -41,7 +41,7 @@ def activity(fake: FakeDaytona, sandbox_id: str) -> list[tuple[str, str, bool]]:
 def test_sandboxes_are_created_without_network(fake: FakeDaytona) -> None:
     with make_provider(fake, Sleeps()) as provider:
         provider.acquire(LABELS)
-        assert "network: nothing but while git, the setup script" in provider.isolation
+        assert "network: none, opened while git or the setup script runs" in provider.isolation
     [create] = fake.calls("POST", "^/api/sandbox$")
     assert create.body["networkBlockAll"] is True
     assert "networkAllowList" not in create.body

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from app.sandbox import local_exec
-from app.sandbox.base import NetworkPolicy, capped, granted
+from app.sandbox.base import NetworkPolicy, SandboxError, capped, granted
 from app.sandbox.local import LocalProvider, LocalSandbox
 from app.sandbox.local_user import SandboxUser, sandbox_user
 from app.sandbox.usernet import (
@@ -321,3 +321,11 @@ def test_missing_tools_are_named() -> None:
         "neither slirp4netns nor pasta is installed",
     )
     assert find_usernet(()) == (None, "neither slirp4netns nor pasta is installed")
+
+
+def test_when_this_machines_addresses_cannot_be_listed_nothing_goes_out(tmp_path: Path) -> None:
+    broken = tmp_path / "ip"
+    broken.write_text("#!/bin/sh\necho 'ip: unknown option -json' >&2\nexit 255\n")
+    broken.chmod(0o755)
+    with pytest.raises(SandboxError, match="cannot list this machine's addresses"):
+        blocked_networks(str(broken))

@@ -52,11 +52,13 @@ class DaytonaProvider(SandboxProvider):
                 "DAYTONA_API_KEY: required for Daytona sandboxes (or set OPEN_SWE_SANDBOX=local)"
             )
         self.settings = settings
-        allowed = settings.daytona_network_allow_list or "nothing"
+        allowed = settings.daytona_network_allow_list
+        restricted = f"only {allowed}" if allowed else "none"
         self.isolation = (
             f"Daytona sandboxes from snapshot {settings.daytona_snapshot} "
-            f"({settings.daytona_api_url}); network: {allowed} but while git, the setup script "
-            f"or (policy always) any command runs; ceiling {settings.sandbox_network}"
+            f"({settings.daytona_api_url}); network: {restricted}, opened while git or the setup "
+            f"script runs, or for every command under policy always (ceiling "
+            f"{settings.sandbox_network})"
         )
         # Explicit config: otherwise the SDK reads DAYTONA_* from the environment and .env files.
         config = DaytonaConfig(
