@@ -87,8 +87,9 @@ def _serve(settings: Settings, *, host: str | None, port: int | None) -> int:
     from app.github.errors import GitHubError
     from app.logs import configure_logging
     from app.sandbox.factory import make_provider
-    from app.server import build_github_app, create_app
+    from app.server import create_app
     from app.setup_routes import SetupStateStore
+    from app.wiring import build_github_app
 
     bind_host = host or settings.host
     bind_port = port if port is not None else settings.port
@@ -100,6 +101,7 @@ def _serve(settings: Settings, *, host: str | None, port: int | None) -> int:
     configure_logging(
         level=settings.log_level, fmt=settings.log_format, secrets=settings.secret_values()
     )
+    _tracing(settings)
     sandboxes = None
     if github is not None:
         try:
@@ -128,12 +130,14 @@ def _serve(settings: Settings, *, host: str | None, port: int | None) -> int:
 def _run(settings: Settings, args: argparse.Namespace) -> int:
     import asyncio
 
+    from app.hosts.terminal import EXIT_FAILED
+    from app.local import run_local
     from app.logs import configure_logging
-    from app.runs.local import EXIT_FAILED, run_local
 
     # Progress has the terminal; logs only speak up for warnings.
     level = "warning" if settings.log_level == "info" else settings.log_level
     configure_logging(level=level, fmt=settings.log_format, secrets=settings.secret_values())
+    _tracing(settings)
     try:
         return asyncio.run(
             run_local(
@@ -159,7 +163,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     from app.logs import configure_logging
     from app.runs.queue import QueueSchemaError, worker_options
     from app.sandbox.factory import make_provider
-    from app.server import build_github_app
+    from app.wiring import build_github_app
     from app.worker import run_worker
 
     if settings.queue_backend != "procrastinate":
@@ -185,6 +189,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     configure_logging(
         level=settings.log_level, fmt=settings.log_format, secrets=settings.secret_values()
     )
+    _tracing(settings)
     options = worker_options(settings, queues=args.queues, concurrency=args.concurrency)
 
     async def work() -> None:
@@ -209,6 +214,16 @@ def _refuse_unconfined(settings: Settings, sandboxes: SandboxProvider) -> None:
     why = unconfined_reason(sandboxes)
     if why is not None and not settings.allow_unconfined:
         raise ConfigError(UNCONFINED_REFUSAL.format(why=why))
+
+
+def _tracing(settings: Settings) -> None:
+    """LangSmith tracing, when its variables are set (in the environment or the .env file)."""
+    import os
+
+    from app.tracing import export_langsmith
+
+    if export_langsmith(settings, os.environ):
+        print("open-swe: tracing runs with LangSmith", file=sys.stderr)
 
 
 def _positive(value: str) -> int:

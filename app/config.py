@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     github_webhook_secret_previous: SecretStr | None = Field(
         None, validation_alias="GITHUB_WEBHOOK_SECRET_PREVIOUS"
     )
+    # The App's user authorization (OAuth web flow): signs people in to the dashboard.
+    github_app_client_id: str | None = Field(None, validation_alias="GITHUB_APP_CLIENT_ID")
+    github_app_client_secret: SecretStr | None = Field(
+        None, validation_alias="GITHUB_APP_CLIENT_SECRET"
+    )
     github_api_url: str = Field("https://api.github.com", validation_alias="GITHUB_API_URL")
     github_web_url: str = Field("https://github.com", validation_alias="GITHUB_WEB_URL")
 
@@ -123,6 +128,16 @@ class Settings(BaseSettings):
     max_cost_usd: float = Field(10.0, validation_alias="OPEN_SWE_MAX_COST_USD", gt=0)
     max_run_minutes: float = Field(60.0, validation_alias="OPEN_SWE_MAX_RUN_MINUTES", gt=0)
     max_test_attempts: int = Field(3, validation_alias="OPEN_SWE_MAX_TEST_ATTEMPTS", ge=1)
+
+    # Web layer: dashboard sessions (generated into the env file when absent) and /metrics
+    session_secret: SecretStr | None = Field(None, validation_alias="OPEN_SWE_SESSION_SECRET")
+    metrics_token: SecretStr | None = Field(None, validation_alias="OPEN_SWE_METRICS_TOKEN")
+
+    # Tracing with LangSmith (LangChain reads these; here so a .env file can set them too)
+    langsmith_tracing: bool = Field(False, validation_alias="LANGSMITH_TRACING")
+    langsmith_api_key: SecretStr | None = Field(None, validation_alias="LANGSMITH_API_KEY")
+    langsmith_project: str | None = Field(None, validation_alias="LANGSMITH_PROJECT")
+    langsmith_endpoint: str | None = Field(None, validation_alias="LANGSMITH_ENDPOINT")
 
     @field_validator("github_app_private_key", mode="before")
     @classmethod

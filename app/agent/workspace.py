@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import shlex
-from dataclasses import dataclass
 
 from app.agent.host import Checkout
 from app.agent.repo_config import (
@@ -48,17 +47,6 @@ class RunFailed(Exception):
 
 class WorkspaceLost(RunFailed):
     """The sandbox (and the uncommitted work in it) disappeared mid-run."""
-
-
-@dataclass(frozen=True)
-class Prepared:
-    repo_dir: str
-    base_branch: str
-    base_sha: str
-    start_sha: str
-    instructions: str | None
-    instructions_file: str | None
-    test_command: str | None
 
 
 async def run(

@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.runs import status
+from app.hosts import status
 from app.sandbox.factory import LOCAL_WARNING
 from app.webhooks.event import sign
 from tests.agent.conftest import git

@@ -20,8 +20,7 @@ import asyncio
 import re
 import threading
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import structlog
 
@@ -30,35 +29,27 @@ from app.agent.host import (
     ApprovalRequest,
     Change,
     Checkout,
-    Comment,
     Publication,
+    Remark,
     RunOutcome,
     TaskText,
 )
-from app.agent.state import Decision, PlanDict, StepName
+from app.agent.state import PlanDecision, PlanDict, StepName
 from app.agent.workspace import RunFailed
 from app.github.client import InstallationClient
 from app.github.errors import GitHubError, NotFound
 from app.github.types import CommentInfo, PullInfo
+from app.hosts import status
+from app.hosts.identity import GITHUB_NOREPLY, Requester, noreply_identity
+from app.hosts.push import push_failure
 from app.logs import REDACTED, SecretRedactor
-from app.runs import status
-from app.sandbox.base import GitCredentials, GitIdentity, Sandbox, SandboxError, SandboxGone
-from app.sandbox.git import GIT_ENV, HARDENING, PushRefused, shell
+from app.sandbox.base import GitCredentials, Sandbox, SandboxError, SandboxGone
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
-GITHUB_NOREPLY = "users.noreply.github.com"
 MAX_COMMENT_CHARS = 65_000  # GitHub refuses bodies over 65,536 characters
 MAX_PR_TITLE_CHARS = 256
-WORKFLOWS_DIR = ".github/workflows/"
-
-PUSH_FAILED = "could not push the branch {branch}: {error}"
-PUSH_REFUSED = "GitHub refused the push of {branch}: {reason}"
-PUSH_WORKFLOWS = (
-    "GitHub refused the push of {branch}: it changes {files}, and a GitHub App needs the "
-    "`workflows` permission to push changes under .github/workflows/ ({error})"
-)
 PULL_FAILED = "pushed the branch {branch}, but could not open or update its pull request: {error}"
 PLAN_FAILED = "could not post the plan on #{number}, so nobody could approve it: {error}"
 
@@ -69,27 +60,18 @@ _TOKEN_SHAPES = re.compile(
 )
 _URL_CREDENTIALS = re.compile(r"(?<=://)[^/\s@:]+:[^/\s@]+@")
 
-SaveId = Callable[[int], Awaitable[None]]  # records a comment or pull request number
 
+class RunRecord(Protocol):
+    """What a GitHub host records about its run, for other processes and later runs to find
+    (app.runs.lifecycle keeps it in the store)."""
 
-@dataclass(frozen=True)
-class Requester:
-    """The person who triggered the run: asked for review, credited as co-author."""
+    async def plan_asked(self, revision: int) -> None:
+        """The plan (this revision) waits for an answer: called before it is shown."""
+        ...
 
-    login: str
-    id: int | None = None  # GitHub user id: makes the noreply address link to the account
+    async def status_comment_posted(self, comment_id: int) -> None: ...
 
-
-def noreply_domain(web_url: str) -> str:
-    """GitHub's noreply e-mail domain for a web URL (GitHub Enterprise: users.noreply.<host>)."""
-    host = re.sub(r"^[a-z]+://", "", web_url.strip().lower()).split("/", 1)[0]
-    return GITHUB_NOREPLY if host in ("", "github.com") else f"users.noreply.{host}"
-
-
-def noreply_identity(login: str, user_id: int | None, domain: str = GITHUB_NOREPLY) -> GitIdentity:
-    """The commit identity GitHub attributes to an account without exposing an e-mail."""
-    local = f"{user_id}+{login}" if user_id is not None else login
-    return GitIdentity(login, f"{local}@{domain}")
+    async def pull_request_opened(self, number: int) -> None: ...
 
 
 class Scrubber:
@@ -112,10 +94,9 @@ class GitHubHost:
 
     client: an installation client scoped to `repo` (`GitHubApp.client(installation_id, repo)`),
     whose token renews itself. status_comment_id: the status comment recorded for this run, if
-    any; save_status_comment: called once with the id when a status comment is created (e.g.
-    `functools.partial(store.set_status_comment, run_id)`); save_pull_request: called with the
-    pull request's number after each publication (`store.set_pr_number`). secrets: configured
-    secret values (`settings.secret_values()`), never to be posted.
+    any; record: where the host records its plan question, its status comment and its pull
+    request (the run's lifecycle). secrets: configured secret values
+    (`settings.secret_values()`), never to be posted.
     """
 
     def __init__(
@@ -128,8 +109,7 @@ class GitHubHost:
         requester: Requester,
         app_slug: str,
         status_comment_id: int | None = None,
-        save_status_comment: SaveId | None = None,
-        save_pull_request: SaveId | None = None,
+        record: RunRecord | None = None,
         secrets: Iterable[str] = (),
         bot_user_id: int | None = None,
         email_domain: str = GITHUB_NOREPLY,
@@ -144,8 +124,7 @@ class GitHubHost:
         self.bot = noreply_identity(f"{app_slug}[bot]", bot_user_id, email_domain)
         self._client = client
         self._email_domain = email_domain
-        self._save_status_comment = save_status_comment
-        self._save_pull_request = save_pull_request
+        self._record = record
         self._scrub = Scrubber(secrets)
         # The status comment: written from worker threads, one write at a time, in order.
         self._status_lock = threading.Lock()
@@ -188,7 +167,7 @@ class GitHubHost:
         return TaskText(
             title=issue.title,
             body=issue.body,
-            comments=tuple(Comment(c.author, c.body) for c in comments if not c.author_is_bot),
+            comments=tuple(Remark(c.author, c.body) for c in comments if not c.author_is_bot),
             requested_by=noreply_identity(
                 self.requester.login, self.requester.id, self._email_domain
             ),
@@ -212,8 +191,12 @@ class GitHubHost:
         self, plan: PlanDict, *, awaiting_approval: bool, revision: int | None = None
     ) -> None:
         """Post the plan. Idempotent: a plan already posted for this run is not posted again;
-        with `revision`, that revision's comment is edited instead of adding another."""
+        with `revision`, that revision's comment is edited instead of adding another. A plan
+        that waits is recorded as the run's question first: answers to it are then kept even
+        while the run still parks."""
         if awaiting_approval:
+            if self._record is not None:
+                await self._record.plan_asked(revision or 1)
             await self._write_status(_mark_waiting, final=False, quiet=True)
         try:
             await self._call(self._post_plan, plan, awaiting_approval, revision)
@@ -223,7 +206,7 @@ class GitHubHost:
                 raise RunFailed(self._scrub(message)) from None
             log.warning("plan.post_failed", run=self.run_id, error=self._scrub(str(exc)))
 
-    async def decide(self, request: ApprovalRequest) -> Decision | None:
+    async def decide(self, request: ApprovalRequest) -> PlanDecision | None:
         """GitHub answers later, in a comment: the run waits durably and is resumed."""
         return None
 
@@ -240,7 +223,8 @@ class GitHubHost:
             message = PULL_FAILED.format(branch=change.branch, error=exc)
             raise RunFailed(self._scrub(message)) from None
         await self._request_review(pull.number)
-        await self._save(self._save_pull_request, pull.number, "pull.save_failed")
+        if self._record is not None:
+            await self._save(self._record.pull_request_opened, pull.number, "pull.save_failed")
         return Publication(branch=change.branch, url=pull.html_url, created=created)
 
     async def finish(self, outcome: RunOutcome) -> None:
@@ -260,7 +244,7 @@ class GitHubHost:
         except SandboxGone:
             raise
         except SandboxError as exc:
-            raise RunFailed(self._scrub(await _push_failure(sandbox, change, exc))) from None
+            raise RunFailed(self._scrub(await push_failure(sandbox, change, exc))) from None
 
     def _open_or_update_pull(self, change: Change, title: str, body: str) -> tuple[PullInfo, bool]:
         existing = self._client.find_pull(self.repo, change.branch)
@@ -358,8 +342,8 @@ class GitHubHost:
                 run=self.run_id,
                 error=self._scrub(f"{type(exc).__name__}: {exc}"),
             )
-        if created is not None:
-            await self._save(self._save_status_comment, created, "status.save_failed")
+        if created is not None and self._record is not None:
+            await self._save(self._record.status_comment_posted, created, "status.save_failed")
 
     def _write_status_now(
         self,
@@ -426,10 +410,8 @@ class GitHubHost:
 
     # --- helpers ----------------------------------------------------------------------------
 
-    async def _save(self, save: SaveId | None, number: int, event: str) -> None:
-        """Record an id through the injected hook; a failure is logged, never raised."""
-        if save is None:
-            return
+    async def _save(self, save: Callable[[int], Awaitable[None]], number: int, event: str) -> None:
+        """Record an id; a failure is logged, never raised."""
         try:
             await save(number)
         except Exception as exc:
@@ -449,38 +431,3 @@ class GitHubHost:
 
 def _mark_waiting(board: status.Board) -> None:
     board.waiting = True
-
-
-async def _push_failure(sandbox: Sandbox, change: Change, error: SandboxError) -> str:
-    """Why a push failed, in words a person can act on."""
-    message = str(error)
-    if "never force-pushes" in message:  # the remote branch moved on: not about workflows
-        return message
-    if isinstance(error, PushRefused):  # GitHub's own reason beats a guess from the diff
-        return PUSH_REFUSED.format(branch=change.branch, reason=error.reason)
-    files = await _changed_workflows(sandbox, change)
-    if files:
-        shown = ", ".join(files[:3]) + (" and more" if len(files) > 3 else "")
-        return PUSH_WORKFLOWS.format(branch=change.branch, files=shown, error=message)
-    return PUSH_FAILED.format(branch=change.branch, error=message)
-
-
-async def _changed_workflows(sandbox: Sandbox, change: Change) -> list[str]:
-    """Workflow files the branch changes compared with the default branch it started from."""
-    argv = [
-        "git",
-        *HARDENING,
-        "diff",
-        "--name-only",
-        f"origin/{change.base_branch}...{change.commit}",
-    ]
-    argv += ["--", WORKFLOWS_DIR]
-    try:
-        result = await asyncio.to_thread(sandbox.run, shell(argv), cwd=change.repo_dir, env=GIT_ENV)
-    except SandboxError:
-        return []
-    return (
-        [line for line in result.output.splitlines() if line.startswith(WORKFLOWS_DIR)]
-        if result.ok
-        else []
-    )

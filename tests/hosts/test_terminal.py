@@ -10,7 +10,7 @@ import pytest
 from app.agent.budget import Usage
 from app.agent.host import ApprovalRequest, RunOutcome
 from app.config import Settings
-from app.runs.local import (
+from app.hosts.terminal import (
     BadInput,
     LocalHost,
     inspect_repo,

@@ -15,21 +15,16 @@ from app.agent.budget import Usage
 from app.agent.checkpoint import open_checkpointer
 from app.agent.context import RunContext
 from app.agent.graph import build_graph
-from app.agent.host import ApprovalRequest, Change, RunHost, RunOutcome, RunStatus
-from app.agent.runner import execute_run
+from app.agent.host import ApprovalRequest, Change, OutcomeStatus, RunHost, RunOutcome
 from app.agent.state import PlanDict, RunInput
 from app.agent.workspace import RunFailed
 from app.github.app import GitHubApp
 from app.github.client import InstallationClient
 from app.github.transport import RETRIES
-from app.runs import status
-from app.runs.github_host import (
-    GitHubHost,
-    Requester,
-    Scrubber,
-    noreply_domain,
-    noreply_identity,
-)
+from app.hosts import status
+from app.hosts.github import GitHubHost, Scrubber
+from app.hosts.identity import Requester, noreply_domain, noreply_identity
+from app.runs.jobs import run_to_end
 from app.sandbox.base import Sandbox, SandboxError
 from app.sandbox.local import LocalProvider
 from tests.agent.conftest import FIXED as AGENT_FIXED
@@ -94,11 +89,33 @@ def saved() -> list[int]:
     return []
 
 
+class Record:
+    """A RunRecord keeping what the host recorded, in order; `broken` fails like a store that
+    is down."""
+
+    def __init__(self, status_comments: list[int] | None = None, *, broken: bool = False) -> None:
+        self.events: list[tuple[str, int]] = []
+        self.status_comments = status_comments if status_comments is not None else []
+        self.broken = broken
+
+    async def _note(self, kind: str, value: int) -> None:
+        if self.broken:
+            raise RuntimeError("database is locked")
+        self.events.append((kind, value))
+
+    async def plan_asked(self, revision: int) -> None:
+        await self._note("plan", revision)
+
+    async def status_comment_posted(self, comment_id: int) -> None:
+        await self._note("status", comment_id)
+        self.status_comments.append(comment_id)
+
+    async def pull_request_opened(self, number: int) -> None:
+        await self._note("pull", number)
+
+
 @pytest.fixture
 def make_host(client: InstallationClient, gh: FakeGitHub, saved: list[int]) -> Any:
-    async def save(comment_id: int) -> None:
-        saved.append(comment_id)
-
     def make(installation: InstallationClient | None = None, **overrides: Any) -> GitHubHost:
         options: dict[str, Any] = {
             "repo": REPO,
@@ -106,7 +123,7 @@ def make_host(client: InstallationClient, gh: FakeGitHub, saved: list[int]) -> A
             "run_id": RUN,
             "requester": Requester("alice", 583231),
             "app_slug": gh.app_slug,
-            "save_status_comment": save,
+            "record": Record(saved),
             "secrets": [SECRET_KEY, WEBHOOK_SECRET],
         }
         options.update(overrides)
@@ -143,7 +160,7 @@ def status_comments(gh: FakeGitHub) -> list[Any]:
     return [c for c in gh.comments.values() if marker in c.body]
 
 
-def outcome(state: RunStatus, **fields: Any) -> RunOutcome:
+def outcome(state: OutcomeStatus, **fields: Any) -> RunOutcome:
     return RunOutcome(state, RUN, USAGE, **fields)
 
 
@@ -286,7 +303,7 @@ async def test_a_restarted_process_edits_the_same_comment_and_keeps_its_checklis
     first = make_host()
     await first.progress("prepare", "cloned", USAGE)
     await first.progress("plan", "2 steps", USAGE)
-    second = make_host(save_status_comment=None)  # a new process, nothing recorded
+    second = make_host(record=None)  # a new process, nothing recorded
     await second.progress("approval", "approved by alice", USAGE)
     [comment] = status_comments(gh)
     assert len(gh.calls_matching("POST", "/repos/*/issues/1/comments")) == 1
@@ -431,7 +448,11 @@ async def test_a_late_live_update_never_overwrites_the_final_status(
     ],
 )
 async def test_final_status_for_every_outcome(
-    host: GitHubHost, gh: FakeGitHub, state: RunStatus, fields: dict[str, Any], expected: list[str]
+    host: GitHubHost,
+    gh: FakeGitHub,
+    state: OutcomeStatus,
+    fields: dict[str, Any],
+    expected: list[str],
 ) -> None:
     await host.progress("prepare", "cloned", USAGE)
     await host.finish(outcome(state, **fields))
@@ -477,6 +498,28 @@ async def test_a_revised_plan_is_a_new_comment_and_a_revision_is_edited_in_place
     assert "Use math.fsum()" in second.body
 
 
+async def test_the_plan_question_is_recorded_before_a_plan_that_waits_is_shown(
+    make_host: Any, gh: FakeGitHub
+) -> None:
+    record = Record()
+    host = make_host(record=record)
+    shown_when_asked: list[list[int]] = []
+    note = record._note
+
+    async def noting(kind: str, value: int) -> None:
+        if kind == "plan":
+            marks = [status.plan_mark(c.body) for c in plan_comments(gh)]
+            shown_when_asked.append([mark.revision for mark in marks if mark is not None])
+        await note(kind, value)
+
+    record._note = noting  # type: ignore[method-assign]
+    await host.post_plan(PLAN, awaiting_approval=False)  # auto-approved: nothing to answer
+    await host.post_plan(PLAN, awaiting_approval=True, revision=2)
+    assert [value for kind, value in record.events if kind == "plan"] == [2]
+    assert shown_when_asked == [[1]]  # asked before revision 2 was posted
+    assert sorted(status.plan_mark(c.body).revision for c in plan_comments(gh)) == [1, 2]  # type: ignore[union-attr]
+
+
 async def test_an_auto_approved_plan_says_so(host: GitHubHost, gh: FakeGitHub) -> None:
     await host.post_plan(PLAN, awaiting_approval=False)
     [comment] = plan_comments(gh)
@@ -503,12 +546,8 @@ async def test_decide_waits_for_a_comment(host: GitHubHost) -> None:
 async def test_publish_pushes_and_opens_a_draft_pull_request_with_a_review_request(
     make_host: Any, gh: FakeGitHub, sandbox: Sandbox, bare: Path
 ) -> None:
-    numbers: list[int] = []
-
-    async def save_pull(number: int) -> None:
-        numbers.append(number)
-
-    host = make_host(save_pull_request=save_pull)
+    record = Record()
+    host = make_host(record=record)
     change = await prepared_change(host, sandbox, FIXED)
     publication = await host.publish(sandbox, change)
     assert git(bare, "rev-parse", f"refs/heads/{BRANCH}") == change.commit
@@ -523,7 +562,7 @@ async def test_publish_pushes_and_opens_a_draft_pull_request_with_a_review_reque
     assert publication.created
     assert publication.branch == BRANCH
     assert publication.url == f"{gh.web_url}/{REPO}/pull/{pull.issue.number}"
-    assert numbers == [pull.issue.number]
+    assert ("pull", pull.issue.number) in record.events
 
 
 async def test_publishing_again_updates_the_same_pull_request(
@@ -594,10 +633,7 @@ async def test_the_run_issues_closing_line_stays_once_whatever_the_model_wrote(
 async def test_a_refused_review_request_or_a_failed_record_does_not_fail_the_publication(
     make_host: Any, gh: FakeGitHub, sandbox: Sandbox
 ) -> None:
-    async def broken_store(number: int) -> None:
-        raise RuntimeError("database is locked")
-
-    host = make_host(save_pull_request=broken_store)
+    host = make_host(record=Record(broken=True))
     gh.fail(
         "POST",
         "/repos/*/pulls/*/requested_reviewers",
@@ -778,12 +814,7 @@ async def test_an_approved_run_ends_with_one_pull_request_and_one_final_status(
         async def run(host: GitHubHost, payload: object) -> RunOutcome:
             async with open_checkpointer(settings) as saver:
                 context = RunContext(settings=settings, host=host, sandboxes=provider)
-                return await execute_run(
-                    build_graph(saver),
-                    context,
-                    thread_id=start["thread_id"],
-                    start=payload,  # type: ignore[arg-type]
-                )
+                return await run_to_end(build_graph(saver), context, start, payload)  # type: ignore[arg-type]
 
         waiting = await run(make_host(), start)
         assert waiting.status == "waiting"

@@ -1,4 +1,4 @@
-"""Local mode: `open-swe run` works on a repository on this machine, with no GitHub.
+"""The terminal host of local mode (`open-swe run`, driven by app.local): no GitHub.
 
 The same workflow as for an issue, hosted by a terminal: progress lines and the plan go to
 stderr, approval is asked on stdin (or skipped with --auto), and the result is a branch
@@ -16,15 +16,11 @@ import contextlib
 import re
 import subprocess
 import threading
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
 from app.agent.budget import Usage
-from app.agent.checkpoint import open_checkpointer
-from app.agent.context import RunContext
-from app.agent.graph import build_graph
 from app.agent.host import (
     ApprovalRequest,
     Change,
@@ -33,14 +29,12 @@ from app.agent.host import (
     RunOutcome,
     TaskText,
 )
-from app.agent.models import check_models
 from app.agent.prompts import describe_tests
-from app.agent.runner import execute_run
-from app.agent.state import Decision, PlanDict, RunInput, StepName
+from app.agent.state import PlanDecision, PlanDict, StepName
 from app.agent.untrusted import sanitize
 from app.agent.workspace import RunFailed
-from app.config import ConfigError, Settings
-from app.sandbox.base import GitIdentity, Sandbox, SandboxError, SandboxProvider
+from app.config import Settings
+from app.sandbox.base import GitIdentity, Sandbox, SandboxError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 LOCAL_BOT = GitIdentity("open-swe", "open-swe@localhost")
@@ -134,7 +128,7 @@ class LocalHost:
         lines += [f"  {number}. {step}" for number, step in enumerate(plan["steps"], 1)]
         self._say("\n".join(lines))
 
-    async def decide(self, request: ApprovalRequest) -> Decision:
+    async def decide(self, request: ApprovalRequest) -> PlanDecision:
         while True:
             answer = await self._ask(PROMPT)
             verb = (answer or "q").strip().lower()[:1]
@@ -232,58 +226,3 @@ def read_task(task: str | None, issue_file: Path | None) -> str:
     if not task or not sanitize(task):
         raise BadInput("the task is empty: pass the task text or --issue-file FILE")
     return task
-
-
-async def run_local(
-    settings: Settings,
-    *,
-    repo_path: Path,
-    task: str | None,
-    issue_file: Path | None,
-    auto: bool,
-    stdin: TextIO,
-    stdout: TextIO,
-    stderr: TextIO,
-    provider: SandboxProvider | None = None,
-) -> int:
-    """`open-swe run`: 0 when the branch was left with passing tests, 1 otherwise, 2 bad input."""
-    try:
-        text = read_task(task, issue_file)
-        repo = inspect_repo(repo_path)
-        check_models(settings)
-    except (BadInput, ConfigError) as exc:
-        print(f"open-swe: {exc}", file=stderr)
-        return EXIT_BAD_INPUT
-    title, _ = split_task(text)
-    slug = slugify(sanitize(title))
-    branch = f"open-swe/{slug}"
-    if repo.branch == branch:
-        print(f"open-swe: {branch} is checked out in {repo.path}; switch away first", file=stderr)
-        return EXIT_BAD_INPUT
-    settings = local_settings(settings, repo)
-    if provider is None:
-        from app.sandbox.factory import UNCONFINED_WARNING, make_provider, unconfined_reason
-
-        try:
-            provider = make_provider(settings)
-        except ConfigError as exc:
-            print(f"open-swe: configuration error: {exc}", file=stderr)
-            return EXIT_BAD_INPUT
-        why = unconfined_reason(provider)
-        if why is not None:
-            print(f"open-swe: {UNCONFINED_WARNING.format(why=why)}", file=stderr)
-    host = LocalHost(repo, text, stdin=stdin, stdout=stdout, stderr=stderr)
-    start = RunInput(
-        thread_id=f"local:{repo.path}:{slug}",
-        run_id=uuid.uuid4().hex[:12],
-        repo=str(repo.path),
-        issue_number=None,
-        branch=branch,
-        auto_approve=auto,
-    )
-    async with open_checkpointer(settings) as checkpointer:
-        context = RunContext(settings=settings, host=host, sandboxes=provider)
-        outcome = await execute_run(
-            build_graph(checkpointer), context, thread_id=start["thread_id"], start=start
-        )
-    return EXIT_OK if outcome.status == "succeeded" else EXIT_FAILED

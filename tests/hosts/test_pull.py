@@ -14,13 +14,12 @@ import pytest
 
 from app.agent import workspace
 from app.agent.budget import Usage
-from app.agent.host import Change, Comment, FileChange, RunHost, RunOutcome
+from app.agent.host import Change, FileChange, Remark, RunHost, RunOutcome
 from app.agent.workspace import RunFailed
 from app.github.app import GitHubApp
-from app.runs import status
-from app.runs.github_host import Requester
-from app.runs.models import StoredCommand
-from app.runs.pull_host import (
+from app.hosts import status
+from app.hosts.identity import Requester
+from app.hosts.pull import (
     CLOSED,
     FORK,
     NOT_PUSHED,
@@ -28,6 +27,7 @@ from app.runs.pull_host import (
     REPLY_MARKER,
     GitHubPullHost,
 )
+from app.runs.models import StoredCommand
 from app.sandbox.base import Sandbox
 from app.sandbox.local import LocalProvider
 from tests.fakes.github import FakeGitHub
@@ -195,10 +195,10 @@ async def test_the_task_is_the_pull_request_and_what_people_asked(
 
     assert (task.kind, task.title, task.body) == ("pull", "Add release notes", "Notes for v1.")
     assert task.files == (FileChange("notes.txt", 1, 0),)
-    assert task.review_comments == (Comment("bob", "Say which version.", "notes.txt", 1),)
+    assert task.review_comments == (Remark("bob", "Say which version.", "notes.txt", 1),)
     assert task.requests == (
-        Comment("carol", "fix add()", "calc.py", 2),
-        Comment("carol", "and add a test"),
+        Remark("carol", "fix add()", "calc.py", 2),
+        Remark("carol", "and add a test"),
     )
     assert asked.taken == 1
     assert task.requested_by is not None

@@ -20,12 +20,13 @@ from typing import Any, Protocol
 
 import structlog
 
-from app.agent.host import Change, Comment, FileChange, Publication, RunOutcome, TaskText
+from app.agent.host import Change, FileChange, Publication, Remark, RunOutcome, TaskText
 from app.agent.workspace import RunFailed
 from app.github.errors import GitHubError
 from app.github.types import PullInfo, ReviewCommentInfo
-from app.runs import status
-from app.runs.github_host import MAX_COMMENT_CHARS, GitHubHost, noreply_identity
+from app.hosts import status
+from app.hosts.github import MAX_COMMENT_CHARS, GitHubHost
+from app.hosts.identity import noreply_identity
 from app.runs.models import StoredCommand
 from app.sandbox.base import Sandbox
 
@@ -99,11 +100,11 @@ class GitHubPullHost(GitHubHost):
             kind="pull",
             files=tuple(FileChange(f.filename, f.additions, f.deletions) for f in files),
             review_comments=tuple(
-                Comment(r.author, r.body, path=r.path, line=r.line)
+                Remark(r.author, r.body, path=r.path, line=r.line)
                 for r in reviews
                 if not r.author_is_bot and r.id not in asked_in_review
             ),
-            requests=tuple(Comment(c.author, c.text, path=c.path, line=c.line) for c in asked),
+            requests=tuple(Remark(c.author, c.text, path=c.path, line=c.line) for c in asked),
             requested_by=noreply_identity(
                 self.requester.login, self.requester.id, self._email_domain
             ),

@@ -7,10 +7,10 @@ import re
 import pytest
 
 from app.agent.budget import Usage
-from app.agent.host import RunOutcome, RunStatus
+from app.agent.host import OutcomeStatus, RunOutcome
 from app.agent.state import STEP_ORDER, PlanDict
-from app.runs import status
-from app.runs.status import Board, render_plan, render_status
+from app.hosts import status
+from app.hosts.status import Board, render_plan, render_status
 from app.webhooks.commands import Verb, parse_command
 
 RUN = "run-42"
@@ -18,7 +18,7 @@ SLUG = "open-swe-test"
 USAGE = Usage(model_calls=3, input_tokens=1000, output_tokens=234, cost_usd=0.0123, seconds=90)
 
 
-def outcome(state: RunStatus, **fields: object) -> RunOutcome:
+def outcome(state: OutcomeStatus, **fields: object) -> RunOutcome:
     return RunOutcome(state, RUN, USAGE, **fields)  # type: ignore[arg-type]
 
 
