@@ -6,8 +6,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app.config import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from app.sandbox.base import SandboxProvider
 
 NEEDS_QUEUE = (
     "needs the procrastinate queue: a PostgreSQL DATABASE_URL (and OPEN_SWE_QUEUE unset or "
@@ -46,7 +50,11 @@ def _parser() -> argparse.ArgumentParser:
         "run", help="work on a task in a local repository (no GitHub); leaves a branch there"
     )
     run.add_argument("task", nargs="?", help="what to do (first line: the title)")
-    run.add_argument("--repo", type=Path, default=Path("."), help="the git repository (default: .)")
+    run.add_argument(
+        "--repo",
+        type=Path,
+        help="the git repository (default: OPEN_SWE_LOCAL_PROJECT_PATH, else .)",
+    )
     run.add_argument("--issue-file", type=Path, help="read the task from this file instead")
     run.add_argument("--auto", action="store_true", help="approve the plan without asking")
     return parser
@@ -98,6 +106,7 @@ def _serve(settings: Settings, *, host: str | None, port: int | None) -> int:
     if github is not None:
         try:
             sandboxes = make_provider(settings)  # logs the isolation runs will have
+            _refuse_unconfined(settings, sandboxes)
         except ConfigError as exc:
             print(f"open-swe: configuration error: {exc}", file=sys.stderr)
             return 2
@@ -133,7 +142,7 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
         return asyncio.run(
             run_local(
                 settings,
-                repo_path=args.repo,
+                repo_path=args.repo or settings.local_project_path or Path("."),
                 task=args.task,
                 issue_file=args.issue_file,
                 auto=args.auto,
@@ -170,6 +179,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     try:
         github = build_github_app(settings)
         sandboxes = make_provider(settings)
+        _refuse_unconfined(settings, sandboxes)
     except GitHubError as exc:
         print(f"open-swe: configuration error: GITHUB_APP_PRIVATE_KEY: {exc}", file=sys.stderr)
         return 2
@@ -195,6 +205,15 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
         print(f"open-swe: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _refuse_unconfined(settings: Settings, sandboxes: SandboxProvider) -> None:
+    """GitHub-triggered jobs never run unconfined on this machine unless the operator said so."""
+    from app.sandbox.factory import UNCONFINED_REFUSAL, unconfined_reason
+
+    why = unconfined_reason(sandboxes)
+    if why is not None and not settings.allow_unconfined:
+        raise ConfigError(UNCONFINED_REFUSAL.format(why=why))
 
 
 def _tracing(settings: Settings) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from functools import cached_property
 from pathlib import Path
@@ -104,6 +105,16 @@ class Settings(BaseSettings):
         600.0, validation_alias="OPEN_SWE_DAYTONA_CREATE_TIMEOUT", gt=0
     )
     command_timeout: float = Field(600.0, validation_alias="OPEN_SWE_COMMAND_TIMEOUT", gt=0)
+    # The most network any repository's sandbox gets (.open-swe.yml `network:` cannot exceed it)
+    sandbox_network: Literal["none", "setup", "always"] = Field(
+        "always", validation_alias="OPEN_SWE_SANDBOX_NETWORK"
+    )
+    # Who local sandbox commands run as when open-swe runs as root
+    sandbox_user: str = Field("nobody", validation_alias="OPEN_SWE_SANDBOX_USER", min_length=1)
+    allow_unconfined: bool = Field(False, validation_alias="OPEN_SWE_ALLOW_UNCONFINED")
+    daytona_network_allow_list: str | None = Field(
+        None, validation_alias="OPEN_SWE_DAYTONA_NETWORK_ALLOW_LIST"
+    )
 
     # Models
     model: str = Field(DEFAULT_MODEL, validation_alias="OPEN_SWE_MODEL")
@@ -149,6 +160,22 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http(s) URL")
         return value.rstrip("/")
+
+    @field_validator("daytona_network_allow_list")
+    @classmethod
+    def _ipv4_networks(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        networks = []
+        for item in value.split(","):
+            try:
+                networks.append(str(ipaddress.IPv4Network(item.strip())))
+            except ValueError:
+                raise ValueError(
+                    f"{item.strip()!r} is not an IPv4 network: use comma-separated CIDRs "
+                    "such as 192.0.2.0/24"
+                ) from None
+        return ",".join(networks)
 
     @field_validator("database_url_raw")
     @classmethod

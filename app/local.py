@@ -31,6 +31,7 @@ from app.hosts.terminal import (
 )
 from app.runs.jobs import run_to_end
 from app.sandbox.base import SandboxProvider
+from app.sandbox.factory import UNCONFINED_WARNING, unconfined_reason
 from app.wiring import wire
 
 
@@ -71,7 +72,15 @@ async def run_local(
         auto_approve=auto,
     )
     async with wire(settings, sandboxes=provider) as wiring:
-        context = RunContext(settings=settings, host=host, sandboxes=wiring.sandboxes())
+        try:
+            sandboxes = wiring.sandboxes()
+        except ConfigError as exc:
+            print(f"open-swe: configuration error: {exc}", file=stderr)
+            return EXIT_BAD_INPUT
+        why = unconfined_reason(sandboxes)
+        if why is not None:  # your own repository: warn, and run
+            print(f"open-swe: {UNCONFINED_WARNING.format(why=why)}", file=stderr)
+        context = RunContext(settings=settings, host=host, sandboxes=sandboxes)
         graph = build_graph(await wiring.checkpointer())
         outcome = await run_to_end(graph, context, start, start)
     return EXIT_OK if outcome.status == "succeeded" else EXIT_FAILED

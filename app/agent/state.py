@@ -95,6 +95,7 @@ class RunState(RunInput, total=False):
     instructions: str | None
     instructions_file: str | None
     test_command: str | None
+    setup_note: str | None  # the setup script ran without the network its policy grants
     # plan and approval
     plan: PlanDict | None
     plan_revision: int
@@ -130,6 +131,7 @@ class Prepared(TypedDict, total=False):
     test_command: str | None
     bot_name: str
     bot_email: str
+    setup_note: str | None  # the setup script ran without the network its policy grants
 
 
 class Redo(TypedDict):

@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import re
 import subprocess
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -208,17 +207,13 @@ async def _readline(stream: TextIO) -> str:
 
 
 def local_settings(settings: Settings, repo: LocalRepo) -> Settings:
-    """Local mode settings: the local sandbox; checkpoints inside .git and sandboxes in the
-    temp directory, unless OPEN_SWE_DATA_DIR / OPEN_SWE_LOCAL_PROJECT_PATH say otherwise.
-
-    Sandboxes must not live inside the repository: git run in a sandbox directory without
-    its own .git would find the user's repository above it.
-    """
+    """Local mode settings: the local sandbox; checkpoints and sandboxes inside .git (in the
+    data directory), unless OPEN_SWE_DATA_DIR says otherwise. Sandbox commands never see the
+    repository around them: bubblewrap shows them their sandbox only, and git is told not to
+    look above it (GIT_CEILING_DIRECTORIES)."""
     update: dict[str, object] = {"sandbox": "local", "local_mode": True}
     if "data_dir" not in settings.model_fields_set:
         update["data_dir"] = repo.git_dir / "open-swe"
-    if settings.local_project_path is None:
-        update["local_project_path"] = Path(tempfile.gettempdir()) / "open-swe-sandboxes"
     return settings.model_copy(update=update)
 
 

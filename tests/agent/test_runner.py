@@ -446,3 +446,23 @@ async def test_a_model_that_never_submits_a_plan_fails_clearly(
     assert outcome.status == "failed"
     assert outcome.reason == "the model stopped without submitting a plan; retry the run"
     assert host.calls("plan") == []
+
+
+async def test_a_setup_script_without_the_network_it_was_granted_is_noted_in_progress(
+    settings: Settings, model: ScriptedModel, tmp_path: Path
+) -> None:
+    config = "test: python3 -m unittest -q\nsetup: touch .setup-ran\nnetwork: setup\n"
+    source = make_repo(tmp_path / "with-setup", {**REPO_FILES, ".open-swe.yml": config})
+    no_stack = LocalProvider(tmp_path / "no-stack", command_timeout=60, usernet_tools=())
+    if not no_stack.confined:
+        pytest.skip("without bubblewrap the setup script has this machine's network")
+    script_plan(model)
+    model.on(offers("edit_file"), text("Nothing to change."))
+    host = RecordingHost(source)
+
+    await run(settings, host, no_stack, run_input())
+
+    [(_, detail)] = [call for call in host.calls("progress") if call[0] == "prepare"]
+    assert detail.endswith(
+        "; setup ran without network: neither slirp4netns nor pasta is installed"
+    )

@@ -73,12 +73,11 @@ def test_local_state_stays_out_of_the_working_tree(tmp_path: Path) -> None:
     repo = inspect_repo(make_repo(tmp_path / "project", REPO_FILES))
     default = local_settings(Settings(_env_file=None), repo)  # type: ignore[call-arg]
     assert default.sandbox_kind == "local"
-    assert default.data_dir == repo.git_dir / "open-swe"
-    assert default.local_project_path is not None
-    assert repo.path not in default.local_project_path.parents
-    chosen = Settings(_env_file=None, data_dir=tmp_path / "d", local_project_path=tmp_path / "s")  # type: ignore[call-arg]
+    assert default.data_dir == repo.git_dir / "open-swe"  # sandboxes: <data dir>/sandboxes
+    # the project path is the project, never where state goes (issue 8)
+    chosen = Settings(_env_file=None, data_dir=tmp_path / "d", local_project_path=repo.path)  # type: ignore[call-arg]
     assert local_settings(chosen, repo).data_dir == tmp_path / "d"
-    assert local_settings(chosen, repo).local_project_path == tmp_path / "s"
+    assert local_settings(chosen, repo).local_project_path == repo.path
 
 
 def host(tmp_path: Path, answers: str) -> tuple[LocalHost, io.StringIO, io.StringIO]:

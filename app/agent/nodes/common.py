@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from langgraph.runtime import Runtime
 
 from app.agent import workspace
@@ -45,7 +47,8 @@ async def acquire(state: RunState, runtime: Rt) -> Sandbox:
 
 
 async def build_workspace(state: RunState, runtime: Rt, sandbox: Sandbox) -> Prepared:
-    """Clone, branch, read the default branch's rules, run the setup script: state fields."""
+    """Clone, branch, read the default branch's rules, set the sandbox's network policy, run
+    the setup script: state fields."""
     ctx = runtime.context
     checkout = await ctx.host.checkout()
     if checkout.credentials is not None:
@@ -56,8 +59,12 @@ async def build_workspace(state: RunState, runtime: Rt, sandbox: Sandbox) -> Pre
     config, instructions, source, test_command = await workspace.read_repo_rules(
         sandbox, repo_dir, base_sha
     )
+    await asyncio.to_thread(sandbox.set_network_policy, config.network)
+    setup_note = None
     if config.setup:
-        await workspace.run_setup(sandbox, repo_dir, config.setup, ctx.settings.command_timeout)
+        setup_note = await workspace.run_setup(
+            sandbox, repo_dir, config.setup, ctx.settings.command_timeout
+        )
     return Prepared(
         repo_dir=repo_dir,
         base_branch=base_branch,
@@ -68,6 +75,7 @@ async def build_workspace(state: RunState, runtime: Rt, sandbox: Sandbox) -> Pre
         test_command=test_command,
         bot_name=checkout.bot.name,
         bot_email=checkout.bot.email,
+        setup_note=setup_note,
     )
 
 

@@ -92,6 +92,8 @@ async def prepare(state: RunState, runtime: Rt) -> Command[Literal["plan", "impl
     usage = budget.spent()
     detail = f"branch {state['branch']} from {fields['base_branch']}"
     detail += f"; tests: {fields['test_command'] or 'none found'}"
+    if fields.get("setup_note"):
+        detail += f"; {fields.get('setup_note')}"
     await announce(runtime, "prepare", detail, Usage.from_dict(usage))
     update = PrepareUpdate(
         **fields,
