@@ -21,6 +21,7 @@ from app.config import Settings
 from app.github.app import GitHubApp
 from app.runs.dispatch import Dispatcher, InProcessDispatcher, JobFunction
 from app.runs.jobs import make_run_job
+from app.runs.periodic import Sweep
 from app.runs.queue import ProcrastinateDispatcher, WorkerOptions
 from app.runs.store import Store
 from app.sandbox.base import SandboxProvider
@@ -101,19 +102,30 @@ class Wiring:
         self, run_job: JobFunction | None = None, *, worker: WorkerOptions | None
     ) -> Dispatcher:
         """The queue settings choose: in-process, or procrastinate on PostgreSQL, worked by
-        this process when `worker` options are given. `run_job` defaults to the agent's."""
+        this process when `worker` options are given, with the deployment's sweeps
+        registered. `run_job` defaults to the agent's."""
         job = run_job or await self.run_job()
+        queue: Dispatcher
         if self.settings.queue_backend == "inprocess":
-            return InProcessDispatcher(
+            queue = InProcessDispatcher(
                 run_job=job, max_concurrent_runs=self.settings.max_concurrent_runs
             )
-        return ProcrastinateDispatcher(
-            self.settings.database_url,
-            store=await self.store(),
-            run_job=job,
-            worker=worker,
-            queue_prefix=self.settings.queue_prefix,
-        )
+        else:
+            queue = ProcrastinateDispatcher(
+                self.settings.database_url,
+                store=await self.store(),
+                run_job=job,
+                worker=worker,
+                queue_prefix=self.settings.queue_prefix,
+            )
+        for sweep in await self.sweeps(queue):
+            queue.schedule(sweep)
+        return queue
+
+    async def sweeps(self, queue: Dispatcher) -> list[Sweep]:
+        """What the deployment repeats on a timer (app.runs.periodic), run wherever `queue`
+        runs them: add a sweep here."""
+        return []
 
     async def start(self, queue: Dispatcher, slug: AppSlug) -> HandlerContext:
         """Start `queue` with the delivery job; it is closed (its runs suspended) first on

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
 
 import procrastinate
@@ -18,6 +18,7 @@ import pytest
 from app.agent.runner import is_suspension
 from app.runs.dispatch import DispatcherClosed, ProcessDelivery, ResumeRun, StartRun
 from app.runs.models import Run
+from app.runs.periodic import Sweep
 from app.runs.queue import (
     DELIVERIES,
     RUNS,
@@ -91,7 +92,11 @@ class Queue:
         self.opened: list[ProcrastinateDispatcher] = []
 
     async def dispatcher(
-        self, worker: WorkerOptions | None = FAST, *, runs: Jobs | None = None
+        self,
+        worker: WorkerOptions | None = FAST,
+        *,
+        runs: Jobs | None = None,
+        sweeps: Sequence[Sweep] = (),
     ) -> ProcrastinateDispatcher:
         started = ProcrastinateDispatcher(
             self.pg.url,
@@ -100,6 +105,8 @@ class Queue:
             worker=worker,
             queue_prefix=self.pg.name,
         )
+        for sweep in sweeps:
+            started.schedule(sweep)
         self.opened.append(started)
         await started.start(self.deliveries)
         return started
