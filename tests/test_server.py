@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,14 +11,7 @@ import httpx
 import pytest
 
 from app.github.app import GitHubApp
-from app.runs.dispatch import (
-    DispatcherClosed,
-    InProcessDispatcher,
-    Job,
-    JobFunction,
-    ProcessDelivery,
-    StartRun,
-)
+from app.runs.dispatch import DispatcherClosed, InProcessDispatcher, Job, ProcessDelivery, StartRun
 from app.runs.models import Run, RunStatus, thread_key
 from app.runs.store import Store
 from app.server import create_app
@@ -125,25 +119,21 @@ async def test_a_delivery_accepted_before_a_crash_is_processed_after_the_restart
         assert third.run_jobs == [run.id]  # the run is still queued (the recorder runs nothing)
 
 
-class FlakyQueue(InProcessDispatcher):
-    """The in-process queue, whose first submissions of each kind fail."""
-
-    def __init__(self, *, deliveries: int, runs: int, run_job: JobFunction) -> None:
-        super().__init__(run_job=run_job, max_concurrent_runs=2)
-        self.failures = {ProcessDelivery: deliveries, StartRun: runs}
-
-    async def submit(self, job: Job) -> None:
-        if self.failures.get(type(job)):
-            self.failures[type(job)] -= 1
-            raise DispatcherClosed("the queue is gone for a moment")
-        await super().submit(job)
-
-
 async def test_work_whose_enqueue_failed_is_queued_within_seconds_without_a_restart(
-    tmp_path: Path, gh: FakeGitHub, github_app: GitHubApp
+    tmp_path: Path, gh: FakeGitHub, github_app: GitHubApp, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Finding 6: an accepted delivery whose enqueue failed after the 202 waited for the next
-    start; so did a run whose job could not be queued."""
+    start; so did a run whose job could not be queued. The outbox sweep queues them."""
+    failures: dict[type[Job], int] = {ProcessDelivery: 1, StartRun: 1}
+    submit = InProcessDispatcher.submit
+
+    async def flaky_submit(queue: InProcessDispatcher, job: Job) -> None:
+        if failures.get(type(job)):
+            failures[type(job)] -= 1
+            raise DispatcherClosed("the queue is gone for a moment")
+        await submit(queue, job)
+
+    monkeypatch.setattr(InProcessDispatcher, "submit", flaky_submit)
     run_jobs: list[str] = []
     ran = asyncio.Event()
 
@@ -151,21 +141,31 @@ async def test_work_whose_enqueue_failed_is_queued_within_seconds_without_a_rest
         run_jobs.append(run_id)
         ran.set()
 
-    queue = FlakyQueue(deliveries=1, runs=1, run_job=run_job)
-    async with start_harness(
-        tmp_path, gh, github_app, dispatcher=queue, outbox_sweep_seconds=0.2
-    ) as harness:
-        response = await harness.deliver("issues", labeled(), delivery="unqueued", settle=False)
-        assert response.status_code == 202
-        async with asyncio.timeout(30):
-            await ran.wait()
-        run = await harness.store.active_run(THREAD)
-        assert run is not None
-        assert run_jobs == [run.id]
-        delivery = await harness.store.delivery("unqueued")
-        assert delivery is not None
-        assert delivery.processed_at is not None
-    assert queue.failures == {ProcessDelivery: 0, StartRun: 0}
+    settings = make_settings(tmp_path, gh, outbox_sweep_seconds=1)
+    store = Store.open(settings.database_url)
+    app = create_app(settings, store=store, github=github_app, run_job=run_job)
+    body = json.dumps(labeled()).encode()
+    try:
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://t"
+            ) as client,
+        ):
+            headers = signed_headers("issues", body, delivery="unqueued")
+            response = await client.post("/webhooks/github", content=body, headers=headers)
+            assert response.status_code == 202
+            async with asyncio.timeout(30):
+                await ran.wait()
+            run = await store.active_run(THREAD)
+            assert run is not None
+            assert run_jobs == [run.id]
+            delivery = await store.delivery("unqueued")
+            assert delivery is not None
+            assert delivery.processed_at is not None
+    finally:
+        await store.close()
+    assert failures == {ProcessDelivery: 0, StartRun: 0}
 
 
 async def test_runs_interrupted_by_a_restart_are_resumed_but_waiting_ones_are_not(

@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Protocol
 import structlog
 
 from app.agent.runner import SUSPEND
+from app.runs.periodic import Sweep, SweepLoops
 from app.runs.retry import DELIVERY_RETRY, RetryPolicy, TryAgain
 from app.runs.store import Store
 
@@ -91,6 +92,9 @@ class Dispatcher(Protocol):
     async def cancel(self, run_id: str) -> bool:
         """Cancel the run's job if it is queued or running here; True if one was cancelled."""
 
+    def schedule(self, sweep: Sweep) -> None:
+        """Run `sweep` periodically once started (app.runs.periodic); register before start."""
+
     async def aclose(self) -> None:
         """Stop: cancel what is in flight with SUSPEND (it is redone from the store at the
         next start)."""
@@ -124,11 +128,16 @@ class InProcessDispatcher:
         self._delivery_slots = asyncio.Semaphore(max_concurrent_deliveries)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._again: set[str] = set()  # keys submitted while their job was in progress
+        self._sweeps = SweepLoops()
         self._closed = False
 
     async def start(self, process_delivery: JobFunction) -> None:
         self._process_delivery = process_delivery
         self._closed = False
+        self._sweeps.start()
+
+    def schedule(self, sweep: Sweep) -> None:
+        self._sweeps.add(sweep)
 
     async def submit(self, job: Job) -> None:
         if self._process_delivery is None or self._closed:
@@ -166,6 +175,7 @@ class InProcessDispatcher:
     async def aclose(self) -> None:
         self._closed = True
         self._again.clear()
+        await self._sweeps.aclose()
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel(SUSPEND)  # runs are suspended, not stopped: resubmitted at the next start

@@ -2,8 +2,8 @@
 
 The front door records a delivery, then queues its job; a run is stored queued, then its job
 is queued. When the queueing fails (the queue's database went away between the two, the
-process died), the record is still there: this sweep, run every few seconds in every process
-(app.runs.sweeps), queues what no job carries. A job queued twice runs once (queueing locks,
+process died), the record is still there: this sweep, run every few seconds for the deployment
+(app.runs.periodic), queues what no job carries. A job queued twice runs once (queueing locks,
 in-process coalescing), and the delivery and run jobs do nothing for work already done.
 """
 

@@ -48,6 +48,7 @@ from app.runs.dispatch import (
     job_from_dict,
     job_to_dict,
 )
+from app.runs.periodic import Sweep, cron, sweep_once
 from app.runs.retry import DELIVERY_RETRY, RetryPolicy, TryAgain
 from app.runs.store import Store
 
@@ -61,6 +62,7 @@ QUEUES = (DELIVERIES, RUNS)
 PROCESS_DELIVERY_TASK = "open_swe.process_delivery"
 RUN_TASK = "open_swe.run"
 RECOVER_TASK = "open_swe.recover_stalled_jobs"
+SWEEP_TASK = "open_swe.sweep.{name}"  # app.runs.periodic: one periodic task per sweep
 _SCHEMA_LOCK = 0x6F70656E2D737765  # advisory lock: two processes starting never both create it
 _ACTIVE = (Status.TODO.value, Status.DOING.value)
 
@@ -156,6 +158,20 @@ class ProcrastinateDispatcher:
         self._app.periodic(cron=(worker or WorkerOptions()).recover_cron)(recover)
 
     # The Dispatcher interface -----------------------------------------------------------
+
+    def schedule(self, sweep: Sweep) -> None:
+        """A periodic task on the deliveries queue, deferred once per tick for the whole
+        deployment (procrastinate deduplicates the ticks of every worker); register it
+        before start()."""
+        name = SWEEP_TASK.format(name=sweep.name)
+        if name in self._app.tasks:
+            raise ValueError(f"a sweep named {sweep.name!r} is already registered")
+
+        async def tick(timestamp: int) -> None:
+            await sweep_once(sweep)
+
+        task = self._app.task(name=name, queue=self._queues[DELIVERIES], queueing_lock=name)(tick)
+        self._app.periodic(cron=cron(sweep.every), periodic_id=sweep.name)(task)
 
     async def start(self, process_delivery: JobFunction) -> None:
         """Connect, create procrastinate's tables if absent, requeue work nothing carries."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
 from datetime import timedelta
 
@@ -19,6 +19,7 @@ import pytest
 from app.agent.runner import is_suspension
 from app.runs.dispatch import DispatcherClosed, JobFunction, ProcessDelivery, ResumeRun, StartRun
 from app.runs.models import Run
+from app.runs.periodic import Sweep
 from app.runs.queue import (
     DELIVERIES,
     RUNS,
@@ -102,6 +103,7 @@ class Queue:
         runs: Jobs | None = None,
         deliveries: JobFunction | None = None,
         retry: RetryPolicy = QUICK_RETRY,
+        sweeps: Sequence[Sweep] = (),
     ) -> ProcrastinateDispatcher:
         started = ProcrastinateDispatcher(
             self.pg.url,
@@ -111,6 +113,8 @@ class Queue:
             queue_prefix=self.pg.name,
             retry=retry,
         )
+        for sweep in sweeps:
+            started.schedule(sweep)
         self.opened.append(started)
         await started.start(deliveries or self.deliveries)
         return started
