@@ -53,12 +53,19 @@ def create_app(
     async def healthz(_request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok", "app_configured": settings.app_configured})
 
-    async def setup_required(request: Request) -> JSONResponse:
-        base = settings.public_url or str(request.base_url)
-        url = base.rstrip("/") + "/setup"
+    async def setup_required(_request: Request) -> JSONResponse:
+        url = settings.base_url + "/setup"
         return JSONResponse({"error": messages.SETUP_REQUIRED.format(url=url)}, status_code=503)
 
-    receiver = WebhookReceiver(settings.webhook_secrets) if settings.app_configured else None
+    receiver = (
+        WebhookReceiver(
+            settings.webhook_secrets,
+            read_timeout=settings.webhook_read_timeout,
+            max_pending=settings.webhook_max_pending_bytes,
+        )
+        if settings.app_configured
+        else None
+    )
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
