@@ -107,7 +107,9 @@ def create_app(
         Route(WEBHOOK_PATH, receiver.handle if receiver else setup_required, methods=["POST"]),
         *setup_routes(settings, state_store=setup_state),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.webhook_receiver = receiver  # None in setup mode; holds the pending_bytes count
+    return app
 
 
 def build_dispatcher(settings: Settings, store: Store, *, run_job: JobFunction) -> Dispatcher:
