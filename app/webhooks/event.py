@@ -5,7 +5,8 @@ over time, so every helper returns None for a missing or mistyped field instead 
 
 What no GitHub payload holds and no database column can store is refused whole by `parse`
 (the answer is 400): nesting deeper than MAX_DEPTH, integers beyond 64 bits, NaN or infinite
-numbers, NUL characters (PostgreSQL text and JSON refuse them). A value of the right kind but
+numbers, NUL characters (PostgreSQL text and JSON refuse them), unpaired surrogates (no UTF-8
+for them: neither database, nor GitHub's API, nor a log line can take them). A value of the right kind but
 outside what GitHub sends for that field (an issue number past 2^31, a repository name with
 spaces) makes its helper return None, so the delivery is ignored like any other that does not
 concern us.
@@ -34,7 +35,9 @@ _LOGIN = re.compile(r"[A-Za-z0-9_.-]{1,90}(?:\[bot\])?")
 _REPO = re.compile(r"[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}")
 _ACCOUNT_TYPE = re.compile(r"[A-Za-z]{1,20}")
 _TOO_DEEP = f"body is nested deeper than {MAX_DEPTH} levels"
-_NUL = "body holds a NUL character (\\u0000)"
+# Text only holds NUL or a lone surrogate when the JSON escapes one: \u0000, \uD800-\uDFFF.
+_SUSPECT_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 TextSource = Literal["issue_comment", "review_comment", "review"]
 # Event name -> (payload key holding the text, what kind of text it is).
@@ -104,8 +107,7 @@ class Event:
             raise PayloadError(f"body is not valid JSON: {exc}") from exc
         if not isinstance(payload, dict):
             raise PayloadError("body is not a JSON object")
-        # A NUL can only be in the text as the escape \u0000: skip the string checks without one.
-        _check_values(payload, strings=b"\\u0000" in body)
+        _check_values(payload, strings=_SUSPECT_ESCAPE.search(body) is not None)
         return cls(name, delivery_id, payload)
 
     # Generic access ---------------------------------------------------------------------
@@ -241,7 +243,8 @@ def _no_constant(name: str) -> Any:
 def _check_values(payload: dict[str, Any], *, strings: bool) -> None:
     """Refuse what no GitHub payload holds and no column can store; one pass, no recursion.
 
-    json.loads already turned 1e999 into inf; `strings` also looks for NUL in keys and strings.
+    json.loads already turned 1e999 into inf and joined escaped surrogate pairs; `strings`
+    also looks for NUL and lone surrogates in keys and strings.
     """
     pending: list[tuple[Any, int]] = [(payload, 1)]
     while pending:
@@ -249,8 +252,9 @@ def _check_values(payload: dict[str, Any], *, strings: bool) -> None:
         if depth > MAX_DEPTH:
             raise PayloadError(_TOO_DEEP)
         if isinstance(node, dict):
-            if strings and any("\0" in key for key in node):
-                raise PayloadError(_NUL)
+            if strings:
+                for key in node:
+                    _check_text(key)
             values = node.values()
         else:
             values = node
@@ -264,8 +268,17 @@ def _check_values(payload: dict[str, Any], *, strings: bool) -> None:
             elif kind is float:
                 if not math.isfinite(value):
                     raise PayloadError("body holds a number too large for a double")
-            elif strings and kind is str and "\0" in value:
-                raise PayloadError(_NUL)
+            elif strings and kind is str:
+                _check_text(value)
+
+
+def _check_text(text: str) -> None:
+    found = _UNSTORABLE.search(text)
+    if found is None:
+        return
+    if found.group() == "\0":
+        raise PayloadError("body holds a NUL character (\\u0000)")
+    raise PayloadError(f"body holds an unpaired surrogate (\\u{ord(found.group()):04x})")
 
 
 def _repo_list(value: Any) -> list[tuple[int, str]]:

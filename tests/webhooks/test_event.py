@@ -177,6 +177,9 @@ def test_parse_accepts_every_recorded_payload() -> None:
         (b'{"action": "label\\u0000ed"}', "NUL"),
         (b'{"comment": {"body": ["fine", "no\\u0000"]}}', "NUL"),
         (b'{"a\\u0000": 1}', "NUL"),
+        (b'{"action": "\\ud800"}', "unpaired surrogate \\(\\\\ud800\\)"),
+        (b'{"x": {"\\uDFFF": 1}}', "unpaired surrogate"),
+        (b'{"x": "\\ud83d\\ud83d\\ude00"}', "unpaired surrogate"),  # one too many
         (b'{"x": "\x00"}', "not valid JSON"),  # a raw NUL is a control character
     ],
 )
@@ -189,6 +192,8 @@ def test_parse_takes_the_limits_themselves() -> None:
     limits = b'{"a": [9223372036854775807, -9223372036854775808, 1.5e308], "b": "\\\\u0000"}'
     assert Event.parse("issues", "d", nested(MAX_DEPTH)).payload
     assert Event.parse("issues", "d", limits).payload["b"] == "\\u0000"  # an escaped backslash
+    emoji = Event.parse("issues", "d", b'{"body": "\\ud83d\\ude00 \\u00e9"}')  # a pair: fine
+    assert emoji.payload["body"] == "\U0001f600 \u00e9"
 
 
 @pytest.mark.parametrize(

@@ -413,6 +413,12 @@ REFUSED: list[tuple[str, str, bytes, str]] = [
         json.dumps(addressed("/open-swe fix\0 it")).encode(),
         "NUL",
     ),
+    (
+        "an unpaired surrogate in a command",
+        "issue_comment",
+        json.dumps(addressed("/open-swe fix \ud83d it")).encode(),
+        "unpaired surrogate",
+    ),
     ("NaN", "issues", with_extra(labeled(), b"NaN"), "NaN"),
     ("1e999", "issues", with_extra(labeled(), b"1e999"), "too large"),
 ]
