@@ -103,6 +103,8 @@ class Event:
             raise PayloadError("body is not valid UTF-8") from exc
         except RecursionError:  # the C decoder's own guard, far beyond MAX_DEPTH
             raise PayloadError(_TOO_DEEP) from None
+        except PayloadError:
+            raise
         except ValueError as exc:
             raise PayloadError(f"body is not valid JSON: {exc}") from exc
         if not isinstance(payload, dict):
