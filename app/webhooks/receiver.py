@@ -7,8 +7,7 @@ accepted delivery is in the store before the 2xx, so a crash after answering los
 |---|---|
 | 503 | setup not finished; the store is down (GitHub shows a failed, redeliverable delivery) |
 | 503 + Retry-After | unverified bodies being read already hold OPEN_SWE_WEBHOOK_MAX_PENDING_BYTES |
-| 400 | missing/invalid X-GitHub-Event or X-GitHub-Delivery; body not a UTF-8 JSON object, or one |
-|     | holding what no GitHub payload does (see app.webhooks.event) |
+| 400 | bad X-GitHub-Event/-Delivery; body not a UTF-8 JSON object, or one no column can store |
 | 415 | content type is not application/json (form deliveries are refused with a fix) |
 | 413 | body over 25 MiB (Content-Length, then counted while streaming, before hashing) |
 | 408 | the body did not arrive within OPEN_SWE_WEBHOOK_READ_TIMEOUT seconds (connection closed) |
@@ -24,6 +23,7 @@ once), and all bodies being read hold at most `max_pending` bytes together.
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,7 +44,6 @@ from app.webhooks.routing import Router
 MAX_BODY_BYTES = MAX_WEBHOOK_BODY_BYTES
 READ_TIMEOUT = 10.0  # seconds for the whole body
 MAX_PENDING_BYTES = 64 * 1024 * 1024  # unverified body bytes held at once, all requests together
-RETRY_AFTER = 10  # seconds, when the pending bytes are at the cap: about one read timeout
 _EVENT_NAME = re.compile(r"[a-z_]{1,64}")
 _DELIVERY_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}")
 
@@ -182,10 +181,11 @@ class WebhookReceiver:
         return Refused(413, f"body larger than {self._max_body} bytes")
 
     def _busy(self) -> Refused:
+        # Every body held now is verified or dropped within one read timeout.
         return Refused(
             503,
             "too many deliveries are being received at once; redeliver it",
-            retry_after=RETRY_AFTER,
+            retry_after=math.ceil(self._read_timeout),
         )
 
     async def _accept(self, event: Event) -> JSONResponse:
