@@ -206,7 +206,8 @@ class Settings(BaseSettings):
         the loopback address). Never a request's Host header: any client can send one."""
         if self.public_url:
             return self.public_url.rstrip("/")
-        host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(self.host, self.host)  # noqa: S104
+        wildcards = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}  # noqa: S104
+        host = wildcards.get(self.host, self.host)
         if ":" in host:  # IPv6
             host = f"[{host.strip('[]')}]"
         return f"http://{host}:{self.port}"

@@ -5,8 +5,8 @@ over time, so every helper returns None for a missing or mistyped field instead 
 
 What no GitHub payload holds and no database column can store is refused whole by `parse`
 (the answer is 400): nesting deeper than MAX_DEPTH, integers beyond 64 bits, NaN or infinite
-numbers, NUL characters (PostgreSQL text and JSON refuse them), unpaired surrogates (no UTF-8
-for them: neither database, nor GitHub's API, nor a log line can take them). A value of the right kind but
+numbers, NUL characters (PostgreSQL text and JSON refuse them), unpaired surrogates (they have
+no UTF-8: no database, GitHub API call or log line takes them). A value of the right kind but
 outside what GitHub sends for that field (an issue number past 2^31, a repository name with
 spaces) makes its helper return None, so the delivery is ignored like any other that does not
 concern us.
