@@ -89,6 +89,8 @@ class WebhookReceiver:
         read_timeout: float = READ_TIMEOUT,
         max_pending: int = MAX_PENDING_BYTES,
     ) -> None:
+        if any(not secret.strip() for secret in secrets):  # Settings refuse them too
+            raise ValueError("a blank webhook secret would verify anyone's signature")
         self._secrets = list(secrets)
         self._max_body = max_body
         self._read_timeout = read_timeout

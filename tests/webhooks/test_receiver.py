@@ -18,7 +18,7 @@ from app.runs.store import Store
 from app.server import create_app
 from app.webhooks import messages
 from app.webhooks.event import sign
-from app.webhooks.receiver import MAX_BODY_BYTES
+from app.webhooks.receiver import MAX_BODY_BYTES, WebhookReceiver
 from tests.fakes.github import FakeGitHub
 from tests.runs.postgres_schema import postgres_schema
 from tests.webhooks.conftest import (
@@ -342,6 +342,12 @@ async def test_setup_mode_answers_503_with_how_to_finish(tmp_path: Path) -> None
     # Where the server listens, not the Host header the client chose.
     assert "http://127.0.0.1:8000/setup" in response.json()["error"]
     assert "http://t/" not in response.json()["error"]
+
+
+@pytest.mark.parametrize("blank", [b"", b"  "])
+def test_a_receiver_never_takes_a_blank_secret(blank: bytes) -> None:
+    with pytest.raises(ValueError, match="blank webhook secret"):
+        WebhookReceiver([SECRET.encode(), blank])
 
 
 def test_sign_matches_the_documented_example() -> None:
