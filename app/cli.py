@@ -85,14 +85,16 @@ def _serve(settings: Settings, *, host: str | None, port: int | None) -> int:
     import uvicorn
 
     from app.github.errors import GitHubError
-    from app.logs import configure_logging
+    from app.logs import configure_logging, redact_access_log_queries
     from app.sandbox.factory import make_provider
     from app.server import create_app
     from app.setup_routes import SetupStateStore
     from app.wiring import build_github_app
 
-    bind_host = host or settings.host
-    bind_port = port if port is not None else settings.port
+    # Where it listens, for the URLs it gives out (settings.base_url) as well as for uvicorn.
+    settings = settings.model_copy(
+        update={"host": host or settings.host, "port": port if port is not None else settings.port}
+    )
     try:
         github = build_github_app(settings) if settings.app_configured else None
     except GitHubError as exc:  # e.g. a key that is not a PEM: say so now, not per delivery
@@ -102,6 +104,7 @@ def _serve(settings: Settings, *, host: str | None, port: int | None) -> int:
         level=settings.log_level, fmt=settings.log_format, secrets=settings.secret_values()
     )
     _tracing(settings)
+    redact_access_log_queries()
     sandboxes = None
     if github is not None:
         try:
@@ -113,13 +116,12 @@ def _serve(settings: Settings, *, host: str | None, port: int | None) -> int:
     setup_state = None
     if github is None:
         setup_state = SetupStateStore()
-        base = settings.public_url or f"http://{_browsable(bind_host)}:{bind_port}"
-        link = f"{base.rstrip('/')}/setup?token={setup_state.token}"
+        link = f"{settings.base_url}/setup?token={setup_state.token}"
         print(f"open-swe: setup mode (no GitHub App configured yet): open {link}", file=sys.stderr)
     uvicorn.run(
         create_app(settings, github=github, setup_state=setup_state, sandboxes=sandboxes),
-        host=bind_host,
-        port=bind_port,
+        host=settings.host,
+        port=settings.port,
         log_level=settings.log_level,
         log_config=None,  # uvicorn's logs (access lines, tracebacks) go through our redactor
         proxy_headers=True,
@@ -240,8 +242,3 @@ def _queue_names(value: str) -> tuple[str, ...]:
     if not names or not set(names) <= set(QUEUES):
         raise argparse.ArgumentTypeError(f"choose from {', '.join(QUEUES)}, not {value!r}")
     return names
-
-
-def _browsable(host: str) -> str:
-    """A host a browser can open: the wildcard addresses mean this machine."""
-    return "localhost" if host in {"0.0.0.0", "::", ""} else host  # noqa: S104

@@ -9,10 +9,18 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MODEL = "anthropic:claude-sonnet-4-5"
+MAX_WEBHOOK_BODY_BYTES = 25 * 1024 * 1024  # GitHub never delivers more
 
 
 class ConfigError(Exception):
@@ -43,10 +51,13 @@ class Settings(BaseSettings):
     github_webhook_secret_previous: SecretStr | None = Field(
         None, validation_alias="GITHUB_WEBHOOK_SECRET_PREVIOUS"
     )
-    # The App's user authorization (OAuth web flow): signs people in to the dashboard.
-    github_app_client_id: str | None = Field(None, validation_alias="GITHUB_APP_CLIENT_ID")
+    # The App's OAuth client, for signing people in (setup writes them). GITHUB_CLIENT_ID/_SECRET
+    # are what setup wrote before these names existed.
+    github_app_client_id: str | None = Field(
+        None, validation_alias=AliasChoices("GITHUB_APP_CLIENT_ID", "GITHUB_CLIENT_ID")
+    )
     github_app_client_secret: SecretStr | None = Field(
-        None, validation_alias="GITHUB_APP_CLIENT_SECRET"
+        None, validation_alias=AliasChoices("GITHUB_APP_CLIENT_SECRET", "GITHUB_CLIENT_SECRET")
     )
     github_api_url: str = Field("https://api.github.com", validation_alias="GITHUB_API_URL")
     github_web_url: str = Field("https://github.com", validation_alias="GITHUB_WEB_URL")
@@ -66,6 +77,17 @@ class Settings(BaseSettings):
         "console", validation_alias="OPEN_SWE_LOG_FORMAT"
     )
     max_concurrent_runs: int = Field(2, validation_alias="OPEN_SWE_MAX_CONCURRENT_RUNS", ge=1)
+    # The webhook endpoint under abuse: a body must arrive whole within the timeout (GitHub
+    # sends it at once), and bodies not yet verified hold at most this many bytes together
+    # (at least one delivery of GitHub's largest, 25 MiB).
+    webhook_read_timeout: float = Field(
+        10.0, validation_alias="OPEN_SWE_WEBHOOK_READ_TIMEOUT", gt=0
+    )
+    webhook_max_pending_bytes: int = Field(
+        64 * 1024 * 1024,
+        validation_alias="OPEN_SWE_WEBHOOK_MAX_PENDING_BYTES",
+        ge=MAX_WEBHOOK_BODY_BYTES,
+    )
     # Work queue: in-process, or procrastinate on PostgreSQL (default there) for many workers
     queue: Literal["inprocess", "procrastinate"] | None = Field(
         None, validation_alias="OPEN_SWE_QUEUE"
@@ -154,6 +176,14 @@ class Settings(BaseSettings):
             return value.replace("\\n", "\n")
         return value
 
+    @field_validator("github_webhook_secret", "github_webhook_secret_previous")
+    @classmethod
+    def _secret_not_blank(cls, value: SecretStr | None) -> SecretStr | None:
+        # An empty HMAC key is still a key: anyone could sign deliveries with it.
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("is blank: set the App's webhook secret, or remove the variable")
+        return value
+
     @field_validator("github_api_url", "github_web_url", "daytona_api_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:
@@ -213,6 +243,18 @@ class Settings(BaseSettings):
     @property
     def uses_postgres(self) -> bool:
         return self.database_url.startswith("postgres")
+
+    @property
+    def base_url(self) -> str:
+        """OPEN_SWE_PUBLIC_URL, else the address this server listens on (a wildcard bind means
+        the loopback address). Never a request's Host header: any client can send one."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        wildcards = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}  # noqa: S104
+        host = wildcards.get(self.host, self.host)
+        if ":" in host:  # IPv6
+            host = f"[{host.strip('[]')}]"
+        return f"http://{host}:{self.port}"
 
     @property
     def queue_backend(self) -> Literal["inprocess", "procrastinate"]:
@@ -300,6 +342,9 @@ def _describe(exc: ValidationError) -> str:
     first = exc.errors()[0]
     loc = first["loc"][0] if first["loc"] else "settings"
     field = Settings.model_fields.get(str(loc))
-    name = str(field.validation_alias) if field and field.validation_alias else str(loc).upper()
+    alias = field.validation_alias if field else None
+    if isinstance(alias, AliasChoices):
+        alias = str(alias.choices[0])
+    name = str(alias) if alias else str(loc).upper()
     more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
     return f"{name}: {first['msg']}{more}"

@@ -7,6 +7,7 @@ import sys
 import threading
 from collections.abc import Iterable, MutableMapping
 from typing import Any, TextIO
+from urllib.parse import unquote_plus
 
 import structlog
 
@@ -14,6 +15,9 @@ REDACTED = "[redacted]"
 #: Secrets learned at run time (installation tokens, minted hourly per repository) a redactor
 #: keeps; the oldest go first, long expired, so a server running for months stays fast.
 MAX_LEARNED_SECRETS = 4096
+#: Query parameters that carry one-time credentials: the `code` and `state` GitHub sends back
+#: to the setup and sign-in callbacks, the setup page's `token`.
+CREDENTIAL_QUERY_PARAMS = frozenset({"code", "state", "token"})
 
 # The redactor of this process's logs, set by configure_logging.
 _process_redactor: SecretRedactor | None = None
@@ -124,3 +128,34 @@ def redact_from_logs(secret: str) -> None:
     """Redact a secret learned after start-up (an installation token) from this process's logs."""
     if _process_redactor is not None:
         _process_redactor.add(secret)
+
+
+class _AccessLogQueryFilter(logging.Filter):
+    """Redacts CREDENTIAL_QUERY_PARAMS from the request targets in uvicorn's access lines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                redact_query(arg) if isinstance(arg, str) and "?" in arg else arg
+                for arg in record.args
+            )
+        return True
+
+
+def redact_query(target: str) -> str:
+    """`/setup/callback?code=abc&x=1` -> `/setup/callback?code=[redacted]&x=1`."""
+    path, _, query = target.partition("?")
+    pairs = []
+    for pair in query.split("&"):
+        name = pair.partition("=")[0]
+        pairs.append(
+            f"{name}={REDACTED}" if unquote_plus(name) in CREDENTIAL_QUERY_PARAMS else pair
+        )
+    return f"{path}?{'&'.join(pairs)}"
+
+
+def redact_access_log_queries() -> None:
+    """Keep one-time credentials sent in URLs out of uvicorn's access log (once per process)."""
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, _AccessLogQueryFilter) for f in access.filters):
+        access.addFilter(_AccessLogQueryFilter())

@@ -53,12 +53,19 @@ def create_app(
     async def healthz(_request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok", "app_configured": settings.app_configured})
 
-    async def setup_required(request: Request) -> JSONResponse:
-        base = settings.public_url or str(request.base_url)
-        url = base.rstrip("/") + "/setup"
+    async def setup_required(_request: Request) -> JSONResponse:
+        url = settings.base_url + "/setup"
         return JSONResponse({"error": messages.SETUP_REQUIRED.format(url=url)}, status_code=503)
 
-    receiver = WebhookReceiver(settings.webhook_secrets) if settings.app_configured else None
+    receiver = (
+        WebhookReceiver(
+            settings.webhook_secrets,
+            read_timeout=settings.webhook_read_timeout,
+            max_pending=settings.webhook_max_pending_bytes,
+        )
+        if settings.app_configured
+        else None
+    )
     web = WebLayer(settings) if settings.app_configured else None  # the dashboard, API, metrics
 
     @asynccontextmanager
@@ -91,4 +98,6 @@ def create_app(
         *(web.routes() if web is not None else []),
         *setup_routes(settings, state_store=setup_state),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.webhook_receiver = receiver  # None in setup mode; holds the pending_bytes count
+    return app

@@ -8,6 +8,12 @@ Two checks keep strangers out of a fresh, publicly reachable server:
 - a setup token, printed in the server log, must be in the setup page's URL; otherwise anyone
   could register their own App with this server's model keys behind it;
 - the `state` GitHub returns must be one we issued in the last hour, and is used once (CSRF).
+
+The page with the token also leaves it in a cookie (HttpOnly, for /setup only), so that when
+GitHub sends the person who registered the App back to /setup after installing it, they are
+told to restart. Anyone else only learns that the server is set up: not the App, not where
+its credentials are. URLs given to GitHub come from OPEN_SWE_PUBLIC_URL, else the address the
+server listens on, never from a request's Host header.
 """
 
 from __future__ import annotations
@@ -44,6 +50,8 @@ from app.github.types import AppCredentials
 STATE_TTL = 3600.0  # GitHub wants the whole flow done within an hour
 MAX_PENDING_STATES = 256  # page reloads cannot grow memory without bound
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "0.0.0.0", "[::1]"}  # noqa: S104 (names, not binds)
+SETUP_COOKIE = "open_swe_setup"  # holds the setup token
+SET_UP = "This open-swe server is set up."
 
 log = structlog.get_logger(__name__)
 
@@ -70,6 +78,12 @@ class SetupStateStore:
             candidate.encode(), self.token.encode()
         )
 
+    def is_operator(self, request: Request) -> bool:
+        """The request carries the setup token: in its URL, or in the cookie the page left."""
+        return self.token_matches(request.query_params.get("token")) or self.token_matches(
+            request.cookies.get(SETUP_COOKIE)
+        )
+
     def new_state(self) -> str:
         state = secrets.token_urlsafe(24)
         self._states[state] = self._clock() + self._ttl
@@ -89,15 +103,14 @@ def setup_routes(settings: Settings, *, state_store: SetupStateStore | None = No
     """`GET /`, `GET /setup` and `GET /setup/callback`, bound to these settings."""
     store = state_store or SetupStateStore()
     if not settings.app_configured:
-        base = settings.public_url or f"http://{_display_host(settings.host)}:{settings.port}"
         log.warning(
             "github_app_not_configured",
-            setup_link=f"{base.rstrip('/')}/setup?{urlencode({'token': store.token})}",
+            setup_link=f"{settings.base_url}/setup?{urlencode({'token': store.token})}",
         )
 
     async def home(request: Request) -> Response:
         if settings.app_configured:
-            return PlainTextResponse(f"open-swe is running as GitHub App {_app_name(settings)}.\n")
+            return PlainTextResponse(SET_UP + "\n")
         return _setup_page(request, settings, store)
 
     async def setup(request: Request) -> Response:
@@ -123,7 +136,7 @@ def _setup_page(request: Request, settings: Settings, store: SetupStateStore) ->
             "(it carries a token that shows you run this server).</p>",
             status=403,
         )
-    public_url = (settings.public_url or str(request.base_url)).rstrip("/")
+    public_url = settings.base_url
     org = request.query_params.get("org", "").strip()
     name = request.query_params.get("name", "").strip() or None
     try:
@@ -144,7 +157,17 @@ def _setup_page(request: Request, settings: Settings, store: SetupStateStore) ->
         + "<h2>Options</h2>"
         + _choice_form(store, org, name or manifest["name"])
     )
-    return _page("Set up open-swe", content)
+    page = _page("Set up open-swe", content)
+    # Recognises this browser when GitHub sends it back after the install (see the docstring).
+    page.set_cookie(
+        SETUP_COOKIE,
+        store.token,
+        path="/setup",
+        httponly=True,
+        samesite="lax",
+        secure=public_url.startswith("https://"),
+    )
+    return page
 
 
 def _choice_form(store: SetupStateStore, org: str, name: str | None) -> str:
@@ -211,16 +234,18 @@ async def _callback(request: Request, settings: Settings, store: SetupStateStore
 
 
 def _configured_page(request: Request, settings: Settings, store: SetupStateStore) -> Response:
+    if not store.is_operator(request):
+        return _page("open-swe", f"<p>{SET_UP}</p>")
+    installed = request.query_params.get("setup_action") == "install"
+    intro = "<p>The App is installed.</p>" if installed else ""
     registered = store.registered
     if registered is not None and not settings.app_configured:
-        content = (
+        content = intro + (
             f"<p>The GitHub App <code>{escape(registered.slug)}</code> is registered and its "
             f"credentials are in <code>{escape(str(settings.env_file_path))}</code>. Restart "
             "open-swe to load them.</p>"
         )
         return _page("Restart open-swe", content)
-    installed = request.query_params.get("setup_action") == "install"
-    intro = "<p>The App is installed.</p>" if installed else ""
     slug = settings.github_app_slug
     more = ""
     if slug:
@@ -238,10 +263,6 @@ def _configured_page(request: Request, settings: Settings, store: SetupStateStor
 def _app_name(settings: Settings) -> str:
     slug = settings.github_app_slug
     return f"{slug} (ID {settings.github_app_id})" if slug else f"ID {settings.github_app_id}"
-
-
-def _display_host(host: str) -> str:
-    return "localhost" if host in {"0.0.0.0", "::"} else host  # noqa: S104
 
 
 def _error(message: str) -> str:

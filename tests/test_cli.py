@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 import structlog
+from pydantic import AliasChoices
 
 from app.cli import main
 from app.config import Settings
@@ -36,8 +37,10 @@ def _restore_logging() -> Iterator[None]:
 def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """No settings from the outer environment or a .env: only what the test sets."""
     for field in Settings.model_fields.values():
-        if isinstance(field.validation_alias, str):
-            monkeypatch.delenv(field.validation_alias, raising=False)
+        alias = field.validation_alias
+        for name in alias.choices if isinstance(alias, AliasChoices) else [alias]:
+            if isinstance(name, str):
+                monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
@@ -155,6 +158,21 @@ def test_serve_starts_in_setup_mode_and_says_where_to_go(serve: object) -> None:
     assert httpx.post(f"{base}/webhooks/github", content=b"{}").status_code == 503
     err = stop(process)
     assert "open-swe: setup mode" not in err  # said once
+
+
+@pytest.mark.slow
+def test_the_setup_callbacks_one_time_code_stays_out_of_the_access_log(serve: object) -> None:
+    """GitHub sends the manifest code (worth the App's key for an hour) in the callback's URL;
+    uvicorn's access line would keep it, with the state and the setup token."""
+    process, base = serve({})  # type: ignore[operator]
+    query = {"code": "one-time-code-4f2a", "state": "state-9c1e", "token": "tok-77b3", "x": "1"}
+    assert httpx.get(f"{base}/setup/callback", params=query).status_code == 400
+    assert httpx.get(f"{base}/setup", params={"token": "tok-77b3"}).status_code == 403
+    err = stop(process)
+    assert "GET /setup/callback?code=[redacted]&state=[redacted]&token=[redacted]&x=1" in err
+    assert "GET /setup?token=[redacted]" in err
+    for value in ("one-time-code-4f2a", "state-9c1e", "tok-77b3"):
+        assert value not in err
 
 
 @pytest.mark.slow

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import AliasChoices
 
 from app.config import ConfigError, Settings, load_settings
 
@@ -14,8 +15,10 @@ PEM = "-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----\n"
 @pytest.fixture(autouse=True)
 def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for field in Settings.model_fields.values():
-        if isinstance(field.validation_alias, str):
-            monkeypatch.delenv(field.validation_alias, raising=False)
+        alias = field.validation_alias
+        for name in alias.choices if isinstance(alias, AliasChoices) else [alias]:
+            if isinstance(name, str):
+                monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
 
 
@@ -145,3 +148,79 @@ def test_sandbox_network_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.daytona_network_allow_list is None
     monkeypatch.setenv("OPEN_SWE_DAYTONA_NETWORK_ALLOW_LIST", " 203.0.113.0/24, 198.51.100.7 ")
     assert load_settings().daytona_network_allow_list == "203.0.113.0/24,198.51.100.7/32"
+
+
+@pytest.mark.parametrize("name", ["GITHUB_WEBHOOK_SECRET", "GITHUB_WEBHOOK_SECRET_PREVIOUS"])
+@pytest.mark.parametrize("value", ["", "   ", "\t"])
+def test_a_blank_webhook_secret_stops_start_up(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    """An empty HMAC key is a key anyone can sign deliveries with (the finding)."""
+    monkeypatch.setenv("GITHUB_APP_ID", "12")
+    monkeypatch.setenv("GITHUB_APP_PRIVATE_KEY", PEM)
+    monkeypatch.setenv("GITHUB_WEBHOOK_SECRET", "the-real-secret")
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert str(caught.value).startswith(f"{name}: ")
+    assert "blank" in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_blank_secret_in_the_env_file_stops_start_up_too(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("GITHUB_APP_ID=12\nGITHUB_WEBHOOK_SECRET=\n")
+    with pytest.raises(ConfigError, match=r"^GITHUB_WEBHOOK_SECRET: .*blank"):
+        load_settings()
+
+
+def test_webhook_limits_default_and_refuse_a_cap_below_one_delivery(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = load_settings()
+    assert (settings.webhook_read_timeout, settings.webhook_max_pending_bytes) == (10, 64 << 20)
+    for name, value in [
+        ("OPEN_SWE_WEBHOOK_READ_TIMEOUT", "0"),
+        ("OPEN_SWE_WEBHOOK_MAX_PENDING_BYTES", str((25 << 20) - 1)),  # GitHub sends up to 25 MiB
+    ]:
+        monkeypatch.setenv(name, value)
+        with pytest.raises(ConfigError, match=f"^{name}: "):
+            load_settings()
+        monkeypatch.delenv(name)
+
+
+def test_the_apps_oauth_client_is_read_and_its_secret_redacted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("GITHUB_APP_CLIENT_ID", "Iv1.8a61f9b3a7aba766")
+    monkeypatch.setenv("GITHUB_APP_CLIENT_SECRET", "client-secret-value")
+    settings = load_settings()
+    assert settings.github_app_client_id == "Iv1.8a61f9b3a7aba766"
+    assert "client-secret-value" in settings.secret_values()
+    assert "client-secret-value" not in repr(settings)
+
+
+def test_the_oauth_client_names_setup_used_to_write_are_read_too(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("GITHUB_CLIENT_ID=Iv1.old\nGITHUB_CLIENT_SECRET=old-secret\n")
+    settings = load_settings()
+    assert settings.github_app_client_id == "Iv1.old"
+    assert settings.github_app_client_secret is not None
+    assert settings.github_app_client_secret.get_secret_value() == "old-secret"
+
+
+@pytest.mark.parametrize(
+    ("variables", "base_url"),
+    [
+        ({}, "http://127.0.0.1:8000"),
+        ({"HOST": "0.0.0.0", "PORT": "9000"}, "http://127.0.0.1:9000"),
+        ({"HOST": "::"}, "http://[::1]:8000"),
+        ({"HOST": "::1"}, "http://[::1]:8000"),
+        ({"HOST": "203.0.113.5"}, "http://203.0.113.5:8000"),
+        ({"OPEN_SWE_PUBLIC_URL": "https://swe.example.com/"}, "https://swe.example.com"),
+    ],
+)
+def test_the_base_url_is_the_public_url_or_where_the_server_listens(
+    monkeypatch: pytest.MonkeyPatch, variables: dict[str, str], base_url: str
+) -> None:
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    assert load_settings().base_url == base_url

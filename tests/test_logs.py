@@ -7,7 +7,14 @@ import pytest
 import structlog
 
 import app.logs as logs
-from app.logs import REDACTED, SecretRedactor, configure_logging, redact_from_logs
+from app.logs import (
+    REDACTED,
+    SecretRedactor,
+    configure_logging,
+    redact_access_log_queries,
+    redact_from_logs,
+    redact_query,
+)
 
 
 @pytest.fixture
@@ -107,3 +114,41 @@ def test_configuring_twice_keeps_one_stdlib_handler(fresh_logging: None) -> None
     configure_logging(level="info", fmt="json", secrets=[])
     ours = [h for h in logging.getLogger().handlers if isinstance(h, logs._RedactingHandler)]
     assert len(ours) == 1
+
+
+@pytest.mark.parametrize(
+    ("target", "redacted"),
+    [
+        ("/setup/callback?code=abc&state=xyz", "/setup/callback?code=[redacted]&state=[redacted]"),
+        (
+            "/auth/callback?state=s&code=c&x=1",
+            "/auth/callback?state=[redacted]&code=[redacted]&x=1",
+        ),
+        ("/setup?token=t&org=acme", "/setup?token=[redacted]&org=acme"),
+        ("/setup?%63ode=abc", "/setup?%63ode=[redacted]"),  # %63 is "c"
+        ("/setup?codex=1&flag", "/setup?codex=1&flag"),
+    ],
+)
+def test_credentials_in_a_query_are_redacted(target: str, redacted: str) -> None:
+    assert redact_query(target) == redacted
+
+
+def test_uvicorns_access_lines_lose_the_credentials_in_their_query() -> None:
+    access = logging.getLogger("uvicorn.access")
+    filters, disabled, level = list(access.filters), access.disabled, access.level
+    lines: list[str] = []
+    catcher = logging.Handler()
+    catcher.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]
+    access.addHandler(catcher)
+    access.disabled, access.level = False, logging.INFO
+    try:
+        redact_access_log_queries()
+        redact_access_log_queries()  # once per process, however often asked
+        assert len(access.filters) == len(filters) + 1
+        access.info(
+            '%s - "%s %s HTTP/%s" %d', "1.2.3.4:5", "GET", "/setup/callback?code=c0de", "1.1", 400
+        )
+    finally:
+        access.removeHandler(catcher)
+        access.filters[:], access.disabled, access.level = filters, disabled, level
+    assert lines == ['1.2.3.4:5 - "GET /setup/callback?code=[redacted] HTTP/1.1" 400']

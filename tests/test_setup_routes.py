@@ -181,12 +181,63 @@ def test_local_address_gets_a_webhook_warning(
     assert manifest["hook_attributes"]["url"] == "http://localhost:8000/webhooks/github"
 
 
-def test_public_url_defaults_to_the_request_address(
-    gh: FakeGitHub, env_file: Path, store: SetupStateStore
+@pytest.mark.parametrize(
+    ("host", "port", "base"),
+    [("127.0.0.1", 8000, "http://127.0.0.1:8000"), ("0.0.0.0", 9000, "http://127.0.0.1:9000")],
+)
+def test_without_a_public_url_the_manifest_uses_the_served_address_not_the_host_header(
+    gh: FakeGitHub, env_file: Path, store: SetupStateStore, host: str, port: int, base: str
 ) -> None:
-    client = client_for(make_settings(gh, env_file, public_url=None), store)
+    settings = make_settings(gh, env_file, public_url=None, host=host, port=port)
+    client = client_for(settings, store)
+    page = client.get("/setup", params={"token": TOKEN}, headers={"Host": "evil.example"})
+    _, manifest = registration_form(page.text)
+    assert manifest["url"] == base
+    assert manifest["hook_attributes"]["url"] == f"{base}/webhooks/github"
+    assert manifest["redirect_url"] == f"{base}/setup/callback"
+    assert manifest["setup_url"] == f"{base}/setup"
+    assert manifest["callback_urls"] == [f"{base}/auth/callback"]
+    assert "evil.example" not in page.text
+    assert "GitHub cannot deliver webhooks" in page.text  # a loopback address: it says so
+
+
+def test_the_manifest_registers_the_sign_in_callback(client: TestClient) -> None:
     _, manifest = registration_form(client.get("/setup", params={"token": TOKEN}).text)
-    assert manifest["redirect_url"] == "http://testserver/setup/callback"
+    assert manifest["callback_urls"] == ["https://swe.example.com/auth/callback"]
+
+
+def test_the_app_name_in_the_register_button_is_readable(client: TestClient) -> None:
+    """The name sat in a <code> inside the green button: white on light grey. WCAG AA asks for
+    a contrast of 4.5:1 for text; the cascade here is two rules deep, resolved by hand."""
+    page = client.get("/setup", params={"token": TOKEN}).text
+    assert re.search(r"<button>Register the GitHub App <code>open-swe</code>", page)
+    rules = {
+        selector.strip(): dict(
+            (name.strip(), value.strip())
+            for name, _, value in (d.partition(":") for d in body.split(";") if ":" in d)
+        )
+        for selector, body in re.findall(r"^\s*([^{}\n]+)\{([^}]*)\}", page, re.M)
+    }
+    button, code, code_in_button = rules["button"], rules["code"], rules.get("button code", {})
+    color = code_in_button.get("color") or code.get("color") or button["color"]
+    background = code_in_button.get("background") or code["background"]
+    assert contrast(color, background) >= 4.5, (color, background)
+    assert contrast(button["color"], button["background"]) >= 4.5
+
+
+def contrast(first: str, second: str) -> float:
+    """WCAG 2 contrast ratio of two #rrggbb / #rgb colours."""
+
+    def luminance(colour: str) -> float:
+        digits = colour.lstrip("#")
+        if len(digits) == 3:
+            digits = "".join(d * 2 for d in digits)
+        channels = [int(digits[i : i + 2], 16) / 255 for i in (0, 2, 4)]
+        r, g, b = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+    light, dark = sorted([luminance(first), luminance(second)], reverse=True)
+    return (light + 0.05) / (dark + 0.05)
 
 
 def test_callback_writes_private_env_and_sends_the_user_to_install(
@@ -204,6 +255,11 @@ def test_callback_writes_private_env_and_sends_the_user_to_install(
     assert loaded.github_app_id == 777
     assert loaded.github_app_slug == "acme-swe"
     assert loaded.app_configured
+    # The App's OAuth client, for signing people in (issue 9's web pages).
+    assert loaded.github_app_client_id
+    assert loaded.github_app_client_secret is not None
+    assert loaded.github_app_client_secret.get_secret_value()
+    assert "GITHUB_APP_CLIENT_SECRET=" in env_file.read_text()
     assert len(gh.calls_matching("POST", "/app-manifests/the-code/conversions")) == 1
 
     # Until restarted, the setup page says so instead of offering a second registration.
@@ -299,24 +355,69 @@ def test_configured_app_is_not_registered_again(
     gh.add_manifest_conversion("the-code")
 
     page = client.get("/setup", params={"token": TOKEN})
-    home = client.get("/")
     callback = client.get("/setup/callback", params={"code": "the-code", "state": state})
 
-    assert "set up as GitHub App acme-swe (ID 55)" in page.text
+    assert "set up as GitHub App acme-swe (ID 55)" in page.text  # the token shows the details
     assert 'method="post"' not in page.text
-    assert home.text == "open-swe is running as GitHub App acme-swe (ID 55).\n"
+    installed = client.get("/setup", params={"token": TOKEN, "setup_action": "install"})
+    assert "The App is installed." in installed.text
+    assert f"{gh.web_url}/apps/acme-swe/installations/new" in installed.text
     assert callback.status_code == 409
     assert gh.calls == []
     assert not env_file.exists()
 
 
-def test_after_installing_github_lands_on_the_setup_page(
-    gh: FakeGitHub, env_file: Path, store: SetupStateStore
+@pytest.mark.parametrize("path", ["/", "/setup", "/setup?setup_action=install&installation_id=9"])
+def test_a_visitor_learns_nothing_about_a_configured_deployment(
+    gh: FakeGitHub, env_file: Path, store: SetupStateStore, path: str
 ) -> None:
     client = client_for(configured(gh, env_file), store)
-    page = client.get("/setup", params={"installation_id": "9", "setup_action": "install"})
+    page = client.get(path)
+    assert page.status_code == 200
+    assert "This open-swe server is set up." in page.text
+    for detail in ("acme-swe", "55", str(env_file), "installations/new"):
+        assert detail not in page.text
+
+
+def registered_client(gh: FakeGitHub, env_file: Path, store: SetupStateStore) -> TestClient:
+    """A browser that went through the setup page and GitHub's callback: the App is written
+    to .env, the server not restarted yet. https, as the public URL is: the cookie is Secure."""
+    app = Starlette(routes=setup_routes(make_settings(gh, env_file), state_store=store))
+    client = TestClient(app, base_url="https://testserver", follow_redirects=False)
+    action, _ = registration_form(client.get("/setup", params={"token": TOKEN}).text)
+    gh.add_manifest_conversion("the-code", slug="acme-swe")
+    response = client.get("/setup/callback", params={"code": "the-code", "state": state_of(action)})
+    assert response.status_code == 303
+    return client
+
+
+def test_after_registration_a_visitor_sees_neither_the_app_nor_the_env_path(
+    gh: FakeGitHub, env_file: Path, store: SetupStateStore
+) -> None:
+    registered_client(gh, env_file, store)
+    stranger = client_for(make_settings(gh, env_file), store)
+    for path in ("/", "/setup", "/setup?setup_action=install&installation_id=9"):
+        page = stranger.get(path)
+        assert "This open-swe server is set up." in page.text
+        assert "acme-swe" not in page.text
+        assert str(env_file) not in page.text
+    forged = stranger.get("/setup", cookies={"open_swe_setup": "guess"})
+    assert "acme-swe" not in forged.text
+
+
+def test_the_operator_back_from_installing_is_told_to_restart(
+    gh: FakeGitHub, env_file: Path, store: SetupStateStore
+) -> None:
+    operator = registered_client(gh, env_file, store)
+    # GitHub sends the browser to the App's setup URL, without the token: the cookie has it.
+    page = operator.get("/setup", params={"installation_id": "9", "setup_action": "install"})
     assert "The App is installed." in page.text
-    assert f"{gh.web_url}/apps/acme-swe/installations/new" in page.text
+    assert "Restart open-swe" in page.text
+    assert "acme-swe" in page.text
+    assert str(env_file) in page.text
+    cookie = next(c for c in operator.cookies.jar if c.name == "open_swe_setup")
+    assert (cookie.path, cookie.secure) == ("/setup", True)
+    assert cookie.has_nonstandard_attr("HttpOnly")
 
 
 def test_the_setup_link_is_logged_when_not_configured(gh: FakeGitHub, env_file: Path) -> None:

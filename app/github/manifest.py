@@ -27,6 +27,7 @@ WEBHOOK_PATH = "/webhooks/github"
 CALLBACK_PATH = "/setup/callback"
 SIGN_IN_CALLBACK_PATH = "/auth/callback"  # the dashboard's sign-in (the App's user authorization)
 SETUP_PATH = "/setup"
+LOGIN_CALLBACK_PATH = "/auth/callback"  # where GitHub sends people back after signing in
 MAX_NAME_LENGTH = 34  # GitHub refuses longer App names
 _ORG_LOGIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$")
 _ENV_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=")
@@ -35,9 +36,11 @@ ENV_KEYS = (
     "GITHUB_APP_SLUG",
     "GITHUB_APP_PRIVATE_KEY",
     "GITHUB_WEBHOOK_SECRET",
-    "GITHUB_CLIENT_ID",
-    "GITHUB_CLIENT_SECRET",
+    "GITHUB_APP_CLIENT_ID",
+    "GITHUB_APP_CLIENT_SECRET",
 )
+# What setup wrote before: replaced by the names above when setup writes again.
+LEGACY_ENV_KEYS = ("GITHUB_CLIENT_ID", "GITHUB_CLIENT_SECRET")
 
 
 class ManifestError(ValueError):
@@ -78,6 +81,7 @@ def build_manifest(
     manifest["redirect_url"] = base + CALLBACK_PATH
     manifest["callback_urls"] = [base + SIGN_IN_CALLBACK_PATH]
     manifest["setup_url"] = base + SETUP_PATH
+    manifest["callback_urls"] = [base + LOGIN_CALLBACK_PATH]
     return manifest
 
 
@@ -150,8 +154,8 @@ def credential_env(credentials: AppCredentials) -> dict[str, str]:
         "GITHUB_APP_SLUG": credentials.slug,
         "GITHUB_APP_PRIVATE_KEY": credentials.pem.strip().replace("\n", "\\n"),
         "GITHUB_WEBHOOK_SECRET": credentials.webhook_secret,
-        "GITHUB_CLIENT_ID": credentials.client_id,
-        "GITHUB_CLIENT_SECRET": credentials.client_secret,
+        "GITHUB_APP_CLIENT_ID": credentials.client_id,
+        "GITHUB_APP_CLIENT_SECRET": credentials.client_secret,
     }
 
 
@@ -179,6 +183,8 @@ def write_env_credentials(path: Path, credentials: AppCredentials) -> None:
             if name not in written:  # replace in place, and keep one assignment per key
                 lines.append(f"{name}='{values[name]}'")
                 written.add(name)
+            continue
+        if name in LEGACY_ENV_KEYS:
             continue
         lines.append(line)
     lines += [f"{key}='{value}'" for key, value in values.items() if key not in written]

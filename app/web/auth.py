@@ -129,7 +129,8 @@ class Auth:
         return public.startswith("https://") or request.url.scheme == "https"
 
     def public_base(self, request: Request) -> str:
-        return (self._settings.public_url or str(request.base_url)).rstrip("/")
+        # Never the Host header: the redirect_uri must be the callback URL the App registered.
+        return self._settings.base_url
 
     # Routes -----------------------------------------------------------------------------
 

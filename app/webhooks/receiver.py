@@ -6,16 +6,24 @@ accepted delivery is in the store before the 2xx, so a crash after answering los
 | answer | when |
 |---|---|
 | 503 | setup not finished; the store is down (GitHub shows a failed, redeliverable delivery) |
-| 400 | missing/invalid X-GitHub-Event or X-GitHub-Delivery; body not UTF-8 JSON object |
+| 503 + Retry-After | unverified bodies being read already hold OPEN_SWE_WEBHOOK_MAX_PENDING_BYTES |
+| 400 | bad X-GitHub-Event/-Delivery; body not a UTF-8 JSON object, or one no column can store |
 | 415 | content type is not application/json (form deliveries are refused with a fix) |
 | 413 | body over 25 MiB (Content-Length, then counted while streaming, before hashing) |
+| 408 | the body did not arrive within OPEN_SWE_WEBHOOK_READ_TIMEOUT seconds (connection closed) |
 | 401 | X-Hub-Signature-256 missing or wrong (sha1 alone is never accepted) |
 | 200 | ping ("pong"); a delivery seen before ("duplicate": done, or being done; one whose work ended in error is taken again); one that does not matter ("ignored") |
 | 202 | recorded for background work ("accepted") |
+
+A body is held in memory until its signature is checked, so whoever can reach the endpoint can
+make us hold bytes: each body must arrive whole within the read timeout (GitHub sends it at
+once), and all bodies being read hold at most `max_pending` bytes together.
 """
 
 from __future__ import annotations
 
+import asyncio
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,6 +33,7 @@ import structlog
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 
+from app.config import MAX_WEBHOOK_BODY_BYTES
 from app.runs.dispatch import Dispatcher, ProcessDelivery
 from app.runs.store import Store
 from app.webhooks import messages
@@ -32,15 +41,25 @@ from app.webhooks.context import AppSlug
 from app.webhooks.event import Event, PayloadError, verify_signature
 from app.webhooks.routing import Router
 
-MAX_BODY_BYTES = 25 * 1024 * 1024  # GitHub never delivers more
+MAX_BODY_BYTES = MAX_WEBHOOK_BODY_BYTES
+READ_TIMEOUT = 10.0  # seconds for the whole body
+MAX_PENDING_BYTES = 64 * 1024 * 1024  # unverified body bytes held at once, all requests together
 _EVENT_NAME = re.compile(r"[a-z_]{1,64}")
 _DELIVERY_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}")
 
 log = structlog.get_logger(__name__)
 
 
-class BodyTooLarge(Exception):
-    pass
+class Refused(Exception):
+    """The body is not wanted (too large, too slow, no room): answer, then close the connection
+    (the server drops what the client still sends instead of reading it)."""
+
+    def __init__(self, status: int, message: str, *, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.response = _error(status, message)
+        self.response.headers["Connection"] = "close"
+        if retry_after is not None:
+            self.response.headers["Retry-After"] = str(retry_after)
 
 
 @dataclass
@@ -62,15 +81,29 @@ def _error(status: int, message: str) -> JSONResponse:
 
 
 class WebhookReceiver:
-    def __init__(self, secrets: Sequence[bytes], *, max_body: int = MAX_BODY_BYTES) -> None:
+    def __init__(
+        self,
+        secrets: Sequence[bytes],
+        *,
+        max_body: int = MAX_BODY_BYTES,
+        read_timeout: float = READ_TIMEOUT,
+        max_pending: int = MAX_PENDING_BYTES,
+    ) -> None:
+        if any(not secret.strip() for secret in secrets):  # Settings refuse them too
+            raise ValueError("a blank webhook secret would verify anyone's signature")
         self._secrets = list(secrets)
         self._max_body = max_body
+        self._read_timeout = read_timeout
+        self._max_pending = max_pending
+        self.pending_bytes = 0  # body bytes held, not yet verified, by all requests together
         self.deps: ReceiverDeps | None = None  # set by the app's lifespan
 
     async def handle(self, request: Request) -> JSONResponse:
         """The endpoint: never raises, never answers 500."""
         try:
             return await self._receive(request)
+        except Refused as refused:
+            return refused.response
         except ClientDisconnect:
             return _error(400, "the client disconnected before sending the whole body")
         except Exception:
@@ -94,18 +127,12 @@ class WebhookReceiver:
         if media_type != "application/json":
             return _error(415, f"content type must be application/json, not {media_type!r}")
 
-        declared = headers.get("content-length")
-        if declared is not None:
-            if not declared.isdigit():
-                return _error(400, "malformed Content-Length header")
-            if int(declared) > self._max_body:
-                return self._too_large()
+        body = await self._read_body(request)
         try:
-            body = await self._read_body(request)
-        except BodyTooLarge:
-            return self._too_large()
-
-        if not verify_signature(body, headers.get("x-hub-signature-256"), self._secrets):
+            verified = verify_signature(body, headers.get("x-hub-signature-256"), self._secrets)
+        finally:
+            self.pending_bytes -= len(body)
+        if not verified:
             reason = (
                 "missing X-Hub-Signature-256 (sha1 signatures are not accepted)"
                 if "x-hub-signature-256" not in headers
@@ -119,18 +146,49 @@ class WebhookReceiver:
         return await self._accept(event)
 
     async def _read_body(self, request: Request) -> bytes:
-        """The raw body, counted while streaming so an endless one is cut off at the limit."""
+        """The raw body, read whole within the read timeout and counted while streaming, so an
+        endless one is cut off at the limit. Its bytes stay in `pending_bytes` (the caller
+        releases them once verified); raises Refused, having released them, when not wanted."""
+        declared = request.headers.get("content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                raise Refused(400, "malformed Content-Length header")
+            if int(declared) > self._max_body:
+                raise self._too_large()
+        if self.pending_bytes + int(declared or 0) > self._max_pending:
+            raise self._busy()
         chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > self._max_body:
-                raise BodyTooLarge
-            chunks.append(chunk)
+        held = 0  # what this request added to pending_bytes
+        try:
+            async with asyncio.timeout(self._read_timeout):
+                async for chunk in request.stream():
+                    if held + len(chunk) > self._max_body:
+                        raise self._too_large()
+                    if self.pending_bytes + len(chunk) > self._max_pending:
+                        raise self._busy()
+                    self.pending_bytes += len(chunk)
+                    held += len(chunk)
+                    chunks.append(chunk)
+        except TimeoutError:
+            self.pending_bytes -= held
+            raise Refused(
+                408, f"the body did not arrive within {self._read_timeout:g} seconds"
+            ) from None
+        except BaseException:  # refused, disconnected, cancelled: nothing is held any more
+            self.pending_bytes -= held
+            raise
         return b"".join(chunks)
 
-    def _too_large(self) -> JSONResponse:
-        return _error(413, f"body larger than {self._max_body} bytes")
+    def _too_large(self) -> Refused:
+        return Refused(413, f"body larger than {self._max_body} bytes")
+
+    def _busy(self) -> Refused:
+        # Every body held now is verified or dropped within one read timeout.
+        return Refused(
+            503,
+            "too many deliveries are being received at once; redeliver it",
+            retry_after=math.ceil(self._read_timeout),
+        )
 
     async def _accept(self, event: Event) -> JSONResponse:
         deps = self.deps

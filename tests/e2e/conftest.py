@@ -137,7 +137,10 @@ class AppServer:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        port = sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        # As `open-swe serve` does: the address served is the base of the URLs it gives out.
+        settings = settings.model_copy(update={"host": "127.0.0.1", "port": port})
         app = create_app(settings, github=github)
         config = uvicorn.Config(app, lifespan="on", log_level="warning", access_log=False)
         self._server = uvicorn.Server(config)

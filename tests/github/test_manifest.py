@@ -72,8 +72,7 @@ def test_build_manifest_fills_in_every_url() -> None:
     }
     assert manifest["redirect_url"] == "https://swe.example.com/setup/callback"
     assert manifest["setup_url"] == "https://swe.example.com/setup"
-    # the dashboard's sign-in comes back here; GitHub refuses any redirect_uri not listed
-    assert manifest["callback_urls"] == ["https://swe.example.com/auth/callback"]
+    assert manifest["callback_urls"] == ["https://swe.example.com/auth/callback"]  # sign-in
     assert "url" not in template["hook_attributes"]  # the template is not modified
 
 
@@ -155,6 +154,9 @@ def test_env_file_is_created_private_and_loads_back(tmp_path: Path) -> None:
     assert settings.github_webhook_secret is not None
     assert settings.github_webhook_secret.get_secret_value() == "whsec"
     assert settings.app_configured
+    assert settings.github_app_client_id == "Iv1.abc"
+    assert settings.github_app_client_secret is not None
+    assert settings.github_app_client_secret.get_secret_value() == "csecret"
 
 
 def test_env_file_merge_keeps_other_lines_and_replaces_ours(tmp_path: Path) -> None:
@@ -175,7 +177,7 @@ def test_env_file_merge_keeps_other_lines_and_replaces_ours(tmp_path: Path) -> N
         "OPEN_SWE_PUBLIC_URL=https://x.example",
     ]
     assert sum(line.startswith("GITHUB_APP_ID") for line in lines) == 1
-    assert "GITHUB_CLIENT_SECRET='csecret'" in lines
+    assert "GITHUB_APP_CLIENT_SECRET='csecret'" in lines
     assert stat.S_IMODE(env.stat().st_mode) == 0o600
     assert [p.name for p in tmp_path.iterdir()] == [".env"]  # no temporary file left
 
@@ -193,3 +195,15 @@ def test_env_file_is_never_readable_by_others_even_briefly(
     monkeypatch.setattr(os, "replace", spying_replace)
     write_env_credentials(tmp_path / ".env", CREDENTIALS)
     assert seen_modes == [0o600]  # the secrets were written into an owner-only file
+
+
+def test_the_oauth_client_names_setup_used_to_write_are_replaced(tmp_path: Path) -> None:
+    env = tmp_path / ".env"
+    env.write_text("GITHUB_CLIENT_ID=Iv1.old\nKEEP=1\nGITHUB_CLIENT_SECRET=old\n")
+
+    write_env_credentials(env, CREDENTIALS)
+
+    text = env.read_text()
+    assert "GITHUB_CLIENT_" not in text.replace("GITHUB_APP_CLIENT_", "")
+    assert "KEEP=1" in text.splitlines()
+    assert "GITHUB_APP_CLIENT_ID='Iv1.abc'" in text.splitlines()

@@ -3,9 +3,8 @@ through slirp4netns or pasta and never reach this machine.
 
 Every probe here connects to loopback only (PostgreSQL's port, a listener the test opens). The
 other ranges are shown to be blocked by how the namespace is built: its interfaces and routes,
-and route lookups (`ip route get`, which sends nothing). The one connection to the stack's
-gateway is made only after the lookup in the same namespace said it is unreachable, so the
-kernel refuses it before a packet exists.
+and route lookups (`ip route get`, which sends nothing). Nothing here connects to the stack's
+gateway or any other non-loopback address, not even to see it refused.
 """
 
 from __future__ import annotations
@@ -61,8 +60,6 @@ facts = {
     "resolv": open("/etc/resolv.conf").read(),
 }
 facts["lookup"][gateway] = ip("-4", "route", "get", gateway)
-if "No route to host" in facts["lookup"][gateway]:  # refused locally: no packet can leave
-    facts["gateway"] = connect(gateway, listener)
 print(json.dumps(facts))
 """
 
@@ -182,9 +179,8 @@ def test_the_setup_script_goes_out_but_never_reaches_this_machine(
 
     assert sorted(facts["links"]) == ["lo", "tap0"]
     assert_loopback_is_its_own(facts)
-    # this machine's loopback through the stack's gateway: refused before any packet exists
+    # this machine's loopback through the stack's gateway: no route (looked up, never tried)
     assert "No route to host" in facts["lookup"][GATEWAY]
-    assert facts["gateway"] == "errno 113"  # EHOSTUNREACH
     # the only way out is the stack, for public addresses only
     assert f"via {GATEWAY} dev tap0" in facts["lookup"][PUBLIC]
     routes = [route.strip() for route in facts["routes"].splitlines()]

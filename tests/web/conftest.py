@@ -35,7 +35,11 @@ STRANGER = "eve"  # no access to anything
 OTHER_INSTALLATION = 4711
 HIDDEN_REPO = "acme/secret"  # another installation's repository; only its admin sees it
 HIDDEN_ADMIN = "alice"
-WEB = {"github_app_client_id": CLIENT_ID, "github_app_client_secret": CLIENT_SECRET}
+WEB = {
+    "github_app_client_id": CLIENT_ID,
+    "github_app_client_secret": CLIENT_SECRET,
+    "public_url": "http://test",  # the test client's origin: the callback URL registered
+}
 
 
 @pytest.fixture

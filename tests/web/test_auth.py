@@ -178,7 +178,7 @@ async def test_signing_out_needs_the_form_and_revokes_the_token(web: Harness) ->
 async def test_without_client_credentials_the_dashboard_says_how_to_enable_it(
     tmp_path: Path, gh: FakeGitHub, github_app: GitHubApp
 ) -> None:
-    async with start_harness(tmp_path, gh, github_app) as harness:
+    async with start_harness(tmp_path, gh, github_app, public_url="http://test") as harness:
         page = await harness.client.get("/")
         api = await harness.client.get("/api/runs")
 
@@ -209,7 +209,7 @@ async def test_cookies_are_secure_behind_an_https_public_url(
     tmp_path: Path, gh: FakeGitHub, github_app: GitHubApp
 ) -> None:
     async with start_harness(
-        tmp_path, gh, github_app, public_url="https://swe.example.com", **WEB
+        tmp_path, gh, github_app, **(WEB | {"public_url": "https://swe.example.com"})
     ) as harness:
         response = await harness.client.get("/")
     assert "Secure" in set_cookie(response, SIGN_IN_COOKIE)

@@ -9,7 +9,15 @@ from typing import Any
 
 import pytest
 
-from app.webhooks.event import Event, PayloadError, sign, verify_signature
+from app.webhooks.event import (
+    MAX_DEPTH,
+    MAX_ID,
+    MAX_NUMBER,
+    Event,
+    PayloadError,
+    sign,
+    verify_signature,
+)
 from tests.webhooks.conftest import SHARED, payload
 
 VECTORS = json.loads((SHARED / "signature-vectors.json").read_text())
@@ -143,3 +151,93 @@ def test_helpers_never_raise_on_odd_shapes() -> None:
     assert odd.thread is None
     assert odd.comment is None
     assert odd.repositories == [(2, "a/b")]
+
+
+def nested(depth: int) -> bytes:
+    """A JSON object `depth` levels deep: {"a": {"a": ... 1 ...}}."""
+    return b'{"a":' * (depth - 1) + b"{}" + b"}" * (depth - 1)
+
+
+def test_parse_accepts_every_recorded_payload() -> None:
+    for path in sorted((SHARED / "webhooks").glob("*.json")):
+        Event.parse(path.stem.split(".")[0], "d", path.read_bytes())
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (nested(MAX_DEPTH + 1), "nested deeper than 32 levels"),
+        (nested(1000), "nested deeper than 32 levels"),
+        (b"[" * 100_000 + b"]" * 100_000, "nested deeper than 32 levels"),  # json's own guard
+        (b'{"installation": {"id": 9223372036854775808}}', "beyond 64 bits"),  # 2^63
+        (b'{"x": -9223372036854775809}', "beyond 64 bits"),
+        (b'{"x": 1e999}', "too large for a double"),
+        (b'{"x": NaN}', "NaN is not a JSON number"),
+        (b'{"x": [-Infinity]}', "-Infinity is not a JSON number"),
+        (b'{"action": "label\\u0000ed"}', "NUL"),
+        (b'{"comment": {"body": ["fine", "no\\u0000"]}}', "NUL"),
+        (b'{"a\\u0000": 1}', "NUL"),
+        (b'{"action": "\\ud800"}', "unpaired surrogate \\(\\\\ud800\\)"),
+        (b'{"x": {"\\uDFFF": 1}}', "unpaired surrogate"),
+        (b'{"x": "\\ud83d\\ud83d\\ude00"}', "unpaired surrogate"),  # one too many
+        (b'{"x": "\x00"}', "not valid JSON"),  # a raw NUL is a control character
+    ],
+)
+def test_parse_refuses_what_no_github_payload_holds(body: bytes, message: str) -> None:
+    with pytest.raises(PayloadError, match=message):
+        Event.parse("issues", "d", body)
+
+
+def test_parse_takes_the_limits_themselves() -> None:
+    limits = b'{"a": [9223372036854775807, -9223372036854775808, 1.5e308], "b": "\\\\u0000"}'
+    assert Event.parse("issues", "d", nested(MAX_DEPTH)).payload
+    assert Event.parse("issues", "d", limits).payload["b"] == "\\u0000"  # an escaped backslash
+    emoji = Event.parse("issues", "d", b'{"body": "\\ud83d\\ude00 \\u00e9"}')  # a pair: fine
+    assert emoji.payload["body"] == "\U0001f600 \u00e9"
+
+
+@pytest.mark.parametrize(
+    ("changes", "helper", "value"),
+    [
+        ({"installation": {"id": MAX_ID}}, "installation_id", MAX_ID),
+        ({"installation": {"id": 0}}, "installation_id", None),
+        ({"installation": {"id": -5}}, "installation_id", None),
+        ({"issue": {"number": MAX_NUMBER}}, "issue_number", MAX_NUMBER),
+        ({"issue": {"number": MAX_NUMBER + 1}}, "issue_number", None),  # no integer column
+        ({"issue": {"number": -1}}, "issue_number", None),
+        ({"action": "x" * 65}, "action", None),
+        ({"action": "Labeled!"}, "action", None),
+        ({"repository": {"full_name": "a/" + "b" * 101}}, "repo", None),
+        ({"repository": {"full_name": "a b/c"}}, "repo", None),
+        ({"repository": {"full_name": "octo-org/my.repo_2"}}, "repo", "octo-org/my.repo_2"),
+        ({"sender": {"login": "x" * 91}}, "sender", None),
+        ({"sender": {"login": "dependabot[bot]"}}, "sender", "dependabot[bot]"),
+        ({"sender": {"login": "octocat_acme"}}, "sender", "octocat_acme"),  # managed users
+    ],
+)
+def test_a_value_github_never_sends_for_its_field_is_none(
+    changes: dict[str, Any], helper: str, value: object
+) -> None:
+    assert getattr(event("issues.labeled", payload("issues.labeled") | changes), helper) == value
+
+
+def test_comment_and_installation_helpers_keep_to_their_columns() -> None:
+    data = payload("pull_request_review_comment.created")
+    data["comment"] |= {"line": MAX_NUMBER + 1, "user": {"login": "<script>"}}
+    comment = event("pull_request_review_comment", data).comment
+    assert comment is not None
+    assert comment.line is None
+    assert comment.author == "Codertocat"  # the sender's login instead
+    created = payload("installation.created")
+    created["installation"]["account"] |= {"login": "a" * 200, "type": "Organization" * 3}
+    created["repositories"].append({"id": 2**63, "full_name": "x/y"})
+    created["repositories"].append({"id": 7, "full_name": "x/y z"})
+    installed = event("installation", created)
+    assert installed.account == (None, None)
+    assert installed.repositories == [(186853002, "Codertocat/Hello-World")]
+
+
+def test_a_bot_with_an_odd_login_is_still_a_bot() -> None:
+    bot = event("issues", {"sender": {"login": "weird login[bot]", "type": "User"}})
+    assert bot.is_bot
+    assert bot.sender is None

@@ -18,8 +18,9 @@ from app.runs.store import Store
 from app.server import create_app
 from app.webhooks import messages
 from app.webhooks.event import sign
-from app.webhooks.receiver import MAX_BODY_BYTES
+from app.webhooks.receiver import MAX_BODY_BYTES, WebhookReceiver
 from tests.fakes.github import FakeGitHub
+from tests.runs.postgres_schema import postgres_schema
 from tests.webhooks.conftest import (
     PREVIOUS_SECRET,
     SECRET,
@@ -342,10 +343,141 @@ async def test_setup_mode_answers_503_with_how_to_finish(tmp_path: Path) -> None
         response = await client.post(URL, content=body, headers=signed_headers("issues", body))
     assert response.status_code == 503
     assert "not set up yet" in response.json()["error"]
-    assert "http://t/setup" in response.json()["error"]
+    # Where the server listens, not the Host header the client chose.
+    assert "http://127.0.0.1:8000/setup" in response.json()["error"]
+    assert "http://t/" not in response.json()["error"]
+
+
+@pytest.mark.parametrize("blank", [b"", b"  "])
+def test_a_receiver_never_takes_a_blank_secret(blank: bytes) -> None:
+    with pytest.raises(ValueError, match="blank webhook secret"):
+        WebhookReceiver([SECRET.encode(), blank])
 
 
 def test_sign_matches_the_documented_example() -> None:
     assert sign(b"Hello, World!", b"It's a Secret to Everybody") == (
         "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
     )
+
+
+# Out-of-range values: the same answers on SQLite and on PostgreSQL ------------------------
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def any_store(
+    request: pytest.FixtureRequest, tmp_path: Path, gh: FakeGitHub, github_app: GitHubApp
+) -> AsyncIterator[Harness]:
+    """The harness on SQLite, and on PostgreSQL (a throwaway schema), whose columns are strict."""
+    if request.param == "sqlite":
+        async with start_harness(tmp_path, gh, github_app) as harness:
+            yield harness
+        return
+    async with (
+        postgres_schema() as pg,
+        start_harness(tmp_path, gh, github_app, database_url_raw=pg.url) as harness,
+    ):
+        yield harness
+
+
+def with_extra(data: dict[str, Any], raw: bytes) -> bytes:
+    """`data` as JSON with one more member, `"extra": <raw>`, written by hand."""
+    return json.dumps(data)[:-1].encode() + b', "extra": ' + raw + b"}"
+
+
+def addressed(body: str) -> dict[str, Any]:
+    data = payload("issue_comment.created")
+    data["comment"]["body"] = body
+    return data
+
+
+REFUSED: list[tuple[str, str, bytes, str]] = [
+    # (what, event, body, error): none of it fits a column, none of it is ever sent by GitHub
+    (
+        "installation id 2^63",
+        "issues",
+        json.dumps(labeled(installation={"id": 2**63})).encode(),
+        "beyond 64 bits",
+    ),
+    (
+        "comment id -2^63 - 1",
+        "issue_comment",
+        json.dumps(addressed("/open-swe status") | {"comment": {"id": -(2**63) - 1}}).encode(),
+        "beyond 64 bits",
+    ),
+    (
+        "1,000 levels deep",
+        "issues",
+        with_extra(labeled(), b'{"a":' * 999 + b"{}" + b"}" * 999),
+        "nested deeper",
+    ),
+    ("100,000 levels deep", "issues", with_extra(labeled(), b"[" * 10**5 + b"]" * 10**5), "deeper"),
+    (
+        "NUL in the action of an ignored event",
+        "issues",
+        json.dumps(payload("issues.opened") | {"action": "open\0ed"}).encode(),
+        "NUL",
+    ),
+    (
+        "NUL in a command",
+        "issue_comment",
+        json.dumps(addressed("/open-swe fix\0 it")).encode(),
+        "NUL",
+    ),
+    (
+        "an unpaired surrogate in a command",
+        "issue_comment",
+        json.dumps(addressed("/open-swe fix \ud83d it")).encode(),
+        "unpaired surrogate",
+    ),
+    ("NaN", "issues", with_extra(labeled(), b"NaN"), "NaN"),
+    ("1e999", "issues", with_extra(labeled(), b"1e999"), "too large"),
+]
+
+
+@pytest.mark.parametrize(
+    ("event", "body", "error"), [r[1:] for r in REFUSED], ids=[r[0] for r in REFUSED]
+)
+async def test_values_no_column_can_store_are_400_and_change_nothing(
+    any_store: Harness, event: str, body: bytes, error: str
+) -> None:
+    response = await post(any_store, body, signed_headers(event, body))
+    await any_store.settle()
+    assert response.status_code == 400, response.text
+    assert error in response.json()["error"]
+    assert await any_store.store.count("deliveries") == 0
+    assert any_store.run_jobs == []
+    assert github_work(any_store.gh) == []
+
+
+def _issue_number(number: int) -> dict[str, Any]:
+    data = labeled()
+    data["issue"]["number"] = number
+    return data
+
+
+IGNORED: list[tuple[str, str, dict[str, Any]]] = [
+    # (what, event, payload): of a storable kind, but not what GitHub sends for that field
+    ("issue number 2^31", "issues", _issue_number(2**31)),
+    ("issue number 0", "issues", _issue_number(0)),
+    ("an action of 200 characters", "issues", payload("issues.opened") | {"action": "x" * 200}),
+    (
+        "a repository name of 400 characters",
+        "issues",
+        labeled(repository={"full_name": "a/" + "b" * 400, "id": 1}),
+    ),
+    ("installation id 2^63 - 1", "ping", payload("ping") | {"installation": {"id": 2**63 - 1}}),
+]
+
+
+@pytest.mark.parametrize(("event", "data"), [r[1:] for r in IGNORED], ids=[r[0] for r in IGNORED])
+async def test_values_github_never_sends_for_their_field_are_ignored(
+    any_store: Harness, event: str, data: dict[str, Any]
+) -> None:
+    response = await any_store.deliver(event, data, delivery="odd")
+    assert response.status_code in {200, 202}, response.text
+    recorded = await any_store.store.delivery("odd")
+    assert recorded is not None
+    assert recorded.outcome in {"ignored", "pong"}, recorded
+    assert recorded.processed_at is not None
+    assert any_store.run_jobs == []
+    assert github_work(any_store.gh) == []
