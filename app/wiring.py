@@ -140,7 +140,7 @@ class Wiring:
             queue,
             slug,
             self.settings.github_web_url,
-            sandboxes=self.sandboxes(),
+            sandboxes=self.sandboxes,
         )
         self._stack.push_async_callback(queue.aclose)
         await queue.start(DeliveryProcessor(ctx))

@@ -62,9 +62,9 @@ class HandlerContext:
     dispatcher: Dispatcher
     slug: AppSlug
     web_url: str  # https://github.com, or the GitHub Enterprise web address
-    # Where runs' sandboxes live: a closed pull request's kept one is released (None: no
-    # sandbox to release here, e.g. in tests of other events).
-    sandboxes: SandboxProvider | None = None
+    # Where runs' sandboxes live, built on first use: a closed pull request's kept one is
+    # released (None: no sandbox to release here, e.g. in tests of other events).
+    sandboxes: Callable[[], SandboxProvider] | None = None
     lifecycle: Lifecycle = field(init=False)  # how handlers move runs: start, answer, stop
 
     def __post_init__(self) -> None:

@@ -67,6 +67,6 @@ async def on_pull_closed(ctx: HandlerContext, event: Event) -> Outcome:
     if latest.active:
         await stop_run(ctx, event, latest, reason)
     if ctx.sandboxes is not None and latest.kind == "pull":
-        await release_sandbox(ctx.sandboxes, sandbox_labels(run_input(latest)), keep=False)
+        await release_sandbox(ctx.sandboxes(), sandbox_labels(run_input(latest)), keep=False)
     detail = f"{latest.id} stopped; " if latest.active else ""
     return Outcome("released", f"{detail}sandbox of {thread} released")

@@ -145,6 +145,16 @@ async def test_what_ended_long_ago_is_pruned_and_the_counters_keep_counting(
         await world.delivery("old-start", received=LONG_AGO)
         await store.finish_delivery("old-start", "started")
         old = await world.run(1, "succeeded", ended=LONG_AGO, delivery="old-start")
+        await store.add_command(  # what started the old run: the dashboard still tells it
+            thread=old.thread,
+            run_id=old.id,
+            verb="retry",
+            text="",
+            author="octocat",
+            source="issue_comment",
+            delivery_id="old-start",
+            consumed=True,
+        )
         busy = await world.run(2, "queued")  # active: its thread is kept whatever its age
         recent = await world.run(3, "failed")
         await world.delivery("old-ignored", received=LONG_AGO, work=False)
@@ -160,6 +170,7 @@ async def test_what_ended_long_ago_is_pruned_and_the_counters_keep_counting(
         assert await world.checkpoints(2) > 0
         assert await world.checkpoints(3) > 0
         assert await store.command("command-1") is None
+        assert await store.command("old-start") is not None
         assert await store.command("command-2") is not None
         assert await store.command("command-3") is not None
         pruned_run = await store.run(old.id)

@@ -100,7 +100,7 @@ class RetentionStore(StoreBase):
         """In one transaction, unless a run became active on the thread meanwhile (False):
         the runs' usage added to the totals, the runs marked pruned, and the thread's commands
         that no active run may still read deleted (those of these runs, and consumed ones of
-        no run)."""
+        no run), except those that started a run."""
         async with self._engine.begin() as conn:
             busy = await conn.execute(
                 select(runs.c.id).where(runs.c.thread == thread, runs.c.status.in_(ACTIVE_STATUSES))
@@ -117,11 +117,13 @@ class RetentionStore(StoreBase):
             await _add(conn, self, MODEL_TOKENS, "input", usage.input_tokens)
             await _add(conn, self, MODEL_TOKENS, "output", usage.output_tokens)
             await _add(conn, self, MODEL_COST, "", usage.cost_usd)
+            started_a_run = exists().where(runs.c.delivery_id == commands.c.delivery_id)
             await conn.execute(
                 delete(commands).where(
                     commands.c.thread == thread,
                     (commands.c.run_id.in_(run_ids))
                     | (commands.c.run_id.is_(None) & commands.c.consumed_at.is_not(None)),
+                    ~started_a_run,  # it tells what started a run (a retry, and of which run)
                 )
             )
         return True
