@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar, Protocol
 
@@ -99,9 +99,9 @@ class Dispatcher(Protocol):
         """Stop: cancel what is in flight with SUSPEND (it is redone from the store at the
         next start)."""
 
-    async def carried(self, keys: Collection[str]) -> set[str]:
-        """Which of these job keys a queued or running job (or one waiting to be tried
-        again) carries: the outbox sweep (app.runs.outbox) queues the others."""
+    async def carried(self) -> set[str]:
+        """The keys of the jobs queued or running (or waiting to be tried again): the outbox
+        sweep (app.runs.outbox) queues recorded work whose key is not among them."""
 
 
 class InProcessDispatcher:
@@ -185,8 +185,8 @@ class InProcessDispatcher:
     def in_flight(self) -> set[str]:
         return set(self._tasks)
 
-    async def carried(self, keys: Collection[str]) -> set[str]:
-        return {key for key in keys if key in self._tasks}
+    async def carried(self) -> set[str]:
+        return set(self._tasks)
 
     async def _run(self, job: Job) -> None:
         while True:

@@ -34,7 +34,7 @@ async def queue_uncarried(store: Store, queue: Dispatcher, *, grace: timedelta) 
     wanted += [StartRun(run.id) for run in await store.queued_runs(created_before=before)]
     if not wanted:
         return 0  # the usual case: one indexed query each, nothing asked of the queue
-    carried = await queue.carried([job.key for job in wanted])
+    carried = await queue.carried()
     missing = [job for job in wanted if job.key not in carried]
     for job in missing:
         await queue.submit(job)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -206,15 +206,16 @@ class ProcrastinateDispatcher:
                 cancelled |= await manager.cancel_job_by_id_async(found.id, abort=True)
         return cancelled
 
-    async def carried(self, keys: Collection[str]) -> set[str]:
-        """Which of these job keys a queued or running job carries (one waiting to be tried
+    async def carried(self) -> set[str]:
+        """The keys of this deployment's jobs queued or running (one waiting to be tried
         again is queued)."""
-        if not self._open or not keys:
+        if not self._open:
             return set()
         rows = await self._connector.execute_query_all_async(
             "SELECT DISTINCT queueing_lock FROM procrastinate_jobs"
-            " WHERE queueing_lock = ANY(%(keys)s) AND status IN ('todo', 'doing')",
-            keys=list(keys),
+            " WHERE queue_name = ANY(%(queues)s) AND status IN ('todo', 'doing')"
+            " AND queueing_lock IS NOT NULL",
+            queues=list(self._queues.values()),
         )
         return {str(row["queueing_lock"]) for row in rows}
 

@@ -413,7 +413,7 @@ async def test_a_job_is_tried_no_more_than_the_policy_says_then_kept_as_failed(
     await d.submit(ProcessDelivery("d-1"))
     await until(lambda: queue.statuses("failed"))
     assert tries == ["d-1"] * 3
-    assert await d.carried(["delivery:d-1"]) == set()  # the outbox may queue it again
+    assert "delivery:d-1" not in await d.carried()  # the outbox may queue it again
 
 
 async def test_carried_names_the_jobs_queued_or_running(queue: Queue) -> None:
@@ -423,9 +423,8 @@ async def test_carried_names_the_jobs_queued_or_running(queue: Queue) -> None:
     web = await queue.dispatcher(None)
     await web.submit(ProcessDelivery("d-queued"))
     await until(lambda: queue.runs.started)
-    keys = [f"run:{run.id}", "delivery:d-queued", "delivery:d-unknown"]
-    assert await web.carried(keys) == {f"run:{run.id}", "delivery:d-queued"}
-    assert await web.carried([]) == set()
+    carried = await web.carried()  # (and maybe the periodic task finding dead workers)
+    assert {f"run:{run.id}", "delivery:d-queued"} <= carried
 
 
 async def test_retention_deletes_ended_jobs_of_this_deployment_only(queue: Queue) -> None:

@@ -138,8 +138,8 @@ class RecordingDispatcher:
     async def aclose(self) -> None:
         pass
 
-    async def carried(self, keys: Any) -> set[str]:
-        return {job.key for job in self.jobs} & set(keys)
+    async def carried(self) -> set[str]:
+        return {job.key for job in self.jobs}
 
 
 @contextmanager
