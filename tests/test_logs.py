@@ -141,10 +141,13 @@ def test_uvicorns_access_lines_lose_the_credentials_in_their_query() -> None:
     catcher.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]
     access.addHandler(catcher)
     access.disabled, access.level = False, logging.INFO
+    # An earlier test in this process (an in-process `serve`) may have added it already.
+    access.filters[:] = [f for f in filters if type(f).__name__ != "_AccessLogQueryFilter"]
     try:
         redact_access_log_queries()
         redact_access_log_queries()  # once per process, however often asked
-        assert len(access.filters) == len(filters) + 1
+        added = [f for f in access.filters if type(f).__name__ == "_AccessLogQueryFilter"]
+        assert len(added) == 1
         access.info(
             '%s - "%s %s HTTP/%s" %d', "1.2.3.4:5", "GET", "/setup/callback?code=c0de", "1.1", 400
         )
