@@ -21,7 +21,7 @@ from typing import Any
 from app.agent.budget import Usage
 from app.agent.host import RunOutcome
 from app.agent.state import STEP_ORDER, PlanDict, StepName
-from app.webhooks.commands import COMMAND_PREFIX, Verb
+from app.commands import COMMAND_PREFIX, Verb
 
 MAX_DETAIL_CHARS = 300
 MAX_REASON_CHARS = 1_000
@@ -41,7 +41,7 @@ STEP_LABELS: dict[StepName, str] = {
 DONE, CURRENT, WAITING, PENDING, FAILED, STOPPED = "✅", "🔄", "⏸️", "⬜", "❌", "⏹️"
 
 
-# Commands people can answer with (the grammar of app/webhooks/commands.py) --------------
+# Commands people can answer with (the grammar of app/commands.py) --------------
 
 
 def approve_hint(slug: str) -> str:

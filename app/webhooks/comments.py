@@ -10,7 +10,7 @@ from app.runs.inbox import plan_asked
 from app.runs.models import Run, RunStatus, StoredCommand
 from app.runs.status import MAX_REASON_CHARS, inline
 from app.webhooks import messages
-from app.webhooks.commands import Command, Verb, addresses_bot, parse_command
+from app.commands import Command, Verb, addresses_bot, parse_command
 from app.webhooks.context import HandlerContext
 from app.webhooks.event import Comment, Event
 from app.webhooks.gate import gate

@@ -11,7 +11,7 @@ from app.agent.host import RunOutcome, RunStatus
 from app.agent.state import STEP_ORDER, PlanDict
 from app.runs import status
 from app.runs.status import Board, render_plan, render_status
-from app.webhooks.commands import Verb, parse_command
+from app.commands import Verb, parse_command
 
 RUN = "run-42"
 SLUG = "open-swe-test"
