@@ -68,7 +68,7 @@ _PUNCTUATION = ".,:;!?"
 
 
 def _clean(text: str) -> str:
-    return bounded(strip_invisible(text))[0]
+    return strip_invisible(bounded(text)[0])
 
 
 def strip_hidden_markup(text: str) -> str:
@@ -138,9 +138,9 @@ def _after_trigger(raw: str, shown: str, slug: str | None) -> tuple[bool, str] |
     shown = shown.lstrip()
     if _starts_with(raw, COMMAND_PREFIX) and _starts_with(shown, COMMAND_PREFIX):
         return False, raw[len(COMMAND_PREFIX) :]
-    if slug is not None and (match := _MENTION.match(raw)) and _is_slug(match.group(1), slug):
-        if shown.startswith(match.group(0)):
-            return False, raw[match.end() :].lstrip(",:")
+    match = _MENTION.match(raw) if slug is not None else None
+    if match and _is_slug(match.group(1), slug) and shown.startswith(match.group(0)):
+        return False, raw[match.end() :].lstrip(",:")
     for verb in BARE_VERBS:
         word = f"/{verb}"
         if _starts_with(raw, word) and _starts_with(shown, word):

@@ -70,7 +70,7 @@ CASES: list[tuple[str, Command | None]] = [
     # Issue 11: matched on ASCII only, never through Unicode case folding
     ("/open-\u017fwe stop", None),  # LATIN SMALL LETTER LONG S folds to "s"
     ("/open-swe \u017ftop", Command(U, "\u017ftop")),
-    ("/open-swe \u212aill it", Command(INS, "Kill it")),  # NFC: KELVIN SIGN is K
+    ("/open-swe \u212aill it", Command(INS, "\u212aill it")),  # KELVIN SIGN lowers to k
     ("/\u0430pprove", None),  # Cyrillic a
     # Issue 11: invisible characters change nothing
     ("@open-swe\u200d stop", Command(Verb.STOP)),

@@ -15,7 +15,7 @@ from langchain_core.messages import HumanMessage
 from langgraph.runtime import Runtime
 
 from app.agent.host import Comment
-from app.agent.untrusted import fence, sanitize
+from app.text.sanitize import fence, sanitize
 
 INTRO = (
     "While you were working, people added the instructions below (untrusted text, like the "

@@ -21,9 +21,9 @@ from app.agent.repo_config import (
     instructed_test_command,
     parse_config,
 )
-from app.agent.untrusted import sanitize
 from app.sandbox.base import CommandResult, GitIdentity, Sandbox
 from app.sandbox.git import GIT_ENV, HARDENING
+from app.text.sanitize import sanitize
 
 REPO_DIR = "repo"  # relative to the sandbox's work_dir
 # Build and tool litter the agent's test runs leave behind: never part of a commit. Written to

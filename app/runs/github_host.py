@@ -44,6 +44,7 @@ from app.logs import REDACTED, SecretRedactor
 from app.runs import status
 from app.sandbox.base import GitCredentials, GitIdentity, Sandbox, SandboxError, SandboxGone
 from app.sandbox.git import GIT_ENV, HARDENING, PushRefused, shell
+from app.text.github import defuse_mentions, unclose_others
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -282,8 +283,8 @@ class GitHubHost:
     def _model_words(self, text: str, change: Change) -> str:
         """The model's text made safe to publish: no secret, no ping, and no closing keyword
         for any issue but the one this change fixes."""
-        text = status.quiet_mentions(self._scrub(text))
-        return status.unclose_others(text, repo=self.repo, issue_number=change.issue_number)
+        text = defuse_mentions(self._scrub(text))
+        return unclose_others(text, repo=self.repo, issue_number=change.issue_number)
 
     def _pull_body(self, change: Change) -> str:
         body = self._model_words(change.body, change)

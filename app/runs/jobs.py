@@ -72,7 +72,6 @@ from app.agent.models import check_models
 from app.agent.nodes.common import sandbox_labels
 from app.agent.runner import describe_failure, execute_run, is_suspension, thread_config
 from app.agent.state import Decision, RunInput, RunState
-from app.agent.untrusted import sanitize
 from app.agent.workspace import RunFailed
 from app.config import ConfigError, Settings
 from app.github.app import GitHubApp
@@ -83,6 +82,7 @@ from app.runs.models import Run, RunStatus, StoredCommand
 from app.runs.pull_host import GitHubPullHost
 from app.runs.store import Store
 from app.sandbox.base import SandboxError, SandboxProvider
+from app.text.sanitize import sanitize
 
 log = structlog.get_logger(__name__)
 

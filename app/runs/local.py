@@ -38,10 +38,10 @@ from app.agent.models import check_models
 from app.agent.prompts import describe_tests
 from app.agent.runner import execute_run
 from app.agent.state import Decision, PlanDict, RunInput, StepName
-from app.agent.untrusted import sanitize
 from app.agent.workspace import RunFailed
 from app.config import ConfigError, Settings
 from app.sandbox.base import GitIdentity, Sandbox, SandboxError, SandboxProvider
+from app.text.sanitize import sanitize
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 LOCAL_BOT = GitIdentity("open-swe", "open-swe@localhost")

@@ -19,7 +19,7 @@ import html
 import re
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 # The elements whose content is never shown (raw text, templates) or never visible on GitHub.
@@ -40,35 +40,40 @@ VOID_ELEMENTS = frozenset(
     }
 )  # fmt: skip
 
-_TAG = re.compile(
-    r"<(/?)([A-Za-z][^\s/>]*+)((?:[^>\"']++|\"[^\"]*+\"|'[^']*+')*+)>", re.ASCII
-)
+_TAG = re.compile(r"<(/?)([A-Za-z][^\s/>]*+)((?:[^>\"']++|\"[^\"]*+\"|'[^']*+')*+)>", re.ASCII)
+# Markup starts: a tag (group 1), or a comment, bogus comment or `</` not followed by a name.
+_MARKUP_START = re.compile(r"<(?:(/?[A-Za-z])|!|\?|/(?=[^>A-Za-z]))", re.ASCII)
 _ATTRIBUTE = re.compile(
     r"([^\s/>\"'=]++)(?:\s*+=\s*+(?:\"([^\"]*+)\"|'([^']*+)'|([^\s>\"']++)))?", re.ASCII
 )
+_CMARK_ENTITIES = {"&lt;": "<", "&gt;": ">", "&quot;": '"', "&amp;": "&"}  # &amp; last
 _HIDING_STYLE = re.compile(r"display\s*+:\s*+none|visibility\s*+:\s*+hidden", re.IGNORECASE)
 _RAW_END: dict[str, re.Pattern[str]] = {
     name: re.compile(f"</{name}(?=[\\s/>])", re.IGNORECASE) for name in _RAW_TEXT
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Text:
     data: str  # entities decoded
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Start:
     name: str  # lower case
-    attrs: dict[str, str] = field(default_factory=dict)
+    raw: str = ""  # the attributes as written, parsed only when asked for
+
+    @property
+    def attrs(self) -> dict[str, str]:
+        return attributes(self.raw) if self.raw else {}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class End:
     name: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Hidden:
     """A comment, or the content of a raw-text element: never visible."""
 
@@ -87,82 +92,81 @@ def attributes(source: str) -> dict[str, str]:
     return found
 
 
+def unescape(text: str) -> str:
+    """`html.unescape`, with a fast path for the only entities cmark writes in text."""
+    ampersands = text.count("&")
+    if not ampersands:
+        return text
+    known = sum(text.count(entity) for entity in _CMARK_ENTITIES)
+    if known < ampersands:
+        return html.unescape(text)
+    for entity, char in _CMARK_ENTITIES.items():
+        text = text.replace(entity, char)
+    return text
+
+
 def tokenize(text: str) -> Iterator[Token]:
-    """Tokens of `text` in order. Linear: every step moves forward past what it read."""
+    """Tokens of `text` in order. Linear: every step moves forward past what it read, and a
+    "<" that starts no markup is skipped by the search itself."""
     position, size = 0, len(text)
     while position < size:
-        opening = text.find("<", position)
-        if opening < 0:
-            yield Text(html.unescape(text[position:]))
+        found = _MARKUP_START.search(text, position)
+        if found is None:
+            yield Text(unescape(text[position:]))
             return
-        if opening > position:
-            yield Text(html.unescape(text[position:opening]))
-        position = _markup(text, opening)
-        if position < 0:  # a comment or tag cut off by the end: it swallows the rest
-            yield Hidden()
-            return
-        if position == opening:  # a "<" that starts nothing
-            yield Text("<")
-            position += 1
-            continue
-        token = _token_at(text, opening, position)
-        yield token
-        if isinstance(token, Start) and token.name in _RAW_TEXT:
-            end = _RAW_END[token.name].search(text, position)
-            if end is None:
+        opening = found.start()
+        if opening > position + 1 or (opening > position and text[position] != "\n"):
+            yield Text(unescape(text[position:opening]))  # a lone newline between blocks: none
+        if found.group(1) is not None:  # a start or end tag
+            tag = _TAG.match(text, opening)
+            if tag is None:  # cut off by the end of input: it swallows the rest
                 yield Hidden()
                 return
-            if end.start() > position:
-                yield Hidden()
-            position = end.start()
+            position = tag.end()
+            name = tag.group(2).lower()
+            if tag.group(1):
+                yield End(name)
+                continue
+            yield Start(name, tag.group(3).strip())
+            if name in _RAW_TEXT:
+                end = _RAW_END[name].search(text, position)
+                if end is None:
+                    yield Hidden()
+                    return
+                if end.start() > position:
+                    yield Hidden()
+                position = end.start()
+            continue
+        position = _comment_end(text, opening)
+        yield Hidden()
+        if position < 0:
+            return
 
 
-def _markup(text: str, opening: int) -> int:
-    """Where the markup starting at `opening` ends; `opening` if none starts there; -1 when
-    the end of input cuts it off."""
+def _comment_end(text: str, opening: int) -> int:
+    """Where a comment or bogus comment (`<!...>`, `<?...>`, `</ ...>`) ends; -1: never."""
     if text.startswith("<!--", opening):
         for empty in ("<!-->", "<!--->"):
             if text.startswith(empty, opening):
                 return opening + len(empty)
         end = text.find("-->", opening + 4)
         return -1 if end < 0 else end + 3
-    following = text[opening + 1 : opening + 2]
-    if following in ("!", "?") or (following == "/" and not _starts_name(text, opening + 2)):
-        if text.startswith("</>", opening):
-            return opening + 3
-        if following == "/" and opening + 2 >= len(text):
-            return opening  # a lone "</" at the end is text
-        end = text.find(">", opening + 1)  # a bogus comment
-        return -1 if end < 0 else end + 1
-    if not (_starts_name(text, opening + 1) or following == "/"):
-        return opening
-    match = _TAG.match(text, opening)
-    return -1 if match is None else match.end()
-
-
-def _starts_name(text: str, index: int) -> bool:
-    return index < len(text) and text[index].isascii() and text[index].isalpha()
-
-
-def _token_at(text: str, start: int, end: int) -> Token:
-    if text.startswith(("<!", "<?"), start) or (
-        text.startswith("</", start) and not _starts_name(text, start + 2)
-    ):
-        return Hidden()
-    match = _TAG.match(text, start)
-    assert match is not None and match.end() == end
-    name = match.group(2).lower()
-    if match.group(1):
-        return End(name)
-    return Start(name, attributes(match.group(3)))
+    end = text.find(">", opening + 1)
+    return -1 if end < 0 else end + 1
 
 
 def hides(token: Start) -> bool:
     """Does this element hide its content from a reader?"""
+    if token.name in HIDDEN_ELEMENTS:
+        return True
+    if not token.raw:
+        return False
+    lowered = token.raw.lower()
+    if "hidden" not in lowered and "none" not in lowered:
+        return False
     attrs = token.attrs
     return (
-        token.name in HIDDEN_ELEMENTS
-        or "hidden" in attrs
+        "hidden" in attrs
         or attrs.get("aria-hidden", "").strip().lower() == "true"
         or _HIDING_STYLE.search(attrs.get("style", "")) is not None
     )
@@ -188,22 +192,27 @@ def walk(markup: str, reader: Reader) -> None:
     stack: list[tuple[str, bool]] = []  # (name, hides)
     open_count: Counter[str] = Counter()
     hidden = 0  # how many open elements hide their content
+    on_start, on_end, on_text = reader.start, reader.end, reader.text
     for token in tokenize(markup):
-        if isinstance(token, Text):
-            if not hidden and token.data:
-                reader.text(token.data)
-        elif isinstance(token, Start):
+        kind = type(token)
+        if kind is Text:
+            if not hidden and token.data:  # type: ignore[union-attr]
+                on_text(token.data)  # type: ignore[union-attr]
+        elif kind is Start:
+            assert isinstance(token, Start)
             hiding = hides(token)
-            if not hidden and not hiding:
-                reader.start(token)
             if token.name in VOID_ELEMENTS:
                 if not hidden and not hiding:
-                    reader.end(token.name)
+                    on_start(token)
+                    on_end(token.name)
                 continue
+            if not hidden and not hiding:
+                on_start(token)
             stack.append((token.name, hiding))
             open_count[token.name] += 1
             hidden += hiding
-        elif isinstance(token, End):
+        elif kind is End:
+            assert isinstance(token, End)
             if not open_count[token.name]:
                 continue
             while stack:
@@ -211,11 +220,11 @@ def walk(markup: str, reader: Reader) -> None:
                 open_count[name] -= 1
                 hidden -= hiding
                 if not hidden and not hiding:
-                    reader.end(name)
+                    on_end(name)
                 if name == token.name:
                     break
     while stack:
         name, hiding = stack.pop()
         hidden -= hiding
         if not hidden and not hiding:
-            reader.end(name)
+            on_end(name)

@@ -9,7 +9,6 @@ removes them all in linear time.
 
 from __future__ import annotations
 
-import unicodedata
 from itertools import chain
 
 #: GitHub refuses issue and comment bodies over 65,536 characters; nothing longer is parsed.
@@ -38,9 +37,12 @@ _INVISIBLE = dict.fromkeys(chain(_CONTROLS, *(range(a, b + 1) for a, b in _RANGE
 
 
 def strip_invisible(text: str) -> str:
-    """The text without invisible characters and control codes, line ends as "\\n", NFC."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n").translate(_INVISIBLE)
-    return unicodedata.normalize("NFC", text)
+    """The text without invisible characters and control codes, line ends as "\\n".
+
+    No Unicode normalisation: NFC reorders runs of combining marks in quadratic time (64 KB of
+    them: 3.4 s on CPython 3.11), and nothing here needs it.
+    """
+    return text.replace("\r\n", "\n").replace("\r", "\n").translate(_INVISIBLE)
 
 
 def bounded(text: str, limit: int = MAX_PARSED_CHARS) -> tuple[str, int]:

@@ -18,7 +18,7 @@ from cmarkgfm.cmark import Options
 from app.text.html import Start, walk
 from app.text.invisible import bounded, strip_invisible
 
-_OPTIONS = Options.CMARK_OPT_UNSAFE | Options.CMARK_OPT_SOURCEPOS
+_OPTIONS = Options.CMARK_OPT_UNSAFE
 # Where a reader sees code or a quotation: nothing there is a command or a mention.
 CODE = frozenset({"code", "kbd", "samp", "tt", "pre", "var"})
 QUOTED = frozenset({"blockquote", "q"})
@@ -31,13 +31,19 @@ BLOCKS = frozenset(
 )  # fmt: skip
 MASK = "\x1a"  # stands in for code in the visible text, so words around it stay apart
 _SOURCE_LINE = re.compile(r"(\d++):\d++-")
+# Quote and list markers opening a line; past MAX_NESTING of them the rest are dropped, so a
+# line of 64 K ">" is 8 nested quotes, not 64 K (each costs tags to read, nothing to a reader).
+MAX_NESTING = 8
+_CONTAINER = r"[ \t]*+(?:>|(?:[-+*]|\d{1,9}+[.)])(?=[ \t]))"
+_TOO_DEEP = re.compile(f"^((?:{_CONTAINER}){{{MAX_NESTING}}})(?:{_CONTAINER})++", re.MULTILINE)
 
 
-def render(text: str) -> str:
-    """HTML of `text` (invisible characters removed, at most GitHub's maximum length), with
-    each block's first source line in `data-sourcepos`."""
-    clean, _cut = bounded(strip_invisible(text))
-    return str(cmarkgfm.markdown_to_html(clean, _OPTIONS))
+def render(text: str, *, lines: bool = False) -> str:
+    """HTML of `text` (invisible characters removed, at most GitHub's maximum length); with
+    `lines`, each block's source lines in `data-sourcepos`."""
+    clean = strip_invisible(bounded(text)[0])
+    options = _OPTIONS | (Options.CMARK_OPT_SOURCEPOS if lines else 0)
+    return str(cmarkgfm.markdown_to_html(_TOO_DEEP.sub(r"\1", clean), options))
 
 
 @dataclass
@@ -111,5 +117,5 @@ class _Reader:
 def read(text: str) -> Reading:
     """How a person reads `text` once GitHub renders it."""
     reader = _Reader()
-    walk(render(text), reader)
+    walk(render(text, lines=True), reader)
     return reader.reading

@@ -11,7 +11,7 @@ from app.agent.budget import Usage
 from app.agent.models import chat_model
 from app.agent.nodes.common import Rt, announce, budget_for, done, open_workspace
 from app.agent.state import Decision, OutcomeDict, PlanDict, RunState
-from app.agent.untrusted import fence, sanitize
+from app.text.sanitize import fence, sanitize
 
 MAX_STEP_CHARS = 300
 

@@ -15,8 +15,8 @@ from app.agent.followups import where
 from app.agent.host import TaskText
 from app.agent.nodes.common import Rt, acquire, announce, build_workspace
 from app.agent.state import RunState, is_follow_up
-from app.agent.untrusted import fence, sanitize
 from app.agent.workspace import RunFailed
+from app.text.sanitize import fence, sanitize
 
 MAX_TITLE_CHARS = 200
 MAX_TASK_CHARS = 60_000  # the issue and its discussion; older comments are dropped first
