@@ -144,7 +144,8 @@ async def read_repo_rules(
     for name in INSTRUCTION_FILES:
         text = await read_at(sandbox, repo_dir, base_sha, name)
         if text and text.strip():
-            instructions, source = sanitize(text)[:MAX_INSTRUCTIONS_CHARS], name
+            visible = await asyncio.to_thread(sanitize, text)  # a long file: off the loop
+            instructions, source = visible[:MAX_INSTRUCTIONS_CHARS], name
             break
     command = config.test or instructed_test_command(instructions)
     if command is None:

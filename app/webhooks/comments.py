@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+import anyio.to_thread
+
 from app.commands import Command, Verb, addresses_bot, parse_command
 from app.github.types import ReactionTarget
 from app.runs.dispatch import ResumeRun
@@ -36,7 +38,8 @@ async def on_comment(ctx: HandlerContext, event: Event) -> Outcome:
     comment, thread = event.comment, event.thread
     if comment is None or thread is None:
         return Outcome("ignored", "no comment on an issue or pull request")
-    command = parse_command(comment.body, await ctx.slug.resolve())
+    slug = await ctx.slug.resolve()
+    command = await anyio.to_thread.run_sync(parse_command, comment.body, slug)
     if command is None:
         return Outcome("ignored", NOT_ADDRESSED)
     if event.is_bot:

@@ -1,6 +1,7 @@
 import re
 
 import pytest
+
 from app.text.sanitize import fence, sanitize
 
 
@@ -41,8 +42,8 @@ def test_a_definition_inside_a_paragraph_is_text_a_reader_sees() -> None:
         "<template>secret orders</template>",
         "<noscript>secret orders</noscript>",
         "<div hidden><div>secret</div> orders</div>",  # nested inside a hidden element
-        "<span aria-hidden=\"true\">secret orders</span>",
-        "<div style=\"display: none\">secret orders</div>",
+        '<span aria-hidden="true">secret orders</span>',
+        '<div style="display: none">secret orders</div>',
         "<p HIDDEN=''>secret <b>orders</b></p>",
         "<textarea>secret orders</textarea>",
     ],
@@ -50,8 +51,10 @@ def test_a_definition_inside_a_paragraph_is_text_a_reader_sees() -> None:
 def test_content_a_reader_cannot_see_never_reaches_the_model(markup: str) -> None:
     """Issue 11: script, template, noscript, nested hidden elements reached the model."""
     sanitized = sanitize(f"Before {markup} after")
-    assert "secret" not in sanitized and "steal" not in sanitized
-    assert sanitized.startswith("Before") and sanitized.endswith("after")
+    assert "secret" not in sanitized
+    assert "steal" not in sanitized
+    assert sanitized.startswith("Before")
+    assert sanitized.endswith("after")
 
 
 def test_an_unclosed_hidden_element_hides_to_the_end() -> None:

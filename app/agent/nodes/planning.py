@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Literal
 
 from langgraph.types import Command, interrupt
@@ -82,8 +83,11 @@ async def approval(state: RunState, runtime: Rt) -> Command[Literal["plan", "imp
         return Command(
             goto="implement", update={"approved_by": who, "steps_done": done(state, "approval")}
         )
-    if decision.get("verb") == "revise" and sanitize(decision.get("feedback", "")):
-        feedback = fence(f"plan feedback from {who}", decision.get("feedback", ""))
+    feedback_text = decision.get("feedback", "")
+    revise = decision.get("verb") == "revise"
+    visible: str = await asyncio.to_thread(sanitize, feedback_text) if revise else ""
+    if visible:
+        feedback = await asyncio.to_thread(fence, f"plan feedback from {who}", feedback_text)
         await announce(runtime, "approval", f"revision requested by {who}", usage)
         return Command(goto="plan", update={"feedback": [*state.get("feedback", []), feedback]})
     if decision.get("verb") == "stop":
