@@ -83,7 +83,7 @@ def create_app(
         )
         await live_dispatcher.start(DeliveryProcessor(ctx))
         receiver.deps = ReceiverDeps(live_store, live_dispatcher, ROUTER, slug)
-        learn_slug = asyncio.create_task(slug.resolve(), name="learn-app-slug")
+        learn_slug = asyncio.create_task(slug.learn(), name="learn-app-slug")
         try:
             if not isinstance(live_dispatcher, ProcrastinateDispatcher):  # it does on start
                 await resubmit_unfinished(live_store, live_dispatcher)
