@@ -10,8 +10,8 @@ so a resumed or retried run edits its comments instead of posting new ones, and 
 reuses the open pull request of the branch. Status updates are best effort: a GitHub failure
 there is logged and never stops the run.
 
-Nothing posted carries a secret: every body goes through a scrubber that knows the tokens this
-host handed out, the configured secrets, and the shapes of GitHub and model keys.
+Nothing posted carries a secret: every body goes through the redaction policy
+(`app.text.redact`) with the tokens this host handed out and the configured secrets.
 """
 
 from __future__ import annotations
@@ -40,11 +40,11 @@ from app.agent.workspace import RunFailed
 from app.github.client import InstallationClient
 from app.github.errors import GitHubError, NotFound
 from app.github.types import CommentInfo, PullInfo
-from app.logs import REDACTED, SecretRedactor
 from app.runs import status
 from app.sandbox.base import GitCredentials, GitIdentity, Sandbox, SandboxError, SandboxGone
 from app.sandbox.git import GIT_ENV, HARDENING, PushRefused, shell
 from app.text.github import defuse_mentions, unclose_others
+from app.text.redact import Redactor
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -62,13 +62,6 @@ PUSH_WORKFLOWS = (
 )
 PULL_FAILED = "pushed the branch {branch}, but could not open or update its pull request: {error}"
 PLAN_FAILED = "could not post the plan on #{number}, so nobody could approve it: {error}"
-
-# Token shapes, redacted even when nobody told us the value: GitHub tokens (ghs_, ghp_, gho_,
-# ghu_, ghr_, github_pat_), model keys (sk-...), and credentials inside URLs.
-_TOKEN_SHAPES = re.compile(
-    r"\bgh[pousr]_[A-Za-z0-9_.\-]{16,}|\bgithub_pat_[A-Za-z0-9_]{16,}|\bsk-[A-Za-z0-9_\-]{16,}"
-)
-_URL_CREDENTIALS = re.compile(r"(?<=://)[^/\s@:]+:[^/\s@]+@")
 
 SaveId = Callable[[int], Awaitable[None]]  # records a comment or pull request number
 
@@ -91,21 +84,6 @@ def noreply_identity(login: str, user_id: int | None, domain: str = GITHUB_NOREP
     """The commit identity GitHub attributes to an account without exposing an e-mail."""
     local = f"{user_id}+{login}" if user_id is not None else login
     return GitIdentity(login, f"{local}@{domain}")
-
-
-class Scrubber:
-    """Removes known secrets and anything shaped like a token from text we are about to post."""
-
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self._known = SecretRedactor(secrets)
-
-    def add(self, secret: str) -> None:
-        self._known.add(secret)
-
-    def __call__(self, text: str) -> str:
-        text = str(self._known.scrub(text))
-        text = _URL_CREDENTIALS.sub(f"{REDACTED}@", text)
-        return _TOKEN_SHAPES.sub(REDACTED, text)
 
 
 class GitHubHost:
@@ -147,7 +125,7 @@ class GitHubHost:
         self._email_domain = email_domain
         self._save_status_comment = save_status_comment
         self._save_pull_request = save_pull_request
-        self._scrub = Scrubber(secrets)
+        self._scrub = Redactor(secrets)
         # The status comment: written from worker threads, one write at a time, in order.
         self._status_lock = threading.Lock()
         self._status_id = status_comment_id

@@ -26,7 +26,6 @@ from app.runs import status
 from app.runs.github_host import (
     GitHubHost,
     Requester,
-    Scrubber,
     noreply_domain,
     noreply_identity,
 )
@@ -203,21 +202,6 @@ async def test_load_task_gives_the_issue_and_people_comments_raw(
     assert task.requested_by.email == "583231+alice@users.noreply.github.com"
     assert task.url == f"{gh.web_url}/{REPO}/issues/1"
     assert len(status_comments(gh)) == 1  # the status comment is up from the start
-
-
-def test_scrubber_removes_known_secrets_token_shapes_and_url_credentials() -> None:
-    scrub = Scrubber(["correct-horse-battery"])
-    scrub.add("staple-and-more")
-    text = (
-        "a correct-horse-battery b staple-and-more c ghs_abcdefghijklmnopqrstuvwxyz0123 "
-        "d github_pat_11ABCDEFG0123456789_abcdefghij e sk-proj-abcdefghijklmnop "
-        "f https://x-access-token:t0ken@github.com/acme/widgets.git"
-    )
-    assert scrub(text) == (
-        "a [redacted] b [redacted] c [redacted] d [redacted] e [redacted] "
-        "f https://[redacted]@github.com/acme/widgets.git"
-    )
-    assert scrub("ghs_short and sk-no") == "ghs_short and sk-no"
 
 
 async def test_a_token_handed_out_is_redacted_whatever_its_shape(
