@@ -14,17 +14,18 @@ import re
 from app.text.sanitize import longest_run
 
 ZERO_WIDTH_SPACE = "\u200b"  # "@\u200bname" renders as @name without pinging anyone
-_MARKUP = re.compile(r"([\\`<>\[\]])")
+# Markdown-inert text: "&" shown as written, markup characters escaped.
+_ESCAPES = str.maketrans({"&": "&amp;", **{c: "\\" + c for c in "\\`<>[]"}})
 _UNSAFE = re.compile(r"[`@\s<>\[\]()*_~|\\]")
 # "@" written as an entity renders as "@" (and pings): `&#64;`, `&#x40;`, `&commat;`.
 _AT_ENTITY = re.compile(r"&(?:#0*+64|#[xX]0*+40|commat);?+")
-# Every "@" followed by something that can start a name: whatever precedes it (`_@user_`,
-# "`@user", "(@user)", "a@b") it no longer pings.
-_AT = re.compile(r"@(?=[^\s\u200b])")
 # GitHub's closing keywords, a gap (spaces, a colon, emphasis), then one issue reference (#N,
 # GH-N, owner/repo#N or an issue/pull URL): merged into the default branch, it closes that issue.
 _CLOSING = re.compile(
-    r"\b(?P<keyword>close[sd]?+|fix(?:e[sd])?+|resolve[sd]?+)(?P<gap>[\s:*_]*+)"
+    # The first letter, then "not after a word character": a charset first lets the regex
+    # engine skip ahead, where a leading \b would be tried at every position.
+    r"(?P<keyword>[CcFfRr](?<!\w[CcFfRr])"
+    r"(?:(?<=[Cc])lose[sd]?+|(?<=[Ff])ix(?:e[sd])?+|(?<=[Rr])esolve[sd]?+))(?P<gap>[\s:*_]*+)"
     r"(?P<ref>(?:(?P<repo>[\w.-]++/[\w.-]++)#|#|gh-)(?P<number>\d++)"
     r"|https?://[^\s/]++/(?P<url_repo>[\w.-]++/[\w.-]++)/(?:issues|pull)/(?P<url_number>\d++))"
     r"(?![\w/])",
@@ -39,13 +40,18 @@ def clip(text: str, limit: int) -> str:
 
 def escape(text: str) -> str:
     """Markdown-inert text: markup escaped, entities shown as written, mentions defused."""
-    return defuse_mentions(_MARKUP.sub(r"\\\1", text.replace("&", "&amp;")))
+    return defuse_mentions(text.translate(_ESCAPES))
 
 
 def defuse_mentions(text: str) -> str:
     """Every @-mention stays visible but pings nobody (nor any bot), whatever markup is around
     it; `@` spelt as an HTML entity included."""
-    return _AT.sub("@" + ZERO_WIDTH_SPACE, _AT_ENTITY.sub("@", text))
+    if "&" in text:
+        text = _AT_ENTITY.sub("@", text)
+    # Every "@", whatever precedes it (`_@user_`, "`@user", "(@user)", "a@b"): the space
+    # is invisible, so marking one that starts no name costs nothing.
+    defused = "@" + ZERO_WIDTH_SPACE
+    return text.replace(defused, "@").replace("@", defused)
 
 
 def unclose_others(text: str, *, repo: str, issue_number: int | None) -> str:

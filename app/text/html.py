@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import html
 import re
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
@@ -40,9 +39,12 @@ VOID_ELEMENTS = frozenset(
     }
 )  # fmt: skip
 
-_TAG = re.compile(r"<(/?)([A-Za-z][^\s/>]*+)((?:[^>\"']++|\"[^\"]*+\"|'[^']*+')*+)>", re.ASCII)
-# Markup starts: a tag (group 1), or a comment, bogus comment or `</` not followed by a name.
-_MARKUP_START = re.compile(r"<(?:(/?[A-Za-z])|!|\?|/(?=[^>A-Za-z]))", re.ASCII)
+# Markup: a tag (groups 1-4: "/" for an end tag, name, attributes, ">" unless cut off), or the
+# start of a comment or bogus comment (`<!`, `<?`, `</` not followed by a name).
+_MARKUP = re.compile(
+    r"<(?:(/?)([A-Za-z][^\s/>]*+)((?:[^>\"']++|\"[^\"]*+\"|'[^']*+')*+)(>)?|!|\?|/(?=[^>A-Za-z]))",
+    re.ASCII,
+)
 _ATTRIBUTE = re.compile(
     r"([^\s/>\"'=]++)(?:\s*+=\s*+(?:\"([^\"]*+)\"|'([^']*+)'|([^\s>\"']++)))?", re.ASCII
 )
@@ -51,11 +53,6 @@ _HIDING_STYLE = re.compile(r"display\s*+:\s*+none|visibility\s*+:\s*+hidden", re
 _RAW_END: dict[str, re.Pattern[str]] = {
     name: re.compile(f"</{name}(?=[\\s/>])", re.IGNORECASE) for name in _RAW_TEXT
 }
-
-
-@dataclass(slots=True)
-class Text:
-    data: str  # entities decoded
 
 
 @dataclass(slots=True)
@@ -68,17 +65,11 @@ class Start:
         return attributes(self.raw) if self.raw else {}
 
 
-@dataclass(slots=True)
-class End:
-    name: str
-
-
-@dataclass(slots=True)
-class Hidden:
-    """A comment, or the content of a raw-text element: never visible."""
-
-
-Token = Text | Start | End | Hidden
+# Token kinds: (TEXT, data with entities decoded, ""), (START, name, raw attributes),
+# (END, name, ""), (HIDDEN, "", "") for a comment or the content of a raw-text element.
+TEXT, START, END, HIDDEN = range(4)
+Token = tuple[int, str, str]
+_HIDDEN: Token = (HIDDEN, "", "")
 
 
 def attributes(source: str) -> dict[str, str]:
@@ -106,41 +97,46 @@ def unescape(text: str) -> str:
 
 
 def tokenize(text: str) -> Iterator[Token]:
-    """Tokens of `text` in order. Linear: every step moves forward past what it read, and a
-    "<" that starts no markup is skipped by the search itself."""
+    """Tokens of `text` in order. Linear: every step moves forward past what it read, a "<"
+    that starts no markup is skipped by the search itself, and a tag cut off by the end of the
+    input (or by a quote never closed) swallows the rest, as in a browser."""
     position, size = 0, len(text)
     while position < size:
-        found = _MARKUP_START.search(text, position)
+        found = _MARKUP.search(text, position)
         if found is None:
-            yield Text(unescape(text[position:]))
+            yield (TEXT, unescape(text[position:]), "")
             return
         opening = found.start()
         if opening > position + 1 or (opening > position and text[position] != "\n"):
-            yield Text(unescape(text[position:opening]))  # a lone newline between blocks: none
-        if found.group(1) is not None:  # a start or end tag
-            tag = _TAG.match(text, opening)
-            if tag is None:  # cut off by the end of input: it swallows the rest
-                yield Hidden()
+            yield (
+                TEXT,
+                unescape(text[position:opening]),
+                "",
+            )  # a lone newline between blocks: none
+        name = found.group(2)
+        if name is None:  # a comment or bogus comment
+            position = _comment_end(text, opening)
+            yield _HIDDEN
+            if position < 0:
                 return
-            position = tag.end()
-            name = tag.group(2).lower()
-            if tag.group(1):
-                yield End(name)
-                continue
-            yield Start(name, tag.group(3).strip())
-            if name in _RAW_TEXT:
-                end = _RAW_END[name].search(text, position)
-                if end is None:
-                    yield Hidden()
-                    return
-                if end.start() > position:
-                    yield Hidden()
-                position = end.start()
             continue
-        position = _comment_end(text, opening)
-        yield Hidden()
-        if position < 0:
+        if found.group(4) is None:  # cut off: it swallows the rest
+            yield _HIDDEN
             return
+        position = found.end()
+        name = name.lower()
+        if found.group(1):
+            yield (END, name, "")
+            continue
+        yield (START, name, found.group(3).strip())
+        if name in _RAW_TEXT:
+            end = _RAW_END[name].search(text, position)
+            if end is None:
+                yield _HIDDEN
+                return
+            if end.start() > position:
+                yield _HIDDEN
+            position = end.start()
 
 
 def _comment_end(text: str, opening: int) -> int:
@@ -190,41 +186,39 @@ def walk(markup: str, reader: Reader) -> None:
     and hidden hides everything after it.
     """
     stack: list[tuple[str, bool]] = []  # (name, hides)
-    open_count: Counter[str] = Counter()
+    open_count: dict[str, int] = {}
     hidden = 0  # how many open elements hide their content
     on_start, on_end, on_text = reader.start, reader.end, reader.text
-    for token in tokenize(markup):
-        kind = type(token)
-        if kind is Text:
-            if not hidden and token.data:  # type: ignore[union-attr]
-                on_text(token.data)  # type: ignore[union-attr]
-        elif kind is Start:
-            assert isinstance(token, Start)
+    for kind, name, raw in tokenize(markup):
+        if kind == TEXT:
+            if not hidden and name:
+                on_text(name)
+        elif kind == START:
+            token = Start(name, raw)
             hiding = hides(token)
-            if token.name in VOID_ELEMENTS:
+            if name in VOID_ELEMENTS:
                 if not hidden and not hiding:
                     on_start(token)
-                    on_end(token.name)
+                    on_end(name)
                 continue
             if not hidden and not hiding:
                 on_start(token)
-            stack.append((token.name, hiding))
-            open_count[token.name] += 1
+            stack.append((name, hiding))
+            open_count[name] = open_count.get(name, 0) + 1
             hidden += hiding
-        elif kind is End:
-            assert isinstance(token, End)
-            if not open_count[token.name]:
+        elif kind == END:
+            if not open_count.get(name):
                 continue
             while stack:
-                name, hiding = stack.pop()
-                open_count[name] -= 1
+                closed, hiding = stack.pop()
+                open_count[closed] -= 1
                 hidden -= hiding
                 if not hidden and not hiding:
-                    on_end(name)
-                if name == token.name:
+                    on_end(closed)
+                if closed == name:
                     break
     while stack:
-        name, hiding = stack.pop()
+        closed, hiding = stack.pop()
         hidden -= hiding
         if not hidden and not hiding:
-            on_end(name)
+            on_end(closed)

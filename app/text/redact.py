@@ -29,9 +29,12 @@ MAX_LEARNED_SECRETS = 4096
 MIN_SECRET_LINE = 16
 
 TOKEN_SHAPES = re.compile(
-    r"\b(?:gh[pousr]_[A-Za-z0-9_.-]{16,}+|github_pat_[A-Za-z0-9_]{16,}+|sk-[A-Za-z0-9_-]{16,}+)"
+    # The first letter, then "not after a word character" (a leading \b would be tried at
+    # every position; a charset lets the regex engine skip ahead).
+    r"[gs](?<!\w[gs])(?:(?<=g)h[pousr]_[A-Za-z0-9_.-]{16,}+|(?<=g)ithub_pat_[A-Za-z0-9_]{16,}+"
+    r"|(?<=s)k-[A-Za-z0-9_-]{16,}+)"
 )
-_URL_USERINFO = re.compile(r"(?<=://)[^/\s@]++@")
+_URL_USERINFO = re.compile(r"://[^/\s@]++@")
 
 
 def secret_forms(secrets: Iterable[str]) -> list[str]:
@@ -53,7 +56,7 @@ def redact(text: str, forms: Iterable[str] = ()) -> str:
     for form in forms:
         if form in text:
             text = text.replace(form, REDACTED)
-    text = _URL_USERINFO.sub(f"{REDACTED}@", text)
+    text = _URL_USERINFO.sub(f"://{REDACTED}@", text)
     return TOKEN_SHAPES.sub(REDACTED, text)
 
 
