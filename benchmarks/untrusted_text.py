@@ -77,7 +77,9 @@ FAMILIES: dict[str, Make] = {
     "zero-width": _repeat("\u200d"),
 }
 
-_REDACTOR = Redactor(["correct-horse-battery-staple", "-----BEGIN KEY-----\nabc\n-----END KEY-----"])
+_REDACTOR = Redactor(
+    ["correct-horse-battery-staple", "-----BEGIN KEY-----\nabc\n-----END KEY-----"]
+)
 
 FUNCTIONS: dict[str, Callable[[str], object]] = {
     "parse_command": lambda text: parse_command(text, "open-swe"),
@@ -101,9 +103,7 @@ def best_of(function: Callable[[str], object], text: str, repeat: int) -> int:
     return min(time_once(function, text) for _ in range(repeat))
 
 
-def run(
-    *, sizes: tuple[int, ...], repeat: int
-) -> list[tuple[str, Summary, list[Summary]]]:
+def run(*, sizes: tuple[int, ...], repeat: int) -> list[tuple[str, Summary, list[Summary]]]:
     """One table per (function, size): baseline prose, then each family."""
     tables = []
     for size in sizes:

@@ -189,12 +189,15 @@ def walk(markup: str, reader: Reader) -> None:
     open_count: dict[str, int] = {}
     hidden = 0  # how many open elements hide their content
     on_start, on_end, on_text = reader.start, reader.end, reader.text
+    plain: dict[str, Start] = {}  # one token per name for tags without attributes
     for kind, name, raw in tokenize(markup):
         if kind == TEXT:
             if not hidden and name:
                 on_text(name)
         elif kind == START:
-            token = Start(name, raw)
+            token = (
+                Start(name, raw) if raw else plain.get(name) or plain.setdefault(name, Start(name))
+            )
             hiding = hides(token)
             if name in VOID_ELEMENTS:
                 if not hidden and not hiding:

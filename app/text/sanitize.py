@@ -56,6 +56,7 @@ class _Writer:
         self.lines: list[str] = []
         self._line: list[str] = []
         self._prefixes: list[str] = []  # "> " per quote, indentation per list item
+        self._prefix = ""  # the prefixes joined
         self._levels: list[bool] = []  # per open quote or list item: has it a prefix?
         self._marker: str | None = None  # a list item's marker, for its first line
         self._lists: list[int | None] = []  # the next number of each open list (None: bullets)
@@ -75,7 +76,7 @@ class _Writer:
         self._line = []
         if not text:
             return
-        prefix = "".join(self._prefixes)
+        prefix = self._prefix
         if self._blank_wanted is not None and self.lines:
             shorter = min(prefix, self._blank_wanted, key=len)  # between two depths of quotes
             self.lines.append(shorter.rstrip())
@@ -88,7 +89,7 @@ class _Writer:
         """End the current line; the next one comes after a blank line."""
         self._newline()
         if self._blank_wanted is None:
-            self._blank_wanted = "".join(self._prefixes)
+            self._blank_wanted = self._prefix
 
     def _indent(self, prefix: str) -> bool:
         """Open a quote or list level; past MAX_DEPTH levels show no deeper (so the output
@@ -96,12 +97,13 @@ class _Writer:
         shown = len(self._prefixes) < MAX_DEPTH
         if shown:
             self._prefixes.append(prefix)
+            self._prefix += prefix
         self._levels.append(shown)
         return shown
 
     def _dedent(self) -> None:
         if self._levels and self._levels.pop():
-            self._prefixes.pop()
+            self._prefix = self._prefix[: -len(self._prefixes.pop())]
 
     def _emit(self, text: str) -> None:
         self._line.append(text)
