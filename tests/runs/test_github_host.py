@@ -560,6 +560,22 @@ async def test_the_models_words_ping_nobody_and_close_no_other_issue(
     assert "refs https://github.com/acme/other/issues/3" in body
 
 
+async def test_mentions_in_any_markup_ping_nobody_from_a_pull_request(
+    host: GitHubHost, gh: FakeGitHub, sandbox: Sandbox
+) -> None:
+    """Issue 11: `_@user_`, `&#64;user` and a lone backtick before `@user` still pinged."""
+    summary = "Thanks _@alice_, &#64;bob and `@carol, [@dave](https://example.com).\n"
+    change = await prepared_change(host, sandbox, FIXED, title="For &#64;erin", body=summary)
+    await host.publish(sandbox, change)
+    [pull] = gh.pulls.values()
+    body, title = pull.issue.body or "", pull.issue.title
+    for name in ("alice", "bob", "carol", "dave"):
+        assert f"@\u200b{name}" in body
+    assert "&#64;" not in body
+    assert title == "For @\u200berin"
+    assert not re.search(r"@(?!\u200b)", body + title)
+
+
 async def test_the_run_issues_closing_line_stays_once_whatever_the_model_wrote(
     host: GitHubHost, gh: FakeGitHub, sandbox: Sandbox
 ) -> None:
