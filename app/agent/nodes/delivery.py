@@ -124,8 +124,9 @@ async def publish(state: RunState, runtime: Rt) -> Command[Literal["report", "im
             state["task"], state.get("plan"), stat, clip(diff, DIFF_CHARS), tests
         ),
     )
-    title = sanitize(text.title).replace("\n", " ")[:100] or state["title"]
-    summary = sanitize(text.summary)
+    title = (await asyncio.to_thread(sanitize, text.title)).replace("\n", " ")[:100]
+    title = title or state["title"]
+    summary = await asyncio.to_thread(sanitize, text.summary)  # the model's words: off the loop
     author = GitIdentity(state["bot_name"], state["bot_email"])
     closes = None if is_follow_up(state) else state["issue_number"]  # a PR closes no PR
     message = commit_message(
