@@ -3,8 +3,9 @@
 Not a speed test (speed lives in benchmarks/untrusted_text.py): each function is timed on n and
 4n characters of each family, best of several runs so load on the machine cannot fake a
 failure, and the test fails when the ratio says quadratic. Linear work gives about 4, quadratic
-about 16; the bound is 12 (cmark-gfm itself grows like n^1.5 between 8 and 64 KiB on `[` and
-emphasis runs, as caches fill, and linearly beyond). The sizes stay within GitHub's 65,536
+about 16; the bound is 12 (cmark-gfm itself takes about 7 times as long on 64 KiB of emphasis
+delimiters or `[` as on 16 KiB, as its working set outgrows the CPU caches, and twice as long
+per doubling beyond). The sizes stay within GitHub's 65,536
 characters so the parsers see all of it.
 """
 
@@ -26,7 +27,7 @@ def growth(function: Callable[[str], object], make: Callable[[int], str]) -> flo
     """Time on 4n characters over time on n (the best of several runs each)."""
     small, large = make(SMALL), make(LARGE)
     function(small)  # warm caches (regexes, imports) before timing
-    large_ns = best_of(function, large, repeat=3)
+    large_ns = best_of(function, large, repeat=5)
     if large_ns < FLOOR_NS:
         return 1.0
     return large_ns / max(best_of(function, small, repeat=5), 1)
@@ -38,8 +39,10 @@ def test_no_function_goes_quadratic_on_any_family(function: str) -> None:
     ratios = {family: growth(FUNCTIONS[function], make) for family, make in FAMILIES.items()}
     worst = max(ratios, key=lambda family: ratios[family])
     for family, ratio in ratios.items():
-        if ratio > MAX_RATIO:  # measure again before blaming: a burst of load, not the code
-            ratios[family] = min(ratio, growth(FUNCTIONS[function], FAMILIES[family]))
+        for _ in range(3):  # measure again before blaming: a burst of load, not the code
+            if ratios[family] <= MAX_RATIO:
+                break
+            ratios[family] = min(ratios[family], growth(FUNCTIONS[function], FAMILIES[family]))
     failing = {family: round(r, 1) for family, r in ratios.items() if r > MAX_RATIO}
     assert not failing, f"{function} grows faster than linear on {failing} (worst {worst})"
 
