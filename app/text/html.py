@@ -10,14 +10,14 @@ step consumes what it matched, and every pattern is possessive.
 `walk` keeps a stack of open elements and calls a `Reader` for what is visible only: nothing
 inside a comment, `<script>`, `<style>`, `<template>`, `<noscript>` (and the other raw-text
 elements), or an element marked `hidden` / `aria-hidden="true"` / `display:none`. An element
-left open hides to the end of the input, as the brief reader would see it.
+left open hides to the end of the input (a browser closes some elements implicitly; hiding more
+than it would is the safe side).
 """
 
 from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -65,13 +65,6 @@ class Start:
         return attributes(self.raw) if self.raw else {}
 
 
-# Token kinds: (TEXT, data with entities decoded, ""), (START, name, raw attributes),
-# (END, name, ""), (HIDDEN, "", "") for a comment or the content of a raw-text element.
-TEXT, START, END, HIDDEN = range(4)
-Token = tuple[int, str, str]
-_HIDDEN: Token = (HIDDEN, "", "")
-
-
 def attributes(source: str) -> dict[str, str]:
     """Attribute names (lower case) and values (decoded); the first of a repeated name wins."""
     found: dict[str, str] = {}
@@ -94,49 +87,6 @@ def unescape(text: str) -> str:
     for entity, char in _CMARK_ENTITIES.items():
         text = text.replace(entity, char)
     return text
-
-
-def tokenize(text: str) -> Iterator[Token]:
-    """Tokens of `text` in order. Linear: every step moves forward past what it read, a "<"
-    that starts no markup is skipped by the search itself, and a tag cut off by the end of the
-    input (or by a quote never closed) swallows the rest, as in a browser."""
-    position, size = 0, len(text)
-    while position < size:
-        found = _MARKUP.search(text, position)
-        if found is None:
-            yield (TEXT, unescape(text[position:]), "")
-            return
-        opening = found.start()
-        if opening > position + 1 or (opening > position and text[position] != "\n"):
-            yield (
-                TEXT,
-                unescape(text[position:opening]),
-                "",
-            )  # a lone newline between blocks: none
-        name = found.group(2)
-        if name is None:  # a comment or bogus comment
-            position = _comment_end(text, opening)
-            yield _HIDDEN
-            if position < 0:
-                return
-            continue
-        if found.group(4) is None:  # cut off: it swallows the rest
-            yield _HIDDEN
-            return
-        position = found.end()
-        name = name.lower()
-        if found.group(1):
-            yield (END, name, "")
-            continue
-        yield (START, name, found.group(3).strip())
-        if name in _RAW_TEXT:
-            end = _RAW_END[name].search(text, position)
-            if end is None:
-                yield _HIDDEN
-                return
-            if end.start() > position:
-                yield _HIDDEN
-            position = end.start()
 
 
 def _comment_end(text: str, opening: int) -> int:
@@ -183,33 +133,36 @@ def walk(markup: str, reader: Reader) -> None:
 
     An end tag closes the innermost open element of its name and everything opened inside it
     (a stray one is ignored); an element still open at the end closes there, so one left open
-    and hidden hides everything after it.
+    and hidden hides everything after it. Tokenizing happens inline (this loop is the hot path:
+    one pass, each step past what it read, a "<" that starts no markup skipped by the search
+    itself, a tag cut off by the end of input (or by a quote never closed) swallowing the rest,
+    as in a browser).
     """
     stack: list[tuple[str, bool]] = []  # (name, hides)
     open_count: dict[str, int] = {}
     hidden = 0  # how many open elements hide their content
     on_start, on_end, on_text = reader.start, reader.end, reader.text
     plain: dict[str, Start] = {}  # one token per name for tags without attributes
-    for kind, name, raw in tokenize(markup):
-        if kind == TEXT:
-            if not hidden and name:
-                on_text(name)
-        elif kind == START:
-            token = (
-                Start(name, raw) if raw else plain.get(name) or plain.setdefault(name, Start(name))
-            )
-            hiding = hides(token)
-            if name in VOID_ELEMENTS:
-                if not hidden and not hiding:
-                    on_start(token)
-                    on_end(name)
-                continue
-            if not hidden and not hiding:
-                on_start(token)
-            stack.append((name, hiding))
-            open_count[name] = open_count.get(name, 0) + 1
-            hidden += hiding
-        elif kind == END:
+    search, raw_text, void = _MARKUP.search, _RAW_TEXT, VOID_ELEMENTS
+    position, size = 0, len(markup)
+    while position < size:
+        found = search(markup, position)
+        opening = size if found is None else found.start()
+        if not hidden and opening > position and markup[position:opening] != "\n":
+            on_text(unescape(markup[position:opening]))
+        if found is None:
+            break
+        name = found.group(2)
+        if name is None:  # a comment or bogus comment: nothing to see
+            position = _comment_end(markup, opening)
+            if position < 0:
+                break
+            continue
+        if found.group(4) is None:  # a tag cut off by the end: it swallows the rest
+            break
+        position = found.end()
+        name = name.lower()
+        if found.group(1):  # an end tag
             if not open_count.get(name):
                 continue
             while stack:
@@ -220,6 +173,23 @@ def walk(markup: str, reader: Reader) -> None:
                     on_end(closed)
                 if closed == name:
                     break
+            continue
+        raw = found.group(3).strip()
+        token = Start(name, raw) if raw else plain.get(name) or plain.setdefault(name, Start(name))
+        hiding = hides(token)
+        if name in void:
+            if not hidden and not hiding:
+                on_start(token)
+                on_end(name)
+            continue
+        if not hidden and not hiding:
+            on_start(token)
+        stack.append((name, hiding))
+        open_count[name] = open_count.get(name, 0) + 1
+        hidden += hiding
+        if name in raw_text:  # its content is text up to its end tag, and never shown
+            end = _RAW_END[name].search(markup, position)
+            position = size if end is None else end.start()
     while stack:
         closed, hiding = stack.pop()
         hidden -= hiding
