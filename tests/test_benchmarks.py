@@ -149,6 +149,8 @@ def test_quick_run_prints_every_table_with_positive_figures() -> None:
     for row in rows:
         assert int(row["n"]) > 0
         assert 0 < float(row["median"]) <= float(row["p95"])
-        assert float(row["ratio"]) > 0
+        # An adversarial family can take a sliver of what ordinary prose takes ("0.00").
+        text_row = row["name"] in untrusted_text.FAMILIES
+        assert float(row["ratio"]) >= 0 if text_row else float(row["ratio"]) > 0
     assert "background on SQLite: all " in out
     assert {"ordinary prose", "backtick runs", "unclosed hidden tags"} <= names
