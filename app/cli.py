@@ -6,8 +6,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app.config import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from app.sandbox.base import SandboxProvider
 
 NEEDS_QUEUE = (
     "needs the procrastinate queue: a PostgreSQL DATABASE_URL (and OPEN_SWE_QUEUE unset or "
@@ -46,7 +50,11 @@ def _parser() -> argparse.ArgumentParser:
         "run", help="work on a task in a local repository (no GitHub); leaves a branch there"
     )
     run.add_argument("task", nargs="?", help="what to do (first line: the title)")
-    run.add_argument("--repo", type=Path, default=Path("."), help="the git repository (default: .)")
+    run.add_argument(
+        "--repo",
+        type=Path,
+        help="the git repository (default: OPEN_SWE_LOCAL_PROJECT_PATH, else .)",
+    )
     run.add_argument("--issue-file", type=Path, help="read the task from this file instead")
     run.add_argument("--auto", action="store_true", help="approve the plan without asking")
     return parser
@@ -79,8 +87,9 @@ def _serve(settings: Settings, *, host: str | None, port: int | None) -> int:
     from app.github.errors import GitHubError
     from app.logs import configure_logging
     from app.sandbox.factory import make_provider
-    from app.server import build_github_app, create_app
+    from app.server import create_app
     from app.setup_routes import SetupStateStore
+    from app.wiring import build_github_app
 
     bind_host = host or settings.host
     bind_port = port if port is not None else settings.port
@@ -92,10 +101,12 @@ def _serve(settings: Settings, *, host: str | None, port: int | None) -> int:
     configure_logging(
         level=settings.log_level, fmt=settings.log_format, secrets=settings.secret_values()
     )
+    _tracing(settings)
     sandboxes = None
     if github is not None:
         try:
             sandboxes = make_provider(settings)  # logs the isolation runs will have
+            _refuse_unconfined(settings, sandboxes)
         except ConfigError as exc:
             print(f"open-swe: configuration error: {exc}", file=sys.stderr)
             return 2
@@ -119,17 +130,19 @@ def _serve(settings: Settings, *, host: str | None, port: int | None) -> int:
 def _run(settings: Settings, args: argparse.Namespace) -> int:
     import asyncio
 
+    from app.hosts.terminal import EXIT_FAILED
+    from app.local import run_local
     from app.logs import configure_logging
-    from app.runs.local import EXIT_FAILED, run_local
 
     # Progress has the terminal; logs only speak up for warnings.
     level = "warning" if settings.log_level == "info" else settings.log_level
     configure_logging(level=level, fmt=settings.log_format, secrets=settings.secret_values())
+    _tracing(settings)
     try:
         return asyncio.run(
             run_local(
                 settings,
-                repo_path=args.repo,
+                repo_path=args.repo or settings.local_project_path or Path("."),
                 task=args.task,
                 issue_file=args.issue_file,
                 auto=args.auto,
@@ -150,7 +163,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     from app.logs import configure_logging
     from app.runs.queue import QueueSchemaError, worker_options
     from app.sandbox.factory import make_provider
-    from app.server import build_github_app
+    from app.wiring import build_github_app
     from app.worker import run_worker
 
     if settings.queue_backend != "procrastinate":
@@ -166,6 +179,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     try:
         github = build_github_app(settings)
         sandboxes = make_provider(settings)
+        _refuse_unconfined(settings, sandboxes)
     except GitHubError as exc:
         print(f"open-swe: configuration error: GITHUB_APP_PRIVATE_KEY: {exc}", file=sys.stderr)
         return 2
@@ -175,6 +189,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     configure_logging(
         level=settings.log_level, fmt=settings.log_format, secrets=settings.secret_values()
     )
+    _tracing(settings)
     options = worker_options(settings, queues=args.queues, concurrency=args.concurrency)
 
     async def work() -> None:
@@ -190,6 +205,25 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
         print(f"open-swe: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _refuse_unconfined(settings: Settings, sandboxes: SandboxProvider) -> None:
+    """GitHub-triggered jobs never run unconfined on this machine unless the operator said so."""
+    from app.sandbox.factory import UNCONFINED_REFUSAL, unconfined_reason
+
+    why = unconfined_reason(sandboxes)
+    if why is not None and not settings.allow_unconfined:
+        raise ConfigError(UNCONFINED_REFUSAL.format(why=why))
+
+
+def _tracing(settings: Settings) -> None:
+    """LangSmith tracing, when its variables are set (in the environment or the .env file)."""
+    import os
+
+    from app.tracing import export_langsmith
+
+    if export_langsmith(settings, os.environ):
+        print("open-swe: tracing runs with LangSmith", file=sys.stderr)
 
 
 def _positive(value: str) -> int:

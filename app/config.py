@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from functools import cached_property
 from pathlib import Path
@@ -41,6 +42,11 @@ class Settings(BaseSettings):
     github_webhook_secret: SecretStr | None = Field(None, validation_alias="GITHUB_WEBHOOK_SECRET")
     github_webhook_secret_previous: SecretStr | None = Field(
         None, validation_alias="GITHUB_WEBHOOK_SECRET_PREVIOUS"
+    )
+    # The App's user authorization (OAuth web flow): signs people in to the dashboard.
+    github_app_client_id: str | None = Field(None, validation_alias="GITHUB_APP_CLIENT_ID")
+    github_app_client_secret: SecretStr | None = Field(
+        None, validation_alias="GITHUB_APP_CLIENT_SECRET"
     )
     github_api_url: str = Field("https://api.github.com", validation_alias="GITHUB_API_URL")
     github_web_url: str = Field("https://github.com", validation_alias="GITHUB_WEB_URL")
@@ -92,6 +98,16 @@ class Settings(BaseSettings):
         600.0, validation_alias="OPEN_SWE_DAYTONA_CREATE_TIMEOUT", gt=0
     )
     command_timeout: float = Field(600.0, validation_alias="OPEN_SWE_COMMAND_TIMEOUT", gt=0)
+    # The most network any repository's sandbox gets (.open-swe.yml `network:` cannot exceed it)
+    sandbox_network: Literal["none", "setup", "always"] = Field(
+        "always", validation_alias="OPEN_SWE_SANDBOX_NETWORK"
+    )
+    # Who local sandbox commands run as when open-swe runs as root
+    sandbox_user: str = Field("nobody", validation_alias="OPEN_SWE_SANDBOX_USER", min_length=1)
+    allow_unconfined: bool = Field(False, validation_alias="OPEN_SWE_ALLOW_UNCONFINED")
+    daytona_network_allow_list: str | None = Field(
+        None, validation_alias="OPEN_SWE_DAYTONA_NETWORK_ALLOW_LIST"
+    )
 
     # Models
     model: str = Field(DEFAULT_MODEL, validation_alias="OPEN_SWE_MODEL")
@@ -113,6 +129,16 @@ class Settings(BaseSettings):
     max_run_minutes: float = Field(60.0, validation_alias="OPEN_SWE_MAX_RUN_MINUTES", gt=0)
     max_test_attempts: int = Field(3, validation_alias="OPEN_SWE_MAX_TEST_ATTEMPTS", ge=1)
 
+    # Web layer: dashboard sessions (generated into the env file when absent) and /metrics
+    session_secret: SecretStr | None = Field(None, validation_alias="OPEN_SWE_SESSION_SECRET")
+    metrics_token: SecretStr | None = Field(None, validation_alias="OPEN_SWE_METRICS_TOKEN")
+
+    # Tracing with LangSmith (LangChain reads these; here so a .env file can set them too)
+    langsmith_tracing: bool = Field(False, validation_alias="LANGSMITH_TRACING")
+    langsmith_api_key: SecretStr | None = Field(None, validation_alias="LANGSMITH_API_KEY")
+    langsmith_project: str | None = Field(None, validation_alias="LANGSMITH_PROJECT")
+    langsmith_endpoint: str | None = Field(None, validation_alias="LANGSMITH_ENDPOINT")
+
     @field_validator("github_app_private_key", mode="before")
     @classmethod
     def _unescape_pem(cls, value: Any) -> Any:
@@ -127,6 +153,22 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http(s) URL")
         return value.rstrip("/")
+
+    @field_validator("daytona_network_allow_list")
+    @classmethod
+    def _ipv4_networks(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        networks = []
+        for item in value.split(","):
+            try:
+                networks.append(str(ipaddress.IPv4Network(item.strip())))
+            except ValueError:
+                raise ValueError(
+                    f"{item.strip()!r} is not an IPv4 network: use comma-separated CIDRs "
+                    "such as 192.0.2.0/24"
+                ) from None
+        return ",".join(networks)
 
     @field_validator("database_url_raw")
     @classmethod

@@ -31,7 +31,10 @@ def configure_logging(*, level: str, fmt: str, secrets: Iterable[str]) -> Redact
     redactor = Redactor(secrets)
     _process_redactor = redactor
     renderer: Any = (
-        structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer()
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        # Colours only on a terminal: `serve > file` must not fill the file with escape codes.
+        else structlog.dev.ConsoleRenderer(colors=_is_terminal(sys.stderr))
     )
     structlog.configure(
         processors=[
@@ -80,6 +83,13 @@ def _route_stdlib_logging(redactor: Redactor, renderer: Any) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(logging.WARNING)
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # a replaced or closed stream
+        return False
 
 
 def redact_from_logs(secret: str) -> None:

@@ -14,17 +14,17 @@ from starlette.routing import Route
 
 from app.config import Settings
 from app.github.app import GitHubApp
-from app.runs.dispatch import Dispatcher, InProcessDispatcher, JobFunction, resubmit_unfinished
-from app.runs.jobs import make_run_job
+from app.runs.dispatch import Dispatcher, JobFunction, resubmit_unfinished
 from app.runs.queue import ProcrastinateDispatcher, worker_options
 from app.runs.store import Store
 from app.sandbox.base import SandboxProvider
-from app.sandbox.factory import make_provider
 from app.setup_routes import SetupStateStore, setup_routes
+from app.web.layer import WebLayer
 from app.webhooks import messages
-from app.webhooks.context import AppSlug, HandlerContext
-from app.webhooks.handlers import ROUTER, DeliveryProcessor
+from app.webhooks.context import AppSlug
+from app.webhooks.handlers import ROUTER
 from app.webhooks.receiver import ReceiverDeps, WebhookReceiver
+from app.wiring import wire
 
 WEBHOOK_PATH = "/webhooks/github"
 log = structlog.get_logger(__name__)
@@ -40,7 +40,7 @@ def create_app(
     setup_state: SetupStateStore | None = None,
     sandboxes: SandboxProvider | None = None,
 ) -> Starlette:
-    """Build the app. Nothing connects until the lifespan starts.
+    """Build the app. Nothing connects until the lifespan starts (app.wiring builds it all).
 
     `store`, `dispatcher` and `github` default to what `settings` describe; an injected store is
     left open at shutdown (its owner closes it). `run_job(run_id)` runs or resumes an agent
@@ -59,70 +59,36 @@ def create_app(
         return JSONResponse({"error": messages.SETUP_REQUIRED.format(url=url)}, status_code=503)
 
     receiver = WebhookReceiver(settings.webhook_secrets) if settings.app_configured else None
+    web = WebLayer(settings) if settings.app_configured else None  # the dashboard, API, metrics
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         if receiver is None:
             yield  # setup mode: only the setup pages and /healthz do anything
             return
-        own_store = store is None
-        live_store = store or Store.open(settings.database_url)
-        live_github = github or build_github_app(settings)
-        slug = AppSlug(settings.github_app_slug, live_github)
-        live_dispatcher = dispatcher or build_dispatcher(
-            settings,
-            live_store,
-            run_job=run_job
-            or make_run_job(
-                settings, live_store, live_github, sandboxes or make_provider(settings)
-            ),
-        )
-        await live_store.create_all()
-        ctx = HandlerContext(
-            live_store, live_github, live_dispatcher, slug, settings.github_web_url
-        )
-        await live_dispatcher.start(DeliveryProcessor(ctx))
-        receiver.deps = ReceiverDeps(live_store, live_dispatcher, ROUTER, slug)
-        learn_slug = asyncio.create_task(slug.learn(), name="learn-app-slug")
-        try:
-            if not isinstance(live_dispatcher, ProcrastinateDispatcher):  # it does on start
-                await resubmit_unfinished(live_store, live_dispatcher)
-            yield
-        finally:
-            receiver.deps = None
-            learn_slug.cancel()
-            await live_dispatcher.aclose()
-            if own_store:
-                await live_store.close()
+        async with wire(settings, store=store, github=github, sandboxes=sandboxes) as wiring:
+            slug = AppSlug(settings.github_app_slug, wiring.github())
+            worker = worker_options(settings) if settings.serve_worker else None
+            queue = dispatcher or await wiring.queue(run_job, worker=worker)
+            ctx = await wiring.start(queue, slug)
+            receiver.deps = ReceiverDeps(await wiring.store(), queue, ROUTER, slug)
+            if web is not None:
+                await web.start(ctx)
+            learn_slug = asyncio.create_task(slug.learn(), name="learn-app-slug")
+            try:
+                if not isinstance(queue, ProcrastinateDispatcher):  # it does on start
+                    await resubmit_unfinished(await wiring.store(), queue)
+                yield
+            finally:
+                receiver.deps = None
+                learn_slug.cancel()
+                if web is not None:
+                    await web.stop()
 
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route(WEBHOOK_PATH, receiver.handle if receiver else setup_required, methods=["POST"]),
+        *(web.routes() if web is not None else []),
         *setup_routes(settings, state_store=setup_state),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
-
-
-def build_dispatcher(settings: Settings, store: Store, *, run_job: JobFunction) -> Dispatcher:
-    """The queue settings choose: in-process, or procrastinate on PostgreSQL, worked by this
-    process too unless OPEN_SWE_SERVE_WORKER is off (`serve --no-worker`)."""
-    if settings.queue_backend == "inprocess":
-        return InProcessDispatcher(
-            run_job=run_job, max_concurrent_runs=settings.max_concurrent_runs
-        )
-    worker = worker_options(settings) if settings.serve_worker else None
-    return ProcrastinateDispatcher(
-        settings.database_url,
-        store=store,
-        run_job=run_job,
-        worker=worker,
-        queue_prefix=settings.queue_prefix,
-    )
-
-
-def build_github_app(settings: Settings) -> GitHubApp:
-    """The App as `settings` configure it (raises GitHubError for a key that is not a PEM)."""
-    pem = settings.private_key_pem
-    assert settings.github_app_id is not None, "app_configured checked"
-    assert pem is not None, "app_configured checked"
-    return GitHubApp(settings.github_app_id, pem.get_secret_value(), settings.github_api_url)

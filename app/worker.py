@@ -1,7 +1,7 @@
 """A worker process: runs the queued jobs (deliveries, runs) of the procrastinate queue.
 
-The same wiring as the server's start-up, without HTTP: the store, the GitHub App, the
-delivery processor and the run job, so a worker runs exactly the code `serve` runs in-process.
+The same wiring as the server's start-up (app.wiring), without HTTP, so a worker runs exactly
+the code `serve` runs in-process.
 """
 
 from __future__ import annotations
@@ -13,14 +13,10 @@ import structlog
 from app.config import Settings
 from app.github.app import GitHubApp
 from app.runs.dispatch import JobFunction
-from app.runs.jobs import make_run_job
 from app.runs.queue import ProcrastinateDispatcher, WorkerOptions, worker_options
-from app.runs.store import Store
 from app.sandbox.base import SandboxProvider
-from app.sandbox.factory import make_provider
-from app.server import build_github_app
-from app.webhooks.context import AppSlug, HandlerContext
-from app.webhooks.handlers import DeliveryProcessor
+from app.webhooks.context import AppSlug
+from app.wiring import wire
 
 log = structlog.get_logger(__name__)
 
@@ -36,24 +32,10 @@ async def run_worker(
 ) -> None:
     """Work until `stop` is set, then stop gracefully (see WorkerOptions.shutdown_timeout)."""
     options = options or worker_options(settings)
-    store = Store.open(settings.database_url)
-    live_github = github or build_github_app(settings)
-    dispatcher = ProcrastinateDispatcher(
-        settings.database_url,
-        store=store,
-        run_job=run_job
-        or make_run_job(settings, store, live_github, sandboxes or make_provider(settings)),
-        worker=options,
-        queue_prefix=settings.queue_prefix,
-    )
-    try:
-        await store.create_all()
-        slug = AppSlug(settings.github_app_slug, live_github)
-        ctx = HandlerContext(store, live_github, dispatcher, slug, settings.github_web_url)
-        await dispatcher.start(DeliveryProcessor(ctx))
+    async with wire(settings, github=github, sandboxes=sandboxes) as wiring:
+        queue = await wiring.queue(run_job, worker=options)
+        assert isinstance(queue, ProcrastinateDispatcher), "the CLI checked OPEN_SWE_QUEUE"
+        await wiring.start(queue, AppSlug(settings.github_app_slug, wiring.github()))
         log.info("worker started", queues=list(options.queues), runs=options.run_concurrency)
         await stop.wait()
         log.info("worker stopping", grace_seconds=options.shutdown_timeout)
-    finally:
-        await dispatcher.aclose()
-        await store.close()

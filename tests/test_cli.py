@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import structlog
 
 from app.cli import main
 from app.config import Settings
@@ -21,6 +22,14 @@ from app.webhooks.event import sign
 from tests.fakes.github import FakeGitHub
 
 ROOT = Path(__file__).parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """serve and worker configure structlog for the process, writing to the (captured) stderr."""
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
 
 
 @pytest.fixture
@@ -178,3 +187,67 @@ def test_serve_runs_the_configured_app(serve: object) -> None:
     assert "setup mode" not in err
     assert "GET /healthz?probe=[redacted]" in err
     assert secret not in err
+
+
+@pytest.fixture
+def without_bubblewrap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This machine as a container without bubblewrap: the local sandbox is unconfined."""
+    monkeypatch.setattr("app.sandbox.bwrap.find_bubblewrap", lambda executable=None: None)
+
+
+@pytest.fixture
+def app_configured(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    with FakeGitHub() as gh:
+        assert gh.private_key_pem is not None
+        monkeypatch.setenv("GITHUB_APP_ID", str(gh.app_id))
+        monkeypatch.setenv("GITHUB_APP_PRIVATE_KEY", gh.private_key_pem)
+        monkeypatch.setenv("GITHUB_WEBHOOK_SECRET", "s")
+        monkeypatch.setenv("GITHUB_API_URL", gh.url)
+        monkeypatch.setenv("OPEN_SWE_DATA_DIR", str(clean_env / "data"))
+        yield
+
+
+@pytest.mark.usefixtures("app_configured", "without_bubblewrap")
+def test_serve_refuses_github_jobs_in_an_unconfined_sandbox(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    served: list[object] = []
+    monkeypatch.setattr("uvicorn.run", lambda app, **_: served.append(app))
+    assert main(["serve"]) == 2
+    [line] = said(capsys.readouterr().err)
+    assert line.startswith(
+        "open-swe: configuration error: the local sandbox is not confined here "
+        "(bwrap not found): code from GitHub would run on this machine"
+    )
+    assert "OPEN_SWE_ALLOW_UNCONFINED=true" in line
+    assert served == []
+
+    monkeypatch.setenv("OPEN_SWE_ALLOW_UNCONFINED", "true")  # the operator accepts it
+    assert main(["serve"]) == 0
+    assert len(served) == 1
+
+
+@pytest.mark.usefixtures("clean_env", "without_bubblewrap")
+def test_setup_mode_runs_no_jobs_so_it_is_not_refused(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    served: list[object] = []
+    monkeypatch.setattr("uvicorn.run", lambda app, **_: served.append(app))
+    assert main(["serve"]) == 0
+    assert len(served) == 1
+    assert "open-swe: setup mode" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("app_configured", "without_bubblewrap")
+def test_workers_refuse_an_unconfined_sandbox_too(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://postgres@127.0.0.1/test")
+    assert main(["worker"]) == 2
+    [line] = said(capsys.readouterr().err)
+    assert "OPEN_SWE_ALLOW_UNCONFINED=true" in line
+
+
+def said(err: str) -> list[str]:
+    """open-swe's own lines on stderr (the start-up log also names the isolation)."""
+    return [line for line in err.splitlines() if line.startswith("open-swe: ")]

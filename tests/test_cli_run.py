@@ -59,7 +59,6 @@ def env(model: ScriptedModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
         "GITHUB_WEBHOOK_SECRET": FAKE_WEBHOOK_SECRET,
         "OPEN_SWE_MODEL_TIMEOUT": "5",
         "OPEN_SWE_MODEL_MAX_RETRIES": "1",
-        "OPEN_SWE_LOCAL_PROJECT_PATH": str(tmp_path / "sandboxes"),
     }
     workdir = tmp_path / "cwd"
     workdir.mkdir()
@@ -118,7 +117,8 @@ def test_auto_run_leaves_a_branch_whose_tests_pass(
     assert branch_passes_pytest(repo, BRANCH, tmp_path)
     assert untouched(repo)
     assert (repo / ".git" / "open-swe" / "checkpoints.sqlite").exists()
-    assert [p.name for p in (tmp_path / "sandboxes").iterdir() if p.name.startswith("sbx-")] == []
+    sandboxes = repo / ".git" / "open-swe" / "sandboxes"
+    assert [p.name for p in sandboxes.iterdir() if p.name.startswith("sbx-")] == []
     # the summary and diff stat on stdout, one progress line per step on stderr
     assert "Fix add() to return the sum" in out
     assert f"branch {BRANCH} in {repo} (from main)" in out
@@ -298,7 +298,6 @@ def test_as_a_real_process(
     issue = tmp_path / "issue.md"
     issue.write_text(TASK)
     process_env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), **env}
-    del process_env["OPEN_SWE_LOCAL_PROJECT_PATH"]  # the default: the temp directory
 
     result = subprocess.run(
         [
@@ -324,3 +323,45 @@ def test_as_a_real_process(
     assert "calc.py | 2 +-" in result.stdout
     assert branch_passes_pytest(repo, BRANCH, tmp_path)
     assert untouched(repo)
+
+
+def test_the_repository_defaults_to_the_local_project_path(
+    env: dict[str, str],
+    model: ScriptedModel,
+    repo: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    script_success(model)
+    monkeypatch.setenv("OPEN_SWE_LOCAL_PROJECT_PATH", str(repo))
+
+    code = main(["run", "--auto", TASK])  # no --repo, and the working directory is elsewhere
+
+    assert code == 0, capsys.readouterr().err
+    assert branch_passes_pytest(repo, BRANCH, tmp_path)
+    assert untouched(repo)
+    assert not list(repo.glob(".lock"))
+    assert not list(repo.glob("sbx-*"))
+
+
+def test_without_bubblewrap_it_warns_and_runs(
+    env: dict[str, str],
+    model: ScriptedModel,
+    repo: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setattr("app.sandbox.bwrap.find_bubblewrap", lambda executable=None: None)
+    script_success(model)
+
+    code = main(["run", "--repo", str(repo), "--auto", TASK])
+
+    _, err = capsys.readouterr()
+    assert code == 0, err
+    [warning] = [line for line in err.splitlines() if "not confined" in line]
+    assert warning.startswith(
+        "open-swe: warning: the local sandbox is not confined here (bwrap not found)"
+    )
+    assert branch_passes_pytest(repo, BRANCH, tmp_path)

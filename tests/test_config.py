@@ -98,6 +98,10 @@ def test_the_env_file_is_read(tmp_path: Path) -> None:
         ("OPEN_SWE_SANDBOX", "docker"),
         ("OPEN_SWE_QUEUE_PREFIX", "open swe"),
         ("OPEN_SWE_QUEUE_PREFIX", "p" * 30),  # its channel names would exceed 63 bytes
+        ("OPEN_SWE_SANDBOX_NETWORK", "open"),
+        ("OPEN_SWE_DAYTONA_NETWORK_ALLOW_LIST", "203.0.113.0/24,github.com"),
+        ("OPEN_SWE_DAYTONA_NETWORK_ALLOW_LIST", "2001:db8::/32"),  # IPv4 only, as Daytona
+        ("OPEN_SWE_ALLOW_UNCONFINED", "maybe"),
     ],
 )
 def test_a_wrong_value_is_one_line_naming_the_variable(
@@ -131,3 +135,13 @@ def test_a_database_password_is_a_secret_and_hidden_from_repr() -> None:
     settings = load_settings(_env_file=None, DATABASE_URL="postgresql://swe:p%40ss-w0rd@db/openswe")
     assert "p@ss-w0rd" in settings.secret_values()
     assert "w0rd" not in repr(settings)
+
+
+def test_sandbox_network_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = load_settings()
+    assert settings.sandbox_network == "always"  # repositories choose (default setup)
+    assert settings.sandbox_user == "nobody"
+    assert settings.allow_unconfined is False
+    assert settings.daytona_network_allow_list is None
+    monkeypatch.setenv("OPEN_SWE_DAYTONA_NETWORK_ALLOW_LIST", " 203.0.113.0/24, 198.51.100.7 ")
+    assert load_settings().daytona_network_allow_list == "203.0.113.0/24,198.51.100.7/32"

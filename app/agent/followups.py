@@ -15,7 +15,7 @@ from langchain.agents.middleware import AgentMiddleware
 from langchain_core.messages import HumanMessage
 from langgraph.runtime import Runtime
 
-from app.agent.host import Comment
+from app.agent.host import Remark
 from app.text.sanitize import fence, sanitize
 
 INTRO = (
@@ -25,7 +25,7 @@ INTRO = (
 
 
 class FollowUps(Protocol):
-    async def take(self) -> list[Comment]:
+    async def take(self) -> list[Remark]:
         """Instructions that arrived since the last call, each returned at most once ever."""
         ...
 
@@ -34,14 +34,14 @@ class FollowUps(Protocol):
         ...
 
 
-def where(comment: Comment) -> str:
+def where(comment: Remark) -> str:
     """` on <path> line <n>` for a review comment, else "" (fit for a fence's label)."""
     if comment.path is None:
         return ""
     return f" on {comment.path}" + (f" line {comment.line}" if comment.line is not None else "")
 
 
-def render_follow_ups(comments: list[Comment]) -> str:
+def render_follow_ups(comments: list[Remark]) -> str:
     blocks = [
         fence(f"instruction from {c.author}{where(c)}", c.body)
         for c in comments
@@ -50,7 +50,7 @@ def render_follow_ups(comments: list[Comment]) -> str:
     return INTRO + "\n\n" + "\n\n".join(blocks)
 
 
-def _render_visible(comments: list[Comment]) -> str | None:
+def _render_visible(comments: list[Remark]) -> str | None:
     visible = [c for c in comments if sanitize(c.body)]
     return render_follow_ups(visible) if visible else None
 

@@ -2,7 +2,7 @@
 
 The graph never knows which host it talks to: it fetches the task, announces progress, posts
 the plan, publishes the result and reports the end through a `RunHost`. `LocalHost`
-(app/runs/local.py) prints to a terminal and leaves a branch in a local repository; a
+(app/hosts/terminal.py) prints to a terminal and leaves a branch in a local repository; a
 GitHub host edits a status comment, pushes the branch and opens a draft pull request.
 """
 
@@ -12,12 +12,15 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from app.agent.budget import Usage
-from app.agent.state import Decision, PlanDict, StepName
+from app.agent.state import PlanDecision, PlanDict, StepName, WorkflowOutcome
 from app.sandbox.base import GitCredentials, GitIdentity, Sandbox
 
 
 @dataclass(frozen=True)
-class Comment:
+class Remark:
+    """What a person wrote on an issue or pull request, as the task shows it (an issue
+    comment, a review comment, a request to the bot). Untrusted text."""
+
     author: str
     body: str
     path: str | None = None  # a review comment: the file it is about
@@ -44,13 +47,13 @@ class TaskText:
 
     title: str
     body: str
-    comments: tuple[Comment, ...] = ()
+    comments: tuple[Remark, ...] = ()
     requested_by: GitIdentity | None = None  # becomes the commit's Co-authored-by
     url: str | None = None
     kind: Literal["issue", "pull"] = "issue"
     files: tuple[FileChange, ...] = ()
-    review_comments: tuple[Comment, ...] = ()
-    requests: tuple[Comment, ...] = ()
+    review_comments: tuple[Remark, ...] = ()
+    requests: tuple[Remark, ...] = ()
 
 
 DEFAULT_BOT = GitIdentity("open-swe", "open-swe@users.noreply.github.com")
@@ -93,14 +96,17 @@ class ApprovalRequest:
     revision: int
 
 
-RunStatus = Literal["succeeded", "tests_failing", "no_changes", "failed", "stopped", "waiting"]
+# How a run turned out (or paused: "waiting" for a person), as a host reports it. The
+# workflow's own ends (WorkflowOutcome), a failure, or a wait. Not to be confused with where a
+# run is in its lifecycle (app.runs.models.RunStatus).
+OutcomeStatus = Literal[WorkflowOutcome, "failed", "waiting"]
 
 
 @dataclass(frozen=True)
 class RunOutcome:
     """How a run ended (or paused), for the host's final report."""
 
-    status: RunStatus
+    status: OutcomeStatus
     run_id: str
     usage: Usage
     reason: str | None = None  # why it failed or stopped, one user-facing line
@@ -133,7 +139,7 @@ class RunHost(Protocol):
         """Show the plan to people (GitHub: a comment on the issue; revision counts from 1)."""
         ...
 
-    async def decide(self, request: ApprovalRequest) -> Decision | None:
+    async def decide(self, request: ApprovalRequest) -> PlanDecision | None:
         """Ask for approval now (terminal) or return None to wait durably (GitHub comments)."""
         ...
 

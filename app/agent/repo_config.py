@@ -5,6 +5,8 @@
     setup: |              # shell script run in the checkout before the agent starts
       pip install -e '.[dev]'
     test: python3 -m pytest -q   # the command verify runs
+    network: setup        # none | setup (default) | always: which commands may use the
+                          # network (capped by the server's OPEN_SWE_SANDBOX_NETWORK)
 
 Without `test`, the command comes from AGENTS.md (a line such as "Test command: `make test`"
 or "Run tests with `npm test`"), else it is detected from the files: pytest, npm test,
@@ -21,6 +23,8 @@ from dataclasses import dataclass
 
 import yaml
 
+from app.sandbox.base import NETWORK_POLICIES, NetworkPolicy
+
 CONFIG_FILE = ".open-swe.yml"
 INSTRUCTION_FILES = ("AGENTS.md", "CLAUDE.md")
 MAX_INSTRUCTIONS_CHARS = 20_000
@@ -34,6 +38,7 @@ class RepoConfigError(ValueError):
 class RepoConfig:
     setup: str | None = None
     test: str | None = None
+    network: NetworkPolicy = "setup"
 
 
 def parse_config(text: str | None) -> RepoConfig:
@@ -46,8 +51,8 @@ def parse_config(text: str | None) -> RepoConfig:
     if data is None:
         return RepoConfig()
     if not isinstance(data, dict):
-        raise RepoConfigError(f"{CONFIG_FILE} must be a mapping with keys setup and test")
-    unknown = sorted(set(map(str, data)) - {"setup", "test"})
+        raise RepoConfigError(f"{CONFIG_FILE} must be a mapping with keys setup, test, network")
+    unknown = sorted(set(map(str, data)) - {"setup", "test", "network"})
     if unknown:
         raise RepoConfigError(f"{CONFIG_FILE}: unknown key(s) {', '.join(unknown)}")
     values: dict[str, str | None] = {}
@@ -56,7 +61,17 @@ def parse_config(text: str | None) -> RepoConfig:
         if value is not None and not isinstance(value, str):
             raise RepoConfigError(f"{CONFIG_FILE}: {key} must be a string (a shell command)")
         values[key] = value.strip() or None if isinstance(value, str) else None
-    return RepoConfig(setup=values["setup"], test=values["test"])
+    return RepoConfig(setup=values["setup"], test=values["test"], network=_network(data))
+
+
+def _network(data: dict[object, object]) -> NetworkPolicy:
+    value = data.get("network", "setup")
+    for policy in NETWORK_POLICIES:
+        if value == policy:
+            return policy
+    choices = " | ".join(NETWORK_POLICIES)
+    shown = repr(value)[:40]  # the repository's text: bounded
+    raise RepoConfigError(f"{CONFIG_FILE}: network must be one of {choices}, not {shown}")
 
 
 _INSTRUCTED_TEST = re.compile(

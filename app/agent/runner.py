@@ -1,16 +1,17 @@
-"""execute_run: drive one run of the workflow to its end (or to a durable wait), whatever happens.
+"""execute_run: drive the workflow of one run until it ends or waits for a person.
 
-Every way a run can end reaches the host exactly once with a final status: the report step
-on a normal end; here for an error (failed, with a one-line reason) or a cancellation
-(stopped). A run is never left showing "working". Approval is asked of the host: a terminal
-answers at once; GitHub answers later, so the run parks (sandbox stopped) and returns
-"waiting", to be resumed with the person's decision.
+It returns how the run turned out: the workflow's own end (published, nothing changed, stopped
+at approval), a failure (one line a person can act on, from any error), or "waiting" when the
+host will answer the plan later (GitHub: a comment; a terminal answers at once). It ends
+nothing itself: showing the final status and releasing the sandbox are the run's lifecycle's
+(app.runs.lifecycle.end_run), whoever drives the run. A cancellation propagates; the driver
+asks `unfinished_outcome` what to report.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any, cast
+from typing import Any
 
 import anthropic
 import openai
@@ -21,10 +22,9 @@ from langgraph.types import Command
 from app.agent.budget import BudgetExhausted, Usage
 from app.agent.context import RunContext
 from app.agent.graph import Graph
-from app.agent.host import ApprovalRequest, RunOutcome, RunStatus
-from app.agent.nodes.common import sandbox_labels
-from app.agent.nodes.delivery import destroy_sandboxes, outcome_of
-from app.agent.state import Decision, RunInput, RunState
+from app.agent.host import ApprovalRequest, OutcomeStatus, RunOutcome
+from app.agent.nodes.delivery import outcome_of
+from app.agent.state import PlanDecision, RunInput, RunState
 from app.agent.workspace import RunFailed
 from app.config import ConfigError
 from app.sandbox.base import SandboxError
@@ -47,9 +47,10 @@ async def execute_run(
     context: RunContext,
     *,
     thread_id: str,
-    start: RunInput | Decision | None,
+    start: RunInput | PlanDecision | None,
 ) -> RunOutcome:
-    """Start (RunInput), resume after approval (Decision) or retry from the last step (None)."""
+    """Start (RunInput), resume after approval (PlanDecision) or go on from the last step
+    (None)."""
     config = thread_config(thread_id)
     payload: Any = Command(resume=start) if _is_decision(start) else start
     try:
@@ -60,21 +61,15 @@ async def execute_run(
             result = await graph.ainvoke(payload, config, context=context, version="v2")
             state: RunState = result.value
             if not result.interrupts:
-                return outcome_of(state)  # the report step has told the host
+                return outcome_of(state)
             value = result.interrupts[0].value
             decision = await context.host.decide(ApprovalRequest(value["plan"], value["revision"]))
             if decision is None:
-                await _park(graph, context, config)
                 return RunOutcome("waiting", state["run_id"], Usage.from_dict(state.get("usage")))
             payload = Command(resume=decision)
-    except asyncio.CancelledError as exc:
-        if is_suspension(exc):
-            raise
-        reason = str(exc.args[0]) if exc.args and exc.args[0] else STOPPED
-        await asyncio.shield(_end(graph, context, config, "stopped", reason, start))
-        raise
     except Exception as exc:
-        return await _end(graph, context, config, "failed", describe_failure(exc), start)
+        reason = describe_failure(exc)
+        return await unfinished_outcome(graph, context, thread_id, "failed", reason, start)
 
 
 def is_suspension(exc: asyncio.CancelledError) -> bool:
@@ -114,24 +109,25 @@ def _api_message(exc: anthropic.APIStatusError | openai.APIStatusError) -> str:
     return exc.message
 
 
-async def _end(
+async def unfinished_outcome(
     graph: Graph,
     context: RunContext,
-    config: RunnableConfig,
-    status: RunStatus,
+    thread_id: str,
+    status: OutcomeStatus,
     reason: str,
-    start: RunInput | Decision | None,
+    start: RunInput | PlanDecision | None,
 ) -> RunOutcome:
-    """Final status for a run the graph did not finish; cleanup first, never raises."""
+    """How a run the workflow did not finish turned out (failed, or stopped), with what its
+    last checkpoint knows (usage, branch, plan). Never raises."""
     reason = context.redactor.scrub(reason)[:MAX_REASON_CHARS]
     state: dict[str, Any] = {}
     try:
-        state = dict((await graph.aget_state(config)).values)
+        state = dict((await graph.aget_state(thread_config(thread_id))).values)
     except Exception as exc:  # a broken checkpointer must not hide the original failure
         log.warning("run.state_unreadable", error=str(exc))
     if isinstance(start, dict) and "run_id" in start:
         state = {**start, **state}
-    outcome = RunOutcome(
+    return RunOutcome(
         status=status,
         run_id=str(state.get("run_id", "")),
         usage=Usage.from_dict(state.get("usage")),
@@ -139,23 +135,8 @@ async def _end(
         branch=state.get("branch"),
         plan=state.get("plan"),
     )
-    try:
-        if "run_id" in state:
-            await destroy_sandboxes(cast(RunState, state), context)
-        await context.host.finish(outcome)
-    except Exception as exc:
-        log.error("run.final_status_failed", error=context.redactor.scrub(str(exc)))
-    log.info("run.ended", status=status, reason=reason, run=outcome.run_id)
-    return outcome
 
 
-async def _park(graph: Graph, context: RunContext, config: RunnableConfig) -> None:
-    """Release compute while a person decides (the sandbox is started again on resume)."""
-    state = cast(RunState, (await graph.aget_state(config)).values)
-    labels = sandbox_labels(state)
-    context.forget(labels)
-    try:
-        for sandbox in await asyncio.to_thread(context.sandboxes.find, labels):
-            await asyncio.to_thread(sandbox.stop)
-    except SandboxError as exc:
-        log.warning("sandbox.stop_failed", error=str(exc))
+def stop_reason(exc: asyncio.CancelledError) -> str:
+    """Why a run was stopped: the cancellation's message, or the bare fact."""
+    return str(exc.args[0]) if exc.args and exc.args[0] else STOPPED

@@ -7,7 +7,7 @@ list/dict of those.
 
 from __future__ import annotations
 
-from typing import Literal, NotRequired
+from typing import Literal, NotRequired, Required
 
 # typing_extensions' TypedDict: pydantic (LangGraph's schemas) needs it before Python 3.12.
 from typing_extensions import TypedDict
@@ -50,7 +50,7 @@ class PlanDict(TypedDict):
     steps: list[str]
 
 
-class Decision(TypedDict):
+class PlanDecision(TypedDict):
     """The resume value of the approval interrupt."""
 
     verb: Literal["approve", "revise", "stop"]
@@ -66,11 +66,13 @@ class CheckResult(TypedDict):
     attempts: int
 
 
-OutcomeStatus = Literal["succeeded", "tests_failing", "no_changes", "stopped"]
+# How the workflow's own steps ended a run: published (tests passing or not), nothing
+# changed, or stopped at plan approval. app.agent.host.OutcomeStatus adds failed and waiting.
+WorkflowOutcome = Literal["succeeded", "tests_failing", "no_changes", "stopped"]
 
 
 class OutcomeDict(TypedDict):
-    status: OutcomeStatus
+    status: WorkflowOutcome
     branch: str
     url: str | None
     commit: str | None
@@ -92,6 +94,7 @@ class RunState(RunInput, total=False):
     instructions: str | None
     instructions_file: str | None
     test_command: str | None
+    setup_note: str | None  # the setup script ran without the network its policy grants
     # plan and approval
     plan: PlanDict | None
     plan_revision: int
@@ -108,4 +111,93 @@ class RunState(RunInput, total=False):
     # bookkeeping
     rebuilds: int  # times the work was redone in a new sandbox after losing one
     usage: UsageDict
+    steps_done: list[str]
+
+
+# What each step writes (LangGraph merges a node's update into the state) -----------------
+
+
+class Prepared(TypedDict, total=False):
+    """The checkout in the run's sandbox: all of it when it was (re)built, only `repo_dir`
+    when the sandbox still holds it (app.agent.nodes.common.open_workspace)."""
+
+    repo_dir: Required[str]
+    base_branch: str
+    base_sha: str
+    start_sha: str
+    instructions: str | None
+    instructions_file: str | None
+    test_command: str | None
+    bot_name: str
+    bot_email: str
+    setup_note: str | None  # the setup script ran without the network its policy grants
+
+
+class Redo(TypedDict):
+    """Back to implement in a new sandbox: the work was lost with the old one (the update of
+    verify or publish then)."""
+
+    rebuilds: int
+    attempts: int
+    tests: CheckResult | None
+    agent_notes: str
+
+
+class PrepareUpdate(Prepared, total=False):
+    title: str
+    task: str
+    requested_by: str | None
+    plan: PlanDict | None
+    plan_revision: int
+    feedback: list[str]
+    approved_by: str | None
+    attempts: int
+    agent_notes: str
+    tests: CheckResult | None
+    outcome: OutcomeDict | None
+    rebuilds: int
+    usage: UsageDict
+    steps_done: list[str]
+
+
+class PlanUpdate(Prepared, total=False):
+    plan: PlanDict
+    plan_revision: int
+    usage: UsageDict
+    steps_done: list[str]
+
+
+class ApprovalUpdate(TypedDict, total=False):
+    approved_by: str
+    feedback: list[str]  # revise: back to plan with it
+    outcome: OutcomeDict  # stop
+    steps_done: list[str]
+
+
+class ImplementUpdate(Prepared, total=False):
+    attempts: int
+    tests: CheckResult | None
+    agent_notes: str
+    continuing: bool
+    usage: UsageDict
+    steps_done: list[str]
+
+
+class VerifyUpdate(TypedDict, total=False):
+    tests: CheckResult | None
+    usage: UsageDict
+    steps_done: list[str]
+
+
+class PublishUpdate(TypedDict, total=False):
+    outcome: OutcomeDict
+    usage: UsageDict
+    steps_done: list[str]
+    follow_up_rounds: int  # back to implement for instructions sent meanwhile
+    continuing: bool
+    attempts: int
+    tests: CheckResult | None
+
+
+class ReportUpdate(TypedDict):
     steps_done: list[str]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import shlex
-from dataclasses import dataclass
 
 from app.agent.host import Checkout
 from app.agent.repo_config import (
@@ -50,22 +49,19 @@ class WorkspaceLost(RunFailed):
     """The sandbox (and the uncommitted work in it) disappeared mid-run."""
 
 
-@dataclass(frozen=True)
-class Prepared:
-    repo_dir: str
-    base_branch: str
-    base_sha: str
-    start_sha: str
-    instructions: str | None
-    instructions_file: str | None
-    test_command: str | None
-
-
 async def run(
-    sandbox: Sandbox, command: str, *, cwd: str | None = None, seconds: float | None = None
+    sandbox: Sandbox,
+    command: str,
+    *,
+    cwd: str | None = None,
+    seconds: float | None = None,
+    networked: bool = False,
 ) -> CommandResult:
-    """A command in the sandbox (in a worker thread), with `seconds` as its time limit."""
-    return await asyncio.to_thread(sandbox.run, command, cwd=cwd, env=GIT_ENV, timeout=seconds)
+    """A command in the sandbox (in a worker thread), with `seconds` as its time limit;
+    `networked`: it may use the network, as far as the sandbox's policy allows."""
+    return await asyncio.to_thread(
+        sandbox.run, command, cwd=cwd, env=GIT_ENV, timeout=seconds, networked=networked
+    )
 
 
 async def git(sandbox: Sandbox, repo_dir: str, *args: str, check: bool = True) -> str:
@@ -162,11 +158,16 @@ def _probe_files(paths: list[str]) -> list[str]:
     return [p for p in paths if p in wanted]
 
 
-async def run_setup(sandbox: Sandbox, repo_dir: str, script: str, seconds: float) -> None:
-    """Run the repo's setup script; what it creates untracked stays out of commits."""
-    result = await run(sandbox, script, cwd=repo_dir, seconds=seconds)
+async def run_setup(sandbox: Sandbox, repo_dir: str, script: str, seconds: float) -> str | None:
+    """Run the repo's setup script, with the network its policy grants; what it creates
+    untracked stays out of commits. Returns a note when it had to run without the network
+    its policy grants (e.g. no user-mode network stack installed)."""
+    offline = sandbox.offline_reason()
+    result = await run(sandbox, script, cwd=repo_dir, seconds=seconds, networked=True)
     if not result.ok:
         why = "timed out" if result.timed_out else f"failed with exit code {result.exit_code}"
+        if offline is not None:
+            why += f" (it ran without network: {offline})"
         raise RunFailed(
             f"the setup script from {CONFIG_FILE} {why}:\n{result.output.strip()[-1500:]}"
         )
@@ -178,6 +179,7 @@ async def run_setup(sandbox: Sandbox, repo_dir: str, script: str, seconds: float
         await run(
             sandbox, f"printf '%s\\n' {shlex.quote(lines)} >> .git/info/exclude", cwd=repo_dir
         )
+    return None if offline is None else f"setup ran without network: {offline}"
 
 
 async def has_changes(sandbox: Sandbox, repo_dir: str, start_sha: str) -> bool:

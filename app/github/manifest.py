@@ -25,6 +25,7 @@ from app.github.types import AppCredentials
 DEFAULT_MANIFEST = Path(__file__).resolve().parents[2] / "manifest.yml"
 WEBHOOK_PATH = "/webhooks/github"
 CALLBACK_PATH = "/setup/callback"
+SIGN_IN_CALLBACK_PATH = "/auth/callback"  # the dashboard's sign-in (the App's user authorization)
 SETUP_PATH = "/setup"
 MAX_NAME_LENGTH = 34  # GitHub refuses longer App names
 _ORG_LOGIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$")
@@ -75,6 +76,7 @@ def build_manifest(
     hook.setdefault("active", True)
     manifest["hook_attributes"] = hook
     manifest["redirect_url"] = base + CALLBACK_PATH
+    manifest["callback_urls"] = [base + SIGN_IN_CALLBACK_PATH]
     manifest["setup_url"] = base + SETUP_PATH
     return manifest
 

@@ -4,23 +4,16 @@ instructions people send while it works, and the runs a `retry` continues.
 The front door records every command once per delivery, with the text snapshotted when it was
 accepted. Instructions (`instruct`) wait unconsumed until a run takes them: taking one binds it
 to the run and consumes it in the same update, so each is delivered to exactly one run, once.
-
-A run writes one entry of its own: the plan question (`ask_plan`), recorded just before a plan
-that waits for approval is shown and consumed when an answer is taken or the run ends
-(`close_plan_question`). While it is pending, the front door takes `approve` / `revise` for the
-run even though the run is still `running` (parking its sandbox); the run reads them as soon
-as it waits.
+Answers to a waiting plan are the lifecycle's to take (app.runs.lifecycle).
 """
 
 from __future__ import annotations
 
-from app.agent.host import Comment
+from app.agent.host import Remark
 from app.runs.models import Run, StoredCommand
 from app.runs.store import Store
 
 INSTRUCT = "instruct"
-PLAN_QUESTION = "plan"  # the run's own entry: its plan waits for a person's answer
-RUN_SOURCE = "run"  # what wrote an entry that no comment carried
 MAX_LINEAGE = 20  # retries of retries: far more than anyone types, bounded all the same
 
 
@@ -42,41 +35,8 @@ async def lineage(store: Store, run: Run) -> tuple[str, ...]:
     return tuple(ids)
 
 
-async def ask_plan(store: Store, run: Run, revision: int) -> None:
-    """Record that the run's plan (this revision) waits for an answer. Once per revision: a
-    run that goes on from a checkpoint and shows the same revision again records nothing."""
-    await store.add_command(
-        thread=run.thread,
-        run_id=run.id,
-        verb=PLAN_QUESTION,
-        text=f"revision {revision}",
-        author=RUN_SOURCE,
-        source=RUN_SOURCE,
-        delivery_id=f"plan:{run.id}:{revision}",
-    )
-
-
-async def plan_asked(store: Store, run: Run) -> bool:
-    """Does a plan of this run wait for an answer (shown, or about to be, and not answered)?"""
-    return bool(await _plan_questions(store, run))
-
-
-async def close_plan_question(store: Store, run: Run) -> None:
-    """The run took an answer to its plan, or ended: the question is closed."""
-    for question in await _plan_questions(store, run):
-        await store.consume_command(question.id)
-
-
-async def _plan_questions(store: Store, run: Run) -> list[StoredCommand]:
-    return [
-        command
-        for command in await store.pending_commands(run.thread)
-        if command.verb == PLAN_QUESTION and command.run_id == run.id
-    ]
-
-
-def as_comment(command: StoredCommand) -> Comment:
-    return Comment(command.author, command.text, path=command.path, line=command.line)
+def as_remark(command: StoredCommand) -> Remark:
+    return Remark(command.author, command.text, path=command.path, line=command.line)
 
 
 class RunInbox:
@@ -87,13 +47,13 @@ class RunInbox:
         self._run = run
         self._runs = runs or (run.id,)  # this run and those it retries
 
-    async def take(self) -> list[Comment]:
+    async def take(self) -> list[Remark]:
         """Instructions on the thread not yet taken, sent to this run (or its lineage) or to
         no run yet; each is taken by one run, once."""
         taken = []
         for command in await self._waiting():
             if await self._store.consume_command(command.id, run_id=self._run.id):
-                taken.append(as_comment(command))
+                taken.append(as_remark(command))
         return taken
 
     async def waiting(self) -> bool:

@@ -1,16 +1,22 @@
-"""The run job: what the dispatcher calls with a run id (StartRun and ResumeRun alike).
+"""Driving the graph: the run job the queue calls with a run id (StartRun and ResumeRun alike),
+and `run_to_end` for a host that answers plans at once (the terminal, app.local).
 
-The only place that assembles, for one run, the store, the GitHub App, a `GitHubHost`, the
-sandbox provider, the checkpointer and the graph. What one call does depends on the run's
-stored status:
+The run job assembles, for one run, its GitHub host, the sandbox provider and the process's
+graph, and moves the run through its lifecycle (app.runs.lifecycle), which holds every status
+change and ends the run. What one call does depends on the run's stored status:
 
 - queued: start the workflow from its first step.
-- waiting (a plan waits for a person): take the oldest answer in the thread's inbox for this
-  run (`approve`; `revise <feedback>`; free text, read as feedback; a `stop` before any of
-  them), consume it (only one consumer wins) and resume the approval interrupt with it,
-  recording who decided. No answer waiting: nothing to do (a coalesced resubmission). The
-  front door has already checked that the person has write access.
-- running (the process died, or shut down, mid-run): go on from the last checkpoint.
+- waiting (a plan waits for a person): take the answer waiting for it (the lifecycle moves the
+  run back to running as it takes it) and resume the approval interrupt with it. No answer
+  waiting: nothing to do (a coalesced resubmission). The front door has already checked that
+  the person has write access.
+- running, suspended or faulted (its process died or shut down mid-run): go on from the last
+  checkpoint.
+
+Whatever happens, one `end_run` ends the run (a final status, never "working"; the sandbox
+released), except a suspension (cancel message SUSPEND: a shutdown), which leaves the run as it
+is for the next start. When the workflow waits for approval, the job stops the sandbox, parks
+the run, and takes at once an answer that came in meanwhile.
 
 A run of kind "pull" is a follow-up on a pull request: a `GitHubPullHost`, the pull request's
 own branch, and the thread's inbox as its task (the requests) and as the instructions its
@@ -19,34 +25,12 @@ agents are handed while they work (`RunInbox`, one taker per instruction). A run
 thread's last checkpoint, when that checkpoint is theirs and has steps left; else it starts
 afresh, on what they were asked.
 
-The store follows the run: queued -> running -> waiting | succeeded | failed | stopped. A
-workflow that ends with "tests failing" (a draft pull request that says so) is `failed`; one
-that changed nothing is `succeeded`. A stop (`dispatcher.cancel`) ends the run as stopped with
-a final status comment giving the reason the front door stored ("stopped by @carol"); a
-shutdown (cancel message SUSPEND) leaves it running, to be resumed.
-Whatever goes wrong, the run row never stays active and the status comment never stays
-"working" (the `finally` below).
-
-Parking races the front door, which sees the run `running` for the seconds its sandbox takes
-to stop, so the job closes both gaps itself:
-- an answer to the plan may come in while the run parks: the run records its plan question
-  (`ask_plan`) before the plan is shown, the front door then keeps `approve` / `revise` in
-  the inbox instead of refusing them, and the job, once the run is `waiting`, takes what is
-  already there and resumes at once (the store write comes first, then the read: an answer
-  recorded after the read finds the run `waiting` and is resubmitted by the front door);
-- a stop may come in while the run parks: the front door finishes the run in the store while
-  it is running, and the job, whose `waiting` then cannot be stored, ends the run itself with
-  a final "stopped" status and no sandbox. A stop that finds the run `waiting` is its answer;
-  one that arrives just after the job took another answer is taken before resuming.
-
-Checkpoint threads: one per issue, the run's thread key `owner/repo#N`, as the agent's
-checkpointer describes. A run that starts passes a fresh RunInput, with which LangGraph
-discards whatever an earlier run left on the thread (pending steps, an unanswered plan) and
-begins at the first step; a run that continues passes None or the decision, which resumes the
-thread's last checkpoint, and only when that checkpoint is this run's (its `run_id`): a run
-that died before its first checkpoint starts over. The store's one-active-run-per-thread rule
-keeps two runs from ever sharing the thread at once. A thread per run would also work, but
-`retry` (issue 5) wants the last run's last good step, which is on this thread.
+Checkpoint threads: one per issue, the run's thread key `owner/repo#N`. A run that starts
+passes a fresh RunInput, with which LangGraph discards whatever an earlier run left on the
+thread (pending steps, an unanswered plan) and begins at the first step; a run that continues
+passes None or the decision, which resumes the thread's last checkpoint, and only when that
+checkpoint is this run's (its `run_id`): a run that died before its first checkpoint starts
+over. The one-active-run-per-thread rule keeps two runs from ever sharing the thread at once.
 """
 
 from __future__ import annotations
@@ -55,54 +39,48 @@ import asyncio
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeGuard, cast
+from typing import Literal
 
 import structlog
+from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from app.agent.budget import Usage
-from app.agent.checkpoint import open_checkpointer
 from app.agent.context import RunContext
 from app.agent.graph import Graph, build_graph
-from app.agent.host import (
-    RunHost,
-    RunOutcome,
-)
-from app.agent.host import RunStatus as OutcomeStatus
+from app.agent.host import RunHost, RunOutcome
 from app.agent.models import check_models
 from app.agent.nodes.common import sandbox_labels
-from app.agent.runner import describe_failure, execute_run, is_suspension, thread_config
-from app.agent.state import Decision, RunInput, RunState
+from app.agent.runner import (
+    describe_failure,
+    execute_run,
+    is_suspension,
+    stop_reason,
+    thread_config,
+    unfinished_outcome,
+)
+from app.agent.state import PlanDecision, RunInput
 from app.agent.workspace import RunFailed
 from app.config import ConfigError, Settings
 from app.github.app import GitHubApp
-from app.runs.github_host import GitHubHost, Requester, noreply_domain
-from app.runs.host_wrappers import AsksPlan, StoppedReason
-from app.runs.inbox import RunInbox, ask_plan, close_plan_question, lineage
-from app.runs.models import Run, RunStatus, StoredCommand
-from app.runs.pull_host import GitHubPullHost
+from app.hosts.github import GitHubHost
+from app.hosts.identity import Requester, noreply_domain
+from app.hosts.pull import GitHubPullHost
+from app.runs.inbox import RunInbox, lineage
+from app.runs.lifecycle import Lifecycle, end_run, release_sandbox
+from app.runs.models import Run
 from app.runs.store import Store
-from app.sandbox.base import SandboxError, SandboxProvider
-from app.text.sanitize import sanitize
+from app.sandbox.base import SandboxProvider
 
 log = structlog.get_logger(__name__)
 
-PLAN_ANSWERS = frozenset({"approve", "revise", "instruct", "stop"})  # what a waiting plan reads
-STORE_STATUS: dict[OutcomeStatus, RunStatus] = {
-    "succeeded": "succeeded",
-    "no_changes": "succeeded",
-    "tests_failing": "failed",
-    "failed": "failed",
-    "stopped": "stopped",
-    "waiting": "waiting",
-}
-TESTS_FAILING = "the tests still fail; the draft pull request says so: {url}"
-TESTS_FAILING_PUSHED = "the tests still fail on {branch}, where the changes were pushed"
 CHECKPOINT_LOST = (
     "the saved progress of this run is gone, so its plan cannot be resumed; "
     "label the issue again to start over"
 )
 STOPPED = "the run was stopped"
 CRASHED = "the run ended unexpectedly: {detail}"
+
+Payload = RunInput | PlanDecision | None  # start afresh, answer the plan, go on
 
 
 def branch_for(number: int) -> str:
@@ -124,56 +102,80 @@ def run_input(run: Run, branch: str | None = None) -> RunInput:
     return start
 
 
-def decision_from(command: StoredCommand) -> Decision | None:
-    """The plan decision a command stands for, or None when it carries nothing to act on."""
-    if command.verb in ("approve", "stop"):
-        return Decision(verb="approve" if command.verb == "approve" else "stop", by=command.author)
-    if command.verb in ("revise", "instruct") and sanitize(command.text):
-        return Decision(verb="revise", feedback=command.text, by=command.author)
-    return None
+async def run_to_end(
+    graph: Graph, context: RunContext, run: RunInput, payload: Payload
+) -> RunOutcome:
+    """Drive a run whose host answers its plan at once (a terminal) to its end, through
+    `end_run` whatever happens; a stop (cancellation) ends it stopped and propagates. A host
+    that answers later leaves the run waiting, its sandbox stopped."""
+    try:
+        outcome = await execute_run(graph, context, thread_id=run["thread_id"], start=payload)
+    except asyncio.CancelledError as exc:
+        if not is_suspension(exc):
+            await asyncio.shield(_end_stopped(graph, context, run, payload, stop_reason(exc)))
+        raise
+    if outcome.status == "waiting":
+        await release_sandbox(context.sandboxes, sandbox_labels(run), keep=True)
+    else:
+        await asyncio.shield(
+            end_run(outcome, host=context.host, sandboxes=context.sandboxes, run=run)
+        )
+    return outcome
 
 
-def _is_decision(payload: RunInput | Decision | None) -> TypeGuard[Decision]:
-    return isinstance(payload, dict) and "verb" in payload
-
-
-def _stop_reason(exc: asyncio.CancelledError) -> str:
-    return str(exc.args[0]) if exc.args and exc.args[0] else STOPPED
+async def _end_stopped(
+    graph: Graph,
+    context: RunContext,
+    run: RunInput,
+    payload: Payload,
+    reason: str,
+    lifecycle: Lifecycle | None = None,
+) -> None:
+    outcome = await unfinished_outcome(graph, context, run["thread_id"], "stopped", reason, payload)
+    await end_run(
+        outcome, host=context.host, sandboxes=context.sandboxes, run=run, lifecycle=lifecycle
+    )
 
 
 class _StoppedWhileParked(Exception):
-    """A stop answered a plan whose checkpoint is gone: the run ends as stopped all the same."""
-
-
-class _Nothing:
-    """_first_payload's answer when no answer waits for the plan: nothing to resume."""
-
-
-NOTHING = _Nothing()
+    """The run was stopped as it parked (or while its plan's checkpoint was gone)."""
 
 
 @dataclass
 class _Attempt:
-    """One call of the job for one run."""
+    """One call of the job for one run: what it has built so far."""
 
     run: Run
+    start: RunInput
     host: RunHost | None = None
-    reported: bool = False  # the host has shown a final status
-    runs: tuple[str, ...] = ()  # the run and those it retries (whose checkpoints it continues)
     inbox: RunInbox | None = None
-    pull: GitHubPullHost | None = None  # a follow-up's host, unwrapped
+    runs: tuple[str, ...] = ()  # the run and those it retries (whose checkpoints it continues)
+    payload: Payload = None  # what the workflow was last given
+
+    def context(self, settings: Settings, sandboxes: SandboxProvider) -> RunContext:
+        assert self.host is not None
+        return RunContext(
+            settings=settings, host=self.host, sandboxes=sandboxes, follow_ups=self.inbox
+        )
 
 
 class RunJob:
-    """The job function: `await job(run_id)`. One per process, shared by all runs."""
+    """The job function: `await job(run_id)`. One per process, shared by all its runs."""
 
     def __init__(
-        self, settings: Settings, store: Store, github: GitHubApp, sandboxes: SandboxProvider
+        self,
+        settings: Settings,
+        store: Store,
+        github: GitHubApp,
+        sandboxes: SandboxProvider,
+        checkpointer: BaseCheckpointSaver[str],
     ) -> None:
         self._settings = settings
         self._store = store
         self._github = github
         self._sandboxes = sandboxes
+        self._lifecycle = Lifecycle(store)
+        self._graph = build_graph(checkpointer)  # one per process, shared by its runs
 
     async def __call__(self, run_id: str) -> None:
         run = await self._store.run(run_id)
@@ -181,101 +183,75 @@ class RunJob:
             log.info("run.nothing_to_do", run=run_id, status=run.status if run else None)
             return
         with structlog.contextvars.bound_contextvars(run=run.id, thread=run.thread):
-            await self._drive(_Attempt(run))
+            await self._drive(_Attempt(run, run_input(run)))
 
     async def _drive(self, attempt: _Attempt) -> None:
-        suspended = False
+        """Work, then end the run in exactly one place: here, or in the stop just below."""
+        ending: RunOutcome | None
         try:
-            attempt.runs = await lineage(self._store, attempt.run)
-            attempt.inbox = RunInbox(self._store, attempt.run, attempt.runs)
-            attempt.host = await self._host(attempt)
-            await self._work(attempt)
+            ending = await self._work(attempt)
         except asyncio.CancelledError as exc:
             if is_suspension(exc):
-                suspended = True  # resubmitted at the next start, from its last checkpoint
-                log.info("run.suspended")
-            else:
-                await asyncio.shield(self._end(attempt, "stopped", _stop_reason(exc)))
+                log.info("run.suspended")  # resubmitted at the next start, from its checkpoint
+            else:  # shielded: the front door's cancel may reach this task while it ends
+                await asyncio.shield(self._end_stopped(attempt, stop_reason(exc)))
             raise
         except _StoppedWhileParked as exc:
-            # Shielded: the front door's cancel may reach this task while it ends the run.
-            await asyncio.shield(self._end(attempt, "stopped", str(exc)))
+            ending = self._ending(attempt, "stopped", str(exc))
         except Exception as exc:
-            await self._end(attempt, "failed", describe_failure(exc))
-        finally:
-            if not suspended:
-                await self._never_left_active(attempt)
+            ending = self._ending(attempt, "failed", describe_failure(exc))
+        if ending is None:
+            ending = await self._left_active(attempt)
+        if ending is not None:
+            await asyncio.shield(self._end(attempt, ending))
 
-    async def _work(self, attempt: _Attempt) -> None:
-        async with open_checkpointer(self._settings) as saver:
-            graph = build_graph(saver)
-            payload = await self._first_payload(attempt, graph)
-            if isinstance(payload, _Nothing):
-                return
-            if isinstance(payload, dict) and "run_id" in payload:
-                check_models(self._settings)  # a new start fails at once without a model key
-            assert attempt.host is not None
-            context = RunContext(
-                settings=self._settings,
-                host=attempt.host,
-                sandboxes=self._sandboxes,
-                follow_ups=attempt.inbox,
-            )
-            await self._execute(attempt, graph, context, payload)
-
-    async def _execute(
-        self,
-        attempt: _Attempt,
-        graph: Graph,
-        context: RunContext,
-        payload: RunInput | Decision | None,
-    ) -> None:
-        """Drive the workflow, taking the next answer each time its plan waits."""
+    async def _work(self, attempt: _Attempt) -> RunOutcome | None:
+        """Drive the workflow, taking the next answer each time its plan waits. Returns how
+        the run ended, or None when it waits for a person (or was finished meanwhile)."""
         run = attempt.run
+        attempt.runs = await lineage(self._store, run)
+        attempt.inbox = RunInbox(self._store, run, attempt.runs)
+        attempt.host = await self._host(attempt)
+        first = await self._first_payload(attempt)
+        if isinstance(first, _Nothing):
+            return None
+        payload: Payload = first
         while True:
-            if await self._store.set_run_status(run.id, "running") is None:
+            attempt.payload = payload
+            answered = isinstance(payload, dict) and "verb" in payload  # take_answer moved it
+            if not answered and await self._lifecycle.take_over(run.id) is None:
                 log.info("run.finished_meanwhile")  # stopped before this job got to it
-                attempt.reported = True
-                return
-            if _is_decision(payload) and payload["verb"] != "stop":
-                # A stop that found the plan still waiting, just after this answer was taken.
-                payload = await self._take_decision(run, stops_only=True) or payload
-            try:
-                outcome = await execute_run(graph, context, thread_id=run.thread, start=payload)
-            except asyncio.CancelledError as exc:
-                attempt.reported = not is_suspension(exc)  # execute_run showed "stopped"
-                raise
-            attempt.reported = outcome.status != "waiting"
-            if not await self._record(run, outcome) and outcome.status == "waiting":
-                # Stopped while it parked: the front door found no task to cancel.
-                raise _StoppedWhileParked(STOPPED)
+                return None
+            context = attempt.context(self._settings, self._sandboxes)
+            outcome = await execute_run(self._graph, context, thread_id=run.thread, start=payload)
             if outcome.status != "waiting":
-                return
-            decision = await self._take_decision(run)  # an answer sent while it parked
+                return outcome
+            await release_sandbox(self._sandboxes, sandbox_labels(attempt.start), keep=True)
+            if not await self._lifecycle.park(run.id):
+                raise _StoppedWhileParked(STOPPED)  # the front door found no task to cancel
+            decision = await self._lifecycle.take_answer(run.id)  # sent while it parked
             if decision is None:
-                return
+                return None
             payload = decision
 
-    async def _first_payload(
-        self, attempt: _Attempt, graph: Graph
-    ) -> RunInput | Decision | _Nothing | None:
-        """A fresh start, a decision, None (go on from the checkpoint) or NOTHING."""
+    async def _first_payload(self, attempt: _Attempt) -> Payload | _Nothing:
+        """A fresh start, a decision, None (go on from the checkpoint) or _NOTHING."""
         run = attempt.run
-        snapshot = await graph.aget_state(thread_config(run.thread))
+        snapshot = await self._graph.aget_state(thread_config(run.thread))
         ours = snapshot.values.get("run_id") in attempt.runs
         if run.status == "queued":
             if len(attempt.runs) > 1 and ours and snapshot.next:
                 log.info("run.retrying", retries=attempt.runs[1], at=list(snapshot.next))
                 return None
             return await self._fresh_start(attempt)
-        if run.status == "running":
+        if run.status != "waiting":  # running, suspended, faulted: interrupted mid-run
             if ours:
                 return None
             log.info("run.starting_over", reason="no checkpoint of this run")
             return await self._fresh_start(attempt)
-        decision = await self._take_decision(run)
+        decision = await self._lifecycle.take_answer(run.id)
         if decision is None:
-            return NOTHING
+            return _NOTHING
         if ours and snapshot.interrupts:
             return decision
         if decision["verb"] == "stop":
@@ -283,84 +259,46 @@ class RunJob:
         raise RunFailed(CHECKPOINT_LOST)
 
     async def _fresh_start(self, attempt: _Attempt) -> RunInput:
-        branch = await attempt.pull.head_branch() if attempt.pull is not None else None
-        return run_input(attempt.run, branch)
+        if isinstance(attempt.host, GitHubPullHost):
+            attempt.start = run_input(attempt.run, await attempt.host.head_branch())
+        check_models(self._settings)  # a new start fails at once without a model key
+        return attempt.start
 
-    async def _pending_answers(self, run: Run) -> list[StoredCommand]:
-        commands = await self._store.pending_commands(run.thread)
-        return [c for c in commands if c.run_id == run.id and c.verb in PLAN_ANSWERS]
+    def _ending(
+        self, attempt: _Attempt, status: Literal["failed", "stopped"], reason: str
+    ) -> RunOutcome:
+        """The end of a run the workflow did not get to end."""
+        return RunOutcome(status, attempt.run.id, Usage(), reason=reason)
 
-    async def _take_decision(self, run: Run, *, stops_only: bool = False) -> Decision | None:
-        """Consume the oldest answer to the waiting plan (a stop first); None when none."""
-        answers = await self._pending_answers(run)
-        if stops_only:
-            answers = [command for command in answers if command.verb == "stop"]
-        answers.sort(key=lambda command: command.verb != "stop")  # stable: oldest first
-        for command in answers:
-            if not await self._store.consume_command(command.id):
-                continue  # another consumer took it
-            decision = decision_from(command)
-            if decision is None:
-                log.info("run.answer_ignored", verb=command.verb, by=command.author)
-                continue
-            log.info("run.decision", verb=decision["verb"], by=command.author)
-            await close_plan_question(self._store, run)
-            return decision
-        return None
+    async def _end_stopped(self, attempt: _Attempt, reason: str) -> None:
+        if attempt.host is None:  # stopped before its host existed: nothing was shown
+            await self._end(attempt, self._ending(attempt, "stopped", reason))
+            return
+        context = attempt.context(self._settings, self._sandboxes)
+        await _end_stopped(
+            self._graph, context, attempt.start, attempt.payload, reason, self._lifecycle
+        )
 
-    async def _record(self, run: Run, outcome: RunOutcome) -> bool:
-        """Store the outcome; False when the run was finished meanwhile (stopped)."""
-        error = outcome.reason
-        if outcome.status == "tests_failing":
-            error = (
-                TESTS_FAILING.format(url=outcome.url)
-                if outcome.url
-                else TESTS_FAILING_PUSHED.format(branch=outcome.branch)
-            )
-        stored = await self._set_status(run, STORE_STATUS[outcome.status], error)
-        log.info("run.outcome", status=outcome.status, reason=outcome.reason, stored=stored)
-        return stored
+    async def _end(self, attempt: _Attempt, outcome: RunOutcome) -> None:
+        await end_run(
+            outcome,
+            host=attempt.host,
+            sandboxes=self._sandboxes,
+            run=attempt.start,
+            lifecycle=self._lifecycle,
+        )
 
-    async def _set_status(self, run: Run, status: RunStatus, error: str | None) -> bool:
-        # Shielded: a cancellation must not leave the store behind what GitHub shows.
-        updated = await asyncio.shield(self._store.set_run_status(run.id, status, error=error))
-        return updated is not None
-
-    async def _end(self, attempt: _Attempt, status: OutcomeStatus, reason: str) -> None:
-        """Finish a run the workflow did not finish: sandbox, status comment, store."""
-        run = attempt.run
-        if not attempt.reported:
-            await self._destroy_sandboxes(run)
-            if attempt.host is not None:
-                try:
-                    await attempt.host.finish(RunOutcome(status, run.id, Usage(), reason=reason))
-                except Exception as exc:  # the host logs its own failures; belt and braces
-                    log.error("run.final_status_failed", error=f"{type(exc).__name__}: {exc}")
-            attempt.reported = True
-        log.info("run.ended", status=status, reason=reason)
-        try:
-            await self._set_status(run, STORE_STATUS[status], reason)
-            await close_plan_question(self._store, run)  # nobody answers an ended run
-        except Exception as exc:
-            log.error("run.status_not_saved", error=f"{type(exc).__name__}: {exc}")
-
-    async def _destroy_sandboxes(self, run: Run) -> None:
-        labels = sandbox_labels(cast(RunState, run_input(run)))
-        try:
-            for sandbox in await asyncio.to_thread(self._sandboxes.find, labels):
-                await asyncio.to_thread(sandbox.destroy)
-        except SandboxError as exc:
-            log.warning("sandbox.cleanup_failed", error=str(exc))
-
-    async def _never_left_active(self, attempt: _Attempt) -> None:
-        """The last word: a run still queued or running when its job ends has ended badly."""
+    async def _left_active(self, attempt: _Attempt) -> RunOutcome | None:
+        """The last word: a run still queued or running when its job is done has ended
+        badly (nothing else recorded an end)."""
         try:
             current = await self._store.run(attempt.run.id)
         except Exception as exc:
             log.error("run.store_unreadable", error=f"{type(exc).__name__}: {exc}")
-            return
+            return None
         if current is not None and current.status in ("queued", "running"):
-            await self._end(attempt, "failed", CRASHED.format(detail="no outcome was recorded"))
+            return self._ending(attempt, "failed", CRASHED.format(detail="no outcome was recorded"))
+        return None
 
     async def _host(self, attempt: _Attempt) -> RunHost:
         run = attempt.run
@@ -372,7 +310,7 @@ class RunJob:
         if run.kind == "pull":  # a follow-up: the pull request's host, fed by the inbox
             assert attempt.inbox is not None
             make = functools.partial(GitHubPullHost, inbox=attempt.inbox)
-        host = make(
+        return make(
             client,
             repo=run.repo,
             issue_number=run.number,
@@ -380,28 +318,29 @@ class RunJob:
             requester=Requester(run.requested_by),
             app_slug=slug,
             status_comment_id=run.status_comment_id,
-            save_status_comment=functools.partial(self._store.set_status_comment, run.id),
-            save_pull_request=functools.partial(self._store.set_pr_number, run.id),
+            record=self._lifecycle.record_of(run.id),
             secrets=self._settings.secret_values(),
             email_domain=noreply_domain(self._settings.github_web_url),
         )
-        if isinstance(host, GitHubPullHost):
-            attempt.pull = host
-        asking = AsksPlan(host, functools.partial(ask_plan, self._store, run))
-        return StoppedReason(asking, functools.partial(self._stop_reason, run.id))
 
-    async def _stop_reason(self, run_id: str) -> str | None:
-        """Why the front door stopped the run, when it did (the row is stopped first)."""
-        run = await self._store.run(run_id)
-        return run.error if run is not None and run.status == "stopped" else None
+
+class _Nothing:
+    """_first_payload's answer when no answer waits for the plan: nothing to resume."""
+
+
+_NOTHING = _Nothing()
 
 
 def make_run_job(
-    settings: Settings, store: Store, github: GitHubApp, sandboxes: SandboxProvider
+    settings: Settings,
+    store: Store,
+    github: GitHubApp,
+    sandboxes: SandboxProvider,
+    checkpointer: BaseCheckpointSaver[str],
 ) -> RunJob:
-    """The run job of a server; warns at once when runs could not reach a model."""
+    """The run job of a process; warns at once when runs could not reach a model."""
     try:
         check_models(settings)
     except ConfigError as exc:
         log.warning("runs will fail until this is fixed", error=str(exc))
-    return RunJob(settings, store, github, sandboxes)
+    return RunJob(settings, store, github, sandboxes, checkpointer)

@@ -27,10 +27,15 @@ from sqlalchemy import (
     TypeDecorator,
 )
 
-RunStatus = Literal["queued", "running", "waiting", "succeeded", "failed", "stopped"]
+# Where a run is in its lifecycle (app.runs.lifecycle moves it; see its diagram). Not to be
+# confused with how a run turned out, the OutcomeStatus a host reports (app.agent.host).
+RunStatus = Literal[
+    "queued", "running", "waiting", "faulted", "suspended", "succeeded", "failed", "stopped"
+]
 RunKind = Literal["issue", "pull"]
-ACTIVE_STATUSES: tuple[RunStatus, ...] = ("queued", "running", "waiting")
+ACTIVE_STATUSES: tuple[RunStatus, ...] = ("queued", "running", "waiting", "faulted", "suspended")
 FINISHED_STATUSES: tuple[RunStatus, ...] = ("succeeded", "failed", "stopped")
+RESUMABLE_STATUSES: tuple[RunStatus, ...] = ("queued", "running", "suspended")  # a job goes on
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -121,6 +126,10 @@ runs = Table(
     Column("status_comment_id", BigInteger),
     Column("pr_number", Integer),
     Column("error", Text),
+    # The revision of the plan that waits for a person's answer (shown, or about to be); NULL
+    # when none waits. Set while the run still works, so answers that come in as it parks
+    # are kept for it (app.runs.lifecycle).
+    Column("plan_question", Integer),
 )
 _active = runs.c.status.in_(ACTIVE_STATUSES)
 Index(
@@ -203,6 +212,7 @@ class Run:
     status_comment_id: int | None
     pr_number: int | None
     error: str | None
+    plan_question: int | None
 
     @property
     def active(self) -> bool:
@@ -214,6 +224,35 @@ class ActiveRunExists:
     """start_run's answer when the thread already has an active run: that run."""
 
     run: Run
+
+
+@dataclass(frozen=True, slots=True)
+class NewRun:
+    """A run the front door asks for (app.runs.lifecycle.Lifecycle.start)."""
+
+    thread: str
+    repo: str
+    number: int
+    kind: RunKind
+    installation_id: int
+    requested_by: str
+    auto_approve: bool
+    delivery_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewCommand:
+    """A command as the front door accepted it (its text snapshotted), not stored yet."""
+
+    thread: str
+    verb: str
+    text: str
+    author: str
+    source: str  # issue_comment | review_comment | review
+    delivery_id: str
+    comment_id: int | None = None
+    path: str | None = None
+    line: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 from deepagents.backends.protocol import EditResult, ExecuteResponse, WriteResult
 from deepagents.backends.sandbox import BaseSandbox
@@ -34,6 +35,21 @@ COMMAND_ENV: Mapping[str, str] = {"PYTHONDONTWRITEBYTECODE": "1"}
 # Per-file error upload_files/download_files report for a path outside work_dir;
 # read_file/write_file turn it into PathOutsideSandbox.
 OUTSIDE_WORK_DIR = "permission_denied: outside the sandbox work directory"
+
+# How much network a sandbox's commands get. none: no command; setup: only commands that ask
+# for it (the repository's setup script), agent commands and tests never; always: every command.
+NetworkPolicy = Literal["none", "setup", "always"]
+NETWORK_POLICIES: tuple[NetworkPolicy, ...] = ("none", "setup", "always")  # least first
+
+
+def capped(wanted: NetworkPolicy, ceiling: NetworkPolicy) -> NetworkPolicy:
+    """The lesser of a repository's wish and the server's ceiling."""
+    return min(wanted, ceiling, key=NETWORK_POLICIES.index)
+
+
+def granted(policy: NetworkPolicy, networked: bool) -> bool:
+    """Whether a command gets the network under `policy`; `networked`: it asked for it."""
+    return policy == "always" or (policy == "setup" and networked)
 
 
 class SandboxError(Exception):
@@ -98,10 +114,12 @@ class Sandbox(BaseSandbox, ABC):
         work_dir: str,
         secrets: Iterable[str] = (),
         output_limit: int = DEFAULT_OUTPUT_LIMIT,
+        network_ceiling: NetworkPolicy = "always",
     ) -> None:
         self.labels = dict(labels)
         self.work_dir = work_dir
         self.output_limit = output_limit
+        self.network_ceiling = network_ceiling  # the server's OPEN_SWE_SANDBOX_NETWORK
         self._secrets: set[str] = {s for s in secrets if s}
 
     # --- secrets ---------------------------------------------------------------------
@@ -110,6 +128,26 @@ class Sandbox(BaseSandbox, ABC):
         """Register a value (e.g. an installation token) to be redacted from all output."""
         if value:
             self._secrets.add(value)
+
+    # --- network ---------------------------------------------------------------------
+
+    def set_network_policy(self, wanted: NetworkPolicy) -> NetworkPolicy:
+        """Decide the network of this sandbox's commands for the run (the repository's wish,
+        capped by the server's ceiling); returns the policy in force. Only the workflow calls
+        this: the agent's tools reach `execute`, which never asks for the network."""
+        policy = capped(wanted, self.network_ceiling)
+        self._set_network_policy(policy)
+        return policy
+
+    @property
+    @abstractmethod
+    def network_policy(self) -> NetworkPolicy:
+        """The policy in force ("none" until a run sets one)."""
+
+    def offline_reason(self) -> str | None:
+        """Why a command that asks for the network would run without it although the policy
+        grants it (e.g. no user-mode network stack installed); None otherwise."""
+        return None
 
     # --- commands --------------------------------------------------------------------
 
@@ -121,10 +159,17 @@ class Sandbox(BaseSandbox, ABC):
         env: Mapping[str, str] | None = None,
         timeout: float | None = None,
         output_limit: int | None = None,
+        networked: bool = False,
     ) -> CommandResult:
-        """Run a shell command; output comes back cleaned and bounded (default: output_limit)."""
+        """Run a shell command; output comes back cleaned and bounded (default: output_limit).
+
+        networked: the command may use the network (the setup script); the sandbox grants it
+        only as its network policy says (see `granted`).
+        """
         full_env = {**COMMAND_ENV, **(env or {})}
-        raw = self._run(command, cwd=cwd or self.work_dir, env=full_env, timeout=timeout)
+        raw = self._run(
+            command, cwd=cwd or self.work_dir, env=full_env, timeout=timeout, networked=networked
+        )
         limit = self.output_limit if output_limit is None else output_limit
         text, truncated = clean_output(raw.output, limit=limit, secrets=self._secrets)
         return CommandResult(raw.exit_code, text, raw.timed_out, truncated)
@@ -239,9 +284,20 @@ class Sandbox(BaseSandbox, ABC):
 
     @abstractmethod
     def _run(
-        self, command: str, *, cwd: str, env: dict[str, str], timeout: float | None
+        self,
+        command: str,
+        *,
+        cwd: str,
+        env: dict[str, str],
+        timeout: float | None,
+        networked: bool = False,
     ) -> RawResult:
-        """Run command with `sh -c` semantics; kill the whole process tree on timeout."""
+        """Run command with `sh -c` semantics; kill the whole process tree on timeout. It has
+        the network only when `granted(self.network_policy, networked)`."""
+
+    @abstractmethod
+    def _set_network_policy(self, policy: NetworkPolicy) -> None:
+        """Keep (and apply) the policy for this sandbox's later commands."""
 
 
 class SandboxProvider(ABC):
@@ -249,6 +305,8 @@ class SandboxProvider(ABC):
 
     #: One line for the start-up log saying which isolation is in effect.
     isolation: str = ""
+    #: False when code in its sandboxes runs on this machine without confinement.
+    confined: bool = True
 
     @abstractmethod
     def acquire(self, labels: Mapping[str, str]) -> Sandbox:

@@ -1,16 +1,17 @@
 """Confinement of local-sandbox commands with bubblewrap (bwrap), when it is installed and works.
 
-A confined command sees: the system directories read-only (/usr, /bin, /lib*, /sbin, /etc with
-host keys and password hashes masked), its sandbox's work and home directories read-write at
-their real paths (so paths agree inside and out), the sandbox's own tmp directory as /tmp, a
-fresh /proc and /dev, and nothing else: not the rest of the home directory, not the open-swe
-checkout or its data. It runs in its own PID namespace and dies with its parent, so nothing it
-starts survives the command. The network stays available (package installs) unless disabled.
+A confined command sees: the system directories read-only (/usr, /bin, /lib*, /sbin, /etc), its
+sandbox's work and home directories read-write at their real paths (so paths agree inside and
+out), the sandbox's own tmp directory as /tmp, a fresh /proc and /dev, and nothing else: not the
+rest of the home directory, not the open-swe checkout or its data. It runs in its own PID
+namespace with no capabilities and dies with its parent, so nothing it starts survives the
+command. Its network is a private namespace: only `lo` for an offline command; for an online one
+the namespace usernet.py built around bubblewrap. Root-only files stay out of reach because
+commands never run as root (see local_user.py), not because they are hidden.
 """
 
 from __future__ import annotations
 
-import glob
 import os
 import shutil
 import subprocess
@@ -20,15 +21,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.sandbox.base import SandboxError
+from app.sandbox.local_user import SandboxUser, own
 
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
-# Readable as root, never needed by a build: masked with an empty file or directory.
-_MASKED_FILES = ("/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-")
-_MASKED_FILE_GLOBS = ("/etc/ssh/ssh_host_*key",)
-_MASKED_DIRS = ("/etc/ssl/private",)
 _PROBE_TIMEOUT = 10.0
-_UNCONFINED = "commands run as this user with a scrubbed environment"
+_UNCONFINED = "commands run with a scrubbed environment and this machine's network"
+
+
+@dataclass(frozen=True)
+class Online:
+    """What an online command's bubblewrap needs: it starts as root of the namespace
+    usernet.py made, so it maps the command back to the sandbox's own uid and gid, and gives it
+    a resolv.conf naming the network stack's DNS forwarder."""
+
+    uid: int
+    gid: int
+    resolv_conf: str
 
 
 @dataclass(frozen=True)
@@ -36,16 +45,27 @@ class Bubblewrap:
     """How to wrap a command; `argv(...)` returns the full command line to execute."""
 
     executable: str
-    network: bool = True
 
     def argv(
-        self, command: Sequence[str], *, work_dir: str, home: str, tmp: str, cwd: str
+        self,
+        command: Sequence[str],
+        *,
+        work_dir: str,
+        home: str,
+        tmp: str,
+        cwd: str,
+        online: Online | None = None,
     ) -> list[str]:
+        """Offline (the default): a network namespace of its own with only `lo`."""
         args = [self.executable, "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
         args += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
-        if not self.network:
+        if online is None:
             args.append("--unshare-net")
+        else:
+            args += ["--unshare-user", "--uid", str(online.uid), "--gid", str(online.gid)]
         args += _system_mounts()
+        if online is not None:
+            args += ["--ro-bind", online.resolv_conf, os.path.realpath("/etc/resolv.conf")]
         args += ["--proc", "/proc", "--dev", "/dev"]
         # /tmp first: the sandbox may itself live under /tmp, and later binds go on top.
         args += ["--bind", tmp, "/tmp"]  # noqa: S108 - the sandbox's own tmp directory
@@ -54,10 +74,9 @@ class Bubblewrap:
         return args
 
     def describe(self, sandboxes_root: str) -> str:
-        network = "network on" if self.network else "network off"
         return (
             f"bubblewrap: commands confined to their sandbox under {sandboxes_root} "
-            f"(system directories read-only, private /tmp, {network})"
+            "(system directories read-only, private /tmp, private network)"
         )
 
 
@@ -68,8 +87,8 @@ def find_bubblewrap(executable: str | None = None) -> str | None:
     return shutil.which("bwrap", path=SYSTEM_PATH)
 
 
-def probe(bwrap: Bubblewrap, scratch: str) -> str | None:
-    """Start one confined `true`; None when it works, else why not (one line)."""
+def probe(bwrap: Bubblewrap, scratch: str, user: SandboxUser | None = None) -> str | None:
+    """Start one confined `true` (as `user`); None when it works, else why not (one line)."""
     try:
         result = subprocess.run(
             bwrap.argv(["/bin/true"], work_dir=scratch, home=scratch, tmp=scratch, cwd=scratch),
@@ -77,6 +96,8 @@ def probe(bwrap: Bubblewrap, scratch: str) -> str | None:
             capture_output=True,
             timeout=_PROBE_TIMEOUT,
             check=False,
+            cwd="/",
+            **(user.popen_options() if user is not None else {}),
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return str(exc)
@@ -87,7 +108,7 @@ def probe(bwrap: Bubblewrap, scratch: str) -> str | None:
 
 
 def select_confinement(
-    use_bwrap: bool | None, executable: str | None, *, network: bool, root: Path
+    use_bwrap: bool | None, executable: str | None, *, root: Path, user: SandboxUser | None
 ) -> tuple[Bubblewrap | None, str]:
     """Bubblewrap for the sandboxes under root, or None; and the isolation line to log.
 
@@ -100,9 +121,10 @@ def select_confinement(
     if found is None:
         problem = "bwrap not found"
     else:
-        bwrap = Bubblewrap(found, network=network)
+        bwrap = Bubblewrap(found)
         with tempfile.TemporaryDirectory(dir=root, prefix=".probe-") as scratch:
-            failure = probe(bwrap, scratch)
+            own(Path(scratch), user)
+            failure = probe(bwrap, scratch, user)
         if failure is None:
             return bwrap, bwrap.describe(str(root))
         problem = f"bwrap failed to start ({failure})"
@@ -118,12 +140,4 @@ def _system_mounts() -> list[str]:
             args += ["--symlink", os.readlink(path), path]
         elif os.path.isdir(path):
             args += ["--ro-bind", path, path]
-    masked = [p for p in _MASKED_FILES if os.path.exists(p)]
-    for pattern in _MASKED_FILE_GLOBS:
-        masked += sorted(glob.glob(pattern))
-    for path in masked:
-        args += ["--ro-bind", "/dev/null", path]
-    for path in _MASKED_DIRS:
-        if os.path.isdir(path):
-            args += ["--tmpfs", path]
     return args

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from app.sandbox.base import SandboxGone
+from app.sandbox.base import NETWORK_POLICIES, NetworkPolicy, SandboxGone
 from app.sandbox.process import kill_group
 
 STATE_FILE = "sandbox.json"
@@ -31,15 +31,20 @@ class SandboxState:
     created_at: str
     state: str = "started"  # or "stopped"
     repos: dict[str, str] = field(default_factory=dict)  # clone path (relative) -> remote
+    network: NetworkPolicy = "none"  # set by the run (Sandbox.set_network_policy)
 
 
 def read_state(directory: Path) -> SandboxState:
-    return SandboxState(**json.loads((directory / STATE_FILE).read_text()))
+    state = SandboxState(**json.loads((directory / STATE_FILE).read_text()))
+    if state.network not in NETWORK_POLICIES:  # never more than we can read
+        state.network = "none"
+    return state
 
 
 def write_state(directory: Path, state: SandboxState) -> None:
     """Replace the state file atomically, so a reader never sees half of it."""
     temporary = directory / f".{STATE_FILE}.{uuid.uuid4().hex[:8]}"
+    temporary.touch(mode=0o600)  # ours alone: the sandbox user (see local_user.py) reads nothing
     temporary.write_text(json.dumps(asdict(state), indent=2, sort_keys=True))
     os.replace(temporary, directory / STATE_FILE)
 

@@ -16,8 +16,10 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from app.sandbox.base import RawResult
+from app.sandbox.local_user import SandboxUser
 from app.sandbox.output import HeadTailBuffer
 
 STREAM_KEEP_BYTES = 1 << 20  # kept at each end of a command's output (>= TOOL_OUTPUT_LIMIT / 2)
@@ -36,16 +38,24 @@ def run_process(
     kill_grace: float = 2.0,
     on_start: Callable[[subprocess.Popen[bytes]], None] | None = None,
     keep_bytes: int = STREAM_KEEP_BYTES,
+    run_as: SandboxUser | None = None,
+    stdin: int = subprocess.DEVNULL,
 ) -> RawResult:
-    """Run argv to completion or until `timeout` seconds pass; see the module docstring."""
+    """Run argv to completion or until `timeout` seconds pass; see the module docstring.
+
+    run_as: the user to start it as (cwd is entered before the switch); stdin: a descriptor
+    to read (default /dev/null).
+    """
+    user: dict[str, Any] = run_as.popen_options() if run_as is not None else {}
     proc = subprocess.Popen(
         list(argv),
         cwd=cwd,
         env=dict(env),
-        stdin=subprocess.DEVNULL,
+        stdin=stdin,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        **user,
     )
     try:
         if on_start is not None:

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable
 
 import anyio.to_thread
 
 from app.commands import Command, Verb, addresses_bot, parse_command
 from app.github.types import ReactionTarget
-from app.runs.dispatch import ResumeRun
-from app.runs.inbox import plan_asked
-from app.runs.models import Run, RunStatus, StoredCommand
-from app.runs.status import MAX_REASON_CHARS, inline
+from app.hosts.status import MAX_REASON_CHARS, inline
+from app.runs.models import NewCommand, Run
 from app.text.github import quote
 from app.webhooks import messages
 from app.webhooks.context import HandlerContext
@@ -45,7 +44,7 @@ async def on_comment(ctx: HandlerContext, event: Event) -> Outcome:
     if event.is_bot:
         return Outcome("ignored", f"sent by a bot ({event.sender})")
     active = await ctx.store.active_run(thread)
-    if command.bare and not await _plan_waits(ctx, active):
+    if command.bare and not await ctx.lifecycle.plan_waits(active):
         # A bare /approve is ordinary talk unless a plan waits: no answer, no permission check.
         return Outcome("ignored", f"bare /{command.text or command.verb} with no plan waiting")
     if (refusal := await gate(ctx, event)) is not None:
@@ -62,38 +61,15 @@ def _acknowledged(event: Event, comment: Comment) -> ReactionTarget:
     return ReactionTarget(comment.source, comment.id)
 
 
-async def _plan_waits(ctx: HandlerContext, active: Run | None) -> bool:
-    """Does the active run's plan wait for an answer? Parked (`waiting`), or shown and still
-    parking (`running`, its plan question pending): an answer then is kept for the run."""
-    if active is None:
-        return False
-    return active.status == "waiting" or (
-        active.status == "running" and await plan_asked(ctx.store, active)
-    )
-
-
-async def _resume_if_waiting(ctx: HandlerContext, run_id: str) -> bool:
-    """After recording an answer: resume the run if it waits now. A run still parking reads
-    the inbox once it waits (it stores `waiting` first, then reads, as this records first,
-    then reads: one of the two sees the other)."""
-    current = await ctx.store.run(run_id)
-    if current is None or current.status != "waiting":
-        return False
-    await ctx.dispatcher.submit(ResumeRun(run_id))
-    return True
-
-
-async def _record(
-    ctx: HandlerContext, event: Event, command: Command, *, run_id: str | None, consumed: bool
-) -> StoredCommand:
-    """Put the command in the thread's inbox (once per delivery), for the run to consume."""
+def _accepted(event: Event, command: Command) -> NewCommand:
+    """The command as accepted, its text snapshotted: later edits of the comment change
+    nothing."""
     comment, thread, sender = event.comment, event.thread, event.sender
     assert comment is not None
     assert thread is not None
     assert sender is not None
-    return await ctx.store.add_command(
+    return NewCommand(
         thread=thread,
-        run_id=run_id,
         verb=command.verb.value,
         text=command.text,
         author=sender,
@@ -102,8 +78,16 @@ async def _record(
         comment_id=comment.id,
         path=comment.path,
         line=comment.line,
-        consumed=consumed,
     )
+
+
+async def _record(
+    ctx: HandlerContext, event: Event, command: Command, *, run_id: str | None, consumed: bool
+) -> None:
+    """Put the command in the thread's inbox (once per delivery) before a run starts: for it
+    to take (`consumed` False), or as the record of what started it."""
+    accepted = dataclasses.asdict(_accepted(event, command))
+    await ctx.store.add_command(**accepted, run_id=run_id, consumed=consumed)
 
 
 Action = Callable[[HandlerContext, Event, Command, Run | None], Awaitable[Outcome]]
@@ -145,27 +129,14 @@ async def _status(
 
 
 async def _stop(ctx: HandlerContext, event: Event, command: Command, active: Run | None) -> Outcome:
-    """Stop wins over everything: a working run is cancelled, a waiting plan answered with it.
-
-    The run may park (running -> waiting) at any moment, so the stop is recorded for the run
-    first, then the run is finished in the store only if it is still working (compare and
-    set). If it is, the stop is handled here: the reason stored is what the run's status
-    comment will say, in any process, and a job that was parking cannot store `waiting` and
-    ends the run itself. If not, the run waits: its job resumes the plan's wait with the
-    stop, reports "stopped by" on the issue and deletes its parked sandbox.
-    """
+    """Stop wins over everything: a working run is stopped and its job cancelled, a waiting
+    plan answered with the stop (app.runs.lifecycle.Lifecycle.stop)."""
     if active is None:
         await ctx.reply_once(event, messages.NOTHING_TO_STOP)
         return Outcome("replied", "nothing to stop")
-    recorded = await _record(ctx, event, command, run_id=active.id, consumed=False)
     assert event.sender is not None
     reason = messages.STOPPED_BY.format(user=event.sender)
-    working: tuple[RunStatus, ...] = ("queued", "running")
-    if await ctx.store.set_run_status(active.id, "stopped", error=reason, expected=working):
-        await ctx.store.consume_command(recorded.id)  # handled here (unless the run took it)
-        await ctx.dispatcher.cancel(active.id)
-    else:
-        await _resume_if_waiting(ctx, active.id)  # else it ended meanwhile
+    await ctx.lifecycle.stop(active, _accepted(event, command), reason)
     await ctx.reply_once(event, messages.STOPPED.format(run=ctx.run_link(active)))
     return Outcome("stopped", active.id)
 
@@ -189,11 +160,10 @@ async def _answer_plan(
     ctx: HandlerContext, event: Event, command: Command, active: Run | None
 ) -> Outcome:
     """approve / revise: for the run whose plan waits, parked or still parking."""
-    if active is None or not await _plan_waits(ctx, active):
+    if active is None or not await ctx.lifecycle.plan_waits(active):
         await ctx.reply_once(event, messages.NO_PLAN_WAITING.format(verb=command.verb.value))
         return Outcome("replied", "no plan waiting")
-    await _record(ctx, event, command, run_id=active.id, consumed=False)
-    if not await _resume_if_waiting(ctx, active.id):
+    if not await ctx.lifecycle.hand_over(active, _accepted(event, command)):
         return Outcome("kept", f"{command.verb.value} {active.id}: taken once it parks")
     return Outcome("resumed", f"{command.verb.value} {active.id}")
 
@@ -203,8 +173,7 @@ async def _instruct(
 ) -> Outcome:
     """Free text: a follow-up for the active run, or a new run on this thread."""
     if active is not None:
-        await _record(ctx, event, command, run_id=active.id, consumed=False)
-        if await _resume_if_waiting(ctx, active.id):  # read as feedback on its plan
+        if await ctx.lifecycle.hand_over(active, _accepted(event, command)):  # plan feedback
             return Outcome("resumed", f"instruct {active.id}")
         await ctx.reply_once(event, messages.ALREADY_RUNNING_NOTED.format(run=ctx.run_link(active)))
         return Outcome("already-running", active.id)

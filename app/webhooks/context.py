@@ -1,4 +1,5 @@
-"""What background handlers work with: the store, GitHub, the dispatcher, the App's slug.
+"""What background handlers work with: the store, GitHub, the dispatcher, the App's slug, and
+the runs' lifecycle (every change of a run's status goes through it).
 
 The GitHub layer is blocking (PyGithub); every call goes through `to_thread` here so handlers
 stay plain async code.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 import anyio
@@ -20,6 +21,7 @@ from app.github.client import InstallationClient
 from app.github.errors import GitHubError
 from app.github.types import ReactionTarget
 from app.runs.dispatch import Dispatcher
+from app.runs.lifecycle import Lifecycle
 from app.runs.models import Run
 from app.runs.store import Store
 from app.webhooks.event import Event
@@ -88,6 +90,10 @@ class HandlerContext:
     dispatcher: Dispatcher
     slug: AppSlug
     web_url: str  # https://github.com, or the GitHub Enterprise web address
+    lifecycle: Lifecycle = field(init=False)  # how handlers move runs: start, answer, stop
+
+    def __post_init__(self) -> None:
+        self.lifecycle = Lifecycle(self.store, self.dispatcher)
 
     async def call(
         self, installation_id: int, repo: str, action: Callable[[InstallationClient], T]

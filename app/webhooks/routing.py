@@ -43,7 +43,7 @@ class Route:
 
 
 @dataclass(frozen=True, slots=True)
-class Decision:
+class Verdict:
     """The request-time verdict: does this delivery need background work?"""
 
     accepted: bool
@@ -81,12 +81,12 @@ class Router:
     def match(self, event: Event) -> Route | None:
         return self._routes.get(event.key)
 
-    def decide(self, event: Event, slug: str | None) -> Decision:
+    def decide(self, event: Event, slug: str | None) -> Verdict:
         """Pure and fast: safe to call in the request."""
         route = self.match(event)
         if route is None:
             action = f".{event.action}" if event.action else ""
-            return Decision(False, f"{event.name}{action} is not handled")
+            return Verdict(False, f"{event.name}{action} is not handled")
         if not route.wants(event, slug):
-            return Decision(False, route.otherwise)
-        return Decision(True)
+            return Verdict(False, route.otherwise)
+        return Verdict(True)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from app.runs.dispatch import StartRun
-from app.runs.models import ActiveRunExists
+from app.runs.models import ActiveRunExists, NewRun
 from app.webhooks import messages
 from app.webhooks.context import HandlerContext
 from app.webhooks.event import Event
@@ -19,19 +18,19 @@ async def start_run(ctx: HandlerContext, event: Event, *, auto_approve: bool) ->
     assert number is not None
     assert installation_id is not None
     assert sender is not None
-    result = await ctx.store.start_run(
-        thread=thread,
-        repo=repo,
-        number=number,
-        kind="pull" if event.is_pull_request else "issue",
-        installation_id=installation_id,
-        requested_by=sender,
-        auto_approve=auto_approve,
-        delivery_id=event.delivery_id,
+    result = await ctx.lifecycle.start(
+        NewRun(
+            thread=thread,
+            repo=repo,
+            number=number,
+            kind="pull" if event.is_pull_request else "issue",
+            installation_id=installation_id,
+            requested_by=sender,
+            auto_approve=auto_approve,
+            delivery_id=event.delivery_id,
+        )
     )
     if isinstance(result, ActiveRunExists):
         await ctx.reply_once(event, messages.ALREADY_RUNNING.format(run=ctx.run_link(result.run)))
         return Outcome("already-running", result.run.id)
-    if result.status == "queued":  # a redelivery of a run already under way submits nothing
-        await ctx.dispatcher.submit(StartRun(result.id))
     return Outcome("started", result.id)

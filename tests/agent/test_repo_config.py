@@ -14,6 +14,12 @@ from app.agent.repo_config import (
 def test_config_with_setup_and_test() -> None:
     config = parse_config("setup: |\n  pip install -e .\ntest: make check\n")
     assert config == RepoConfig(setup="pip install -e .", test="make check")
+    assert config.network == "setup"  # the default: the setup script alone gets the network
+
+
+@pytest.mark.parametrize("policy", ["none", "setup", "always"])
+def test_network_policy(policy: str) -> None:
+    assert parse_config(f"network: {policy}\n").network == policy
 
 
 @pytest.mark.parametrize("text", [None, "", "\n", "# only a comment\n"])
@@ -28,6 +34,9 @@ def test_empty_config(text: str | None) -> None:
         ("- a\n- b", "must be a mapping"),
         ("tests: pytest", "unknown key(s) tests"),
         ("test: 'unclosed", "not valid YAML"),
+        ("network: everything", "network must be one of none | setup | always, not 'everything'"),
+        ("network: off", "network must be one of none | setup | always, not False"),
+        ("network: " + "x" * 500, "not '" + "x" * 39 + "$"),  # the repository's text, bounded
     ],
 )
 def test_bad_config_says_what_to_fix(text: str, message: str) -> None:

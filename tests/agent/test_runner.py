@@ -1,4 +1,4 @@
-"""The workflow end to end (graph + execute_run) with a host double, the local sandbox, a bare
+"""The workflow end to end (graph + execute_run, ended by run_to_end) with a host double,
 repo as the remote and the scripted model behind the real LangChain -> anthropic SDK path."""
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from app.agent.checkpoint import open_checkpointer
 from app.agent.context import RunContext
 from app.agent.graph import build_graph
 from app.agent.host import RunOutcome
-from app.agent.runner import execute_run
 from app.agent.state import RunInput
 from app.config import Settings
+from app.runs.jobs import run_to_end
 from app.sandbox.local import LocalProvider
 from tests.agent.conftest import (
     FAKE_ANTHROPIC_KEY,
@@ -57,7 +57,7 @@ async def run(
     async with open_checkpointer(settings) as saver:
         graph = build_graph(saver)
         context = RunContext(settings=settings, host=host, sandboxes=provider)
-        return await execute_run(graph, context, thread_id="acme/calc#7", start=start)  # type: ignore[arg-type]
+        return await run_to_end(graph, context, run_input(), start)  # type: ignore[arg-type]
 
 
 def branch_tests_pass(remote: Path, branch: str, tmp_path: Path) -> bool:
@@ -446,3 +446,23 @@ async def test_a_model_that_never_submits_a_plan_fails_clearly(
     assert outcome.status == "failed"
     assert outcome.reason == "the model stopped without submitting a plan; retry the run"
     assert host.calls("plan") == []
+
+
+async def test_a_setup_script_without_the_network_it_was_granted_is_noted_in_progress(
+    settings: Settings, model: ScriptedModel, tmp_path: Path
+) -> None:
+    config = "test: python3 -m unittest -q\nsetup: touch .setup-ran\nnetwork: setup\n"
+    source = make_repo(tmp_path / "with-setup", {**REPO_FILES, ".open-swe.yml": config})
+    no_stack = LocalProvider(tmp_path / "no-stack", command_timeout=60, usernet_tools=())
+    if not no_stack.confined:
+        pytest.skip("without bubblewrap the setup script has this machine's network")
+    script_plan(model)
+    model.on(offers("edit_file"), text("Nothing to change."))
+    host = RecordingHost(source)
+
+    await run(settings, host, no_stack, run_input())
+
+    [(_, detail)] = [call for call in host.calls("progress") if call[0] == "prepare"]
+    assert detail.endswith(
+        "; setup ran without network: neither slirp4netns nor pasta is installed"
+    )

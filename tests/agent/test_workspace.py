@@ -10,6 +10,8 @@ from app.agent import workspace
 from app.agent.host import Checkout
 from app.sandbox.local import LocalProvider, LocalSandbox
 from tests.agent.conftest import REPO_FILES, git, make_repo
+from tests.sandbox.conftest import bwrap_problem
+from tests.unavailable import unavailable
 
 BRANCH = "open-swe/issue-7"
 
@@ -82,6 +84,22 @@ async def test_setup_runs_and_its_litter_stays_out_of_commits(
     stat, diff = await workspace.staged_diff(sandbox, repo_dir, start_sha)
     assert "new.py | 1 +" in stat
     assert "+y = 2" in diff
+
+
+async def test_setup_without_a_network_stack_says_so(tmp_path: Path) -> None:
+    if bwrap_problem(tmp_path):
+        unavailable("bubblewrap unusable here")
+    provider = LocalProvider(tmp_path / "sandboxes", use_bwrap=True, usernet_tools=())
+    sandbox = provider.acquire({"test": tmp_path.name})
+    source = make_repo(tmp_path / "source", REPO_FILES)
+    repo_dir, *_ = await workspace.clone(sandbox, Checkout(url=str(source)), BRANCH)
+    sandbox.set_network_policy("setup")
+    note = await workspace.run_setup(sandbox, repo_dir, "ip -o link", seconds=30)
+    assert note == "setup ran without network: neither slirp4netns nor pasta is installed"
+    with pytest.raises(workspace.RunFailed, match=r"exit code 7 \(it ran without network: "):
+        await workspace.run_setup(sandbox, repo_dir, "exit 7", seconds=30)
+    sandbox.set_network_policy("none")  # offline by the repository's choice: nothing to say
+    assert await workspace.run_setup(sandbox, repo_dir, "true", seconds=30) is None
 
 
 async def test_failing_setup_fails_the_run_with_its_output(

@@ -33,13 +33,14 @@ from pydantic import SecretStr
 
 from app.config import Settings
 from app.github.app import GitHubApp
-from app.runs import status
+from app.hosts import status
 from app.runs.models import FINISHED_STATUSES, Run, thread_key
 from app.runs.store import Store
 from app.sandbox.factory import local_root
 from app.server import create_app
 from app.webhooks.event import sign
 from tests.agent.conftest import REPO_FILES, git, make_repo
+from tests.e2e.browser import remember_call_report
 from tests.fakes.github import Comment, FakeGitHub
 from tests.fakes.model import ScriptedModel
 from tests.helpers import github_app_for
@@ -349,3 +350,13 @@ async def world(
         assert HIDDEN_ORDER not in body
         for secret in built.secrets():
             assert secret not in body
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Iterator[pytest.TestReport]:
+    """Hands each test's outcome to the browser fixture (screenshots when it failed)."""
+    report: pytest.TestReport = yield  # type: ignore[misc]
+    remember_call_report(item, report)
+    return report

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from app.runs import status
-from app.runs.jobs import TESTS_FAILING
+from app.hosts import status
+from app.runs.lifecycle import TESTS_FAILING
 from app.runs.models import Run
 from app.webhooks import messages
 from tests.agent.conftest import (

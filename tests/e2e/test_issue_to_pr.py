@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app.runs import status
+from app.hosts import status
 from app.sandbox.local import LocalSandbox
 from app.webhooks import messages
 from tests.agent.conftest import FIXED, PLAN, edit_calc, git, script_fix, script_plan, script_pr
@@ -181,7 +181,9 @@ async def test_an_approval_sent_while_the_run_parks_is_not_lost(
 
     await eventually(processed, "the approval to be processed")
     pending = await world.store.pending_commands(THREAD)
-    assert [(c.verb, c.author) for c in pending] == [("plan", "run"), ("approve", WRITER)]
+    assert [(c.verb, c.author) for c in pending] == [("approve", WRITER)]
+    parking_run = await world.run_in("running")
+    assert parking_run.plan_question == 1  # why the approval was kept for it
     release.set()
     run = await world.finished_run()
 

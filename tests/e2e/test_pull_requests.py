@@ -20,9 +20,9 @@ from typing import Any
 import httpx
 import pytest
 
-from app.runs import status
+from app.hosts import status
+from app.hosts.pull import PUSHED, REPLY_MARKER
 from app.runs.models import FINISHED_STATUSES, Run, thread_key
-from app.runs.pull_host import PUSHED, REPLY_MARKER
 from app.webhooks import messages
 from app.webhooks.event import sign
 from tests.agent.conftest import (

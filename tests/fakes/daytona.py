@@ -223,7 +223,8 @@ class FakeDaytona:
         if method == "GET" and rest == "":
             return json_response(self._list(query))
         match = re.fullmatch(
-            r"/([^/]+)(?:/(start|stop|archive|labels|autostop|autodelete|autoarchive)(?:/(-?\d+))?)?",
+            r"/([^/]+)(?:/(start|stop|archive|labels|network-settings|autostop|autodelete|autoarchive)"
+            r"(?:/(-?\d+))?)?",
             rest,
         )
         if not match:
@@ -243,6 +244,8 @@ class FakeDaytona:
                 if sandbox.state in ("error", "build_failed"):
                     raise HttpError(400, f"Sandbox {sandbox.id} is in an errored state")
                 sandbox.state = "started"
+            elif method == "POST" and action == "network-settings":
+                sandbox.set_network(body)
             elif method == "PUT" and action == "labels":
                 sandbox.request["labels"] = dict(body["labels"])  # replaces them all, as Daytona
                 return json_response({"labels": sandbox.labels})

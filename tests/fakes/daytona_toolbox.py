@@ -35,10 +35,26 @@ class FakeSandbox:
     pending_states: list[str] = field(default_factory=list)
     error_reason: str | None = None
     sessions: dict[str, dict[str, Command]] = field(default_factory=dict)
+    # What ran, and whether the sandbox's network was open then: ("exec", script), ("git", op)
+    activity: list[tuple[str, str, bool]] = field(default_factory=list)
 
     @property
     def labels(self) -> dict[str, str]:
         return dict(self.request.get("labels") or {})
+
+    @property
+    def network_open(self) -> bool:
+        return not self.request.get("networkBlockAll") and not self.request.get("networkAllowList")
+
+    def set_network(self, body: dict[str, Any]) -> None:
+        """Daytona's update: block all, or an allow list (not blocking), or open (clears it)."""
+        if body.get("networkAllowList"):
+            self.request["networkAllowList"] = body["networkAllowList"]
+            self.request["networkBlockAll"] = False
+        elif body.get("networkBlockAll") is not None:
+            self.request["networkBlockAll"] = body["networkBlockAll"]
+            if not body["networkBlockAll"]:
+                self.request["networkAllowList"] = None
 
     def dto(self, toolbox_url: str) -> dict[str, Any]:
         now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
@@ -51,7 +67,8 @@ class FakeSandbox:
             "env": self.request.get("env") or {},
             "labels": self.labels,
             "public": False,
-            "networkBlockAll": False,
+            "networkBlockAll": bool(self.request.get("networkBlockAll")),
+            "networkAllowList": self.request.get("networkAllowList"),
             "kvm": False,
             "target": self.request.get("target") or "us",
             "cpu": 2,
@@ -180,6 +197,7 @@ class Toolbox:
                 {"sessionId": session_id, "commands": [_describe(c) for c in commands.values()]}
             )
         if method == "POST" and action == "exec":
+            self.sandbox.activity.append(("exec", body["command"], self.sandbox.network_open))
             command = self.spawn(body["command"])
             commands[command.id] = command
             if body.get("runAsync") or body.get("async"):
@@ -322,6 +340,8 @@ class Toolbox:
     # --- git ---------------------------------------------------------------------------
 
     def git(self, method: str, action: str, body: Any, arg: dict[str, str]) -> Any:
+        if method == "POST":
+            self.sandbox.activity.append(("git", action, self.sandbox.network_open))
         if method == "GET":
             repo = self.path(arg["path"])
             if action == "status":

@@ -25,6 +25,7 @@ status). `gh.fail(...)` / `gh.rate_limit(...)` inject faults for the next N matc
 from __future__ import annotations
 
 import asyncio
+import base64
 import fnmatch
 import functools
 import itertools
@@ -51,7 +52,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-AuthKind = Literal["none", "jwt", "token", "invalid"]
+from tests.fakes.github_oauth import FakeOAuth
+
+AuthKind = Literal["none", "jwt", "token", "user", "client", "invalid"]
 Permission = Literal["admin", "maintain", "write", "triage", "read", "none"]
 REACTIONS = {"+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes"}
 DOCS = "https://docs.github.com/rest"
@@ -99,6 +102,7 @@ class Call:
     auth: AuthKind
     token: str | None = None  # the installation token used, if any
     status: int = 0  # filled in once answered
+    user: str | None = None  # whose user token (ghu_) was used, if one
 
 
 @dataclass
@@ -279,13 +283,14 @@ class Ctx:
     query: dict[str, str]
     body: Any
     grant: TokenGrant | None
+    user: str | None = None  # the user a user token (ghu_) belongs to
 
 
 @dataclass
 class _Endpoint:
     method: str
     template: str  # "/repos/{owner}/{repo}/issues/{number}"
-    auth: Literal["jwt", "token", "none", "any"]
+    auth: Literal["jwt", "token", "user", "client", "none", "any"]
     handler: Handler
 
     def match(self, method: str, path: str) -> dict[str, str] | None:
@@ -355,6 +360,7 @@ class FakeGitHub:
         self._server: _QuickServer | None = None
         self._thread: threading.Thread | None = None
         self._port = 0
+        self.oauth = FakeOAuth(self)  # the App's user authorization (github_oauth.py)
         self._endpoints = self._build_endpoints()
 
     # Lifecycle --------------------------------------------------------------------------
@@ -671,6 +677,8 @@ class FakeGitHub:
 
     async def _dispatch(self, request: Request) -> Response:
         path = request.url.path
+        if path.startswith("/login/oauth/"):  # the web flow, outside the API prefix
+            return await self._oauth_web(request, path)
         if self.prefix:
             if not (path == self.prefix or path.startswith(self.prefix + "/")):
                 return JSONResponse({"message": "Not Found", "documentation_url": DOCS}, 404)
@@ -689,6 +697,9 @@ class FakeGitHub:
                 body,
                 auth,
                 grant.token if grant else None,
+                user=self._user_login(request.headers.get("authorization"))
+                if auth == "user"
+                else None,
             )
             self.calls.append(call)
             status, payload, headers = self._answer(call, grant, auth_error)
@@ -724,7 +735,7 @@ class FakeGitHub:
                 continue
             try:
                 self._check_auth(endpoint.auth, call.auth, auth_error)
-                result = endpoint.handler(Ctx(params, call.query, call.json, grant))
+                result = endpoint.handler(Ctx(params, call.query, call.json, grant, call.user))
             except HTTPError as exc:
                 return exc.status, exc.body, {}
             except Exception as exc:  # a bug in the fake: answer 500 and keep it for the test
@@ -733,6 +744,30 @@ class FakeGitHub:
             status, payload = result if isinstance(result, tuple) else (200, result)
             return status, payload, {}
         return 404, {"message": "Not Found", "documentation_url": DOCS}, {}
+
+    async def _oauth_web(self, request: Request, path: str) -> Response:
+        params = dict(request.query_params)
+        raw = await request.body()
+        if raw.strip():
+            if "json" in request.headers.get("content-type", ""):
+                data = json.loads(raw)
+                params |= {k: str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+            else:
+                params |= dict((await request.form()).items())  # type: ignore[arg-type]
+        with self._lock:
+            call = Call(request.method, path, dict(request.query_params), params, "none")
+            self.calls.append(call)
+            status, payload, headers = self.oauth.web(
+                request.method, path, params, request.headers.get("accept", "")
+            )
+            call.status = status
+        if isinstance(payload, dict):
+            return JSONResponse(payload, status, headers=headers)
+        return Response(payload, status_code=status, headers=headers)
+
+    def _user_login(self, header: str | None) -> str | None:
+        _, _, credential = (header or "").partition(" ")
+        return self.oauth.user_for(credential.strip())
 
     def _rate_headers(self) -> dict[str, str]:
         reset = str(int(time.time()) + 3600)
@@ -750,11 +785,21 @@ class FakeGitHub:
             return "none", None, None
         scheme, _, credential = header.partition(" ")
         credential = credential.strip()
+        if scheme.lower() == "basic":  # the App's client credentials (revoking user tokens)
+            try:
+                username, _, password = base64.b64decode(credential).decode().partition(":")
+            except ValueError:
+                return "invalid", None, "Bad credentials"
+            if self.oauth.is_client(username, password):
+                return "client", None, None
+            return "invalid", None, "Bad credentials"
         if scheme.lower() not in {"bearer", "token"} or not credential:
             return "invalid", None, "Bad credentials"
         if scheme.lower() == "bearer" and credential.count(".") == 2:
             error = self._check_jwt(credential)
             return ("invalid", None, error) if error else ("jwt", None, None)
+        if self.oauth.user_for(credential) is not None:
+            return "user", None, None
         grant = self.tokens.get(credential)
         if grant is None or grant.expires_at <= _now():
             return "invalid", None, "Bad credentials"
@@ -791,6 +836,10 @@ class FakeGitHub:
             raise HTTPError(401, "A JSON web token could not be decoded")
         if required == "token" and auth != "token":
             raise HTTPError(401, "Bad credentials" if auth == "none" else "Requires authentication")
+        if required == "user" and auth != "user":
+            raise HTTPError(401, "Requires authentication")
+        if required == "client" and auth != "client":
+            raise HTTPError(404, "Not Found")  # GitHub hides it without the client's credentials
 
     # Access helpers ---------------------------------------------------------------------
 
@@ -1275,6 +1324,26 @@ class FakeGitHub:
             e("GET", repo + "/pulls/{number}/comments", "token", self._list_review_comments),
             e("GET", repo + "/pulls/comments/{id}", "token", self._get_review_comment),
             e("POST", repo + "/pulls/{number}/comments/{id}/replies", "token", self._reply),
+            # A person, with their user token (github_oauth.py)
+            e("GET", "/user", "user", lambda c: self.oauth.user(str(c.user))),
+            e(
+                "GET",
+                "/user/installations",
+                "user",
+                lambda c: self.oauth.installations(str(c.user), c.query),
+            ),
+            e(
+                "GET",
+                "/user/installations/{id}/repositories",
+                "user",
+                lambda c: self.oauth.installation_repos(str(c.user), _int(c.params["id"]), c.query),
+            ),
+            e(
+                "DELETE",
+                "/applications/{client_id}/token",
+                "client",
+                lambda c: self.oauth.revoke(c.body),
+            ),
         ]
 
     # App and installations

@@ -72,6 +72,8 @@ def test_build_manifest_fills_in_every_url() -> None:
     }
     assert manifest["redirect_url"] == "https://swe.example.com/setup/callback"
     assert manifest["setup_url"] == "https://swe.example.com/setup"
+    # the dashboard's sign-in comes back here; GitHub refuses any redirect_uri not listed
+    assert manifest["callback_urls"] == ["https://swe.example.com/auth/callback"]
     assert "url" not in template["hook_attributes"]  # the template is not modified
 
 

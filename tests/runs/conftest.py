@@ -24,7 +24,7 @@ POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
     if request.param == "sqlite":
         opened = Store.open(f"sqlite:///{tmp_path / 'data' / 'store.db'}")
-        await opened.create_all()
+        await opened.migrate()
         yield opened
         await opened.close()
         return
@@ -46,7 +46,7 @@ class postgres_store:
         except OperationalError as exc:
             await self.store.close()
             unavailable(f"PostgreSQL is not reachable at {POSTGRES_URL}: {exc.orig}")
-        await self.store.create_all()
+        await self.store.migrate()
         return self.store
 
     async def __aexit__(self, *exc: object) -> None:

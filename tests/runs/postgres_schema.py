@@ -47,7 +47,7 @@ class postgres_schema:
             unavailable(f"PostgreSQL is not reachable at {POSTGRES_URL}: {exc}")
         await admin.execute(f'CREATE SCHEMA "{self.name}"'.encode())
         store = Store.open(self.url)
-        await store.create_all()
+        await store.migrate()
         self.schema = PostgresSchema(self.name, self.url, store, admin)
         return self.schema
 

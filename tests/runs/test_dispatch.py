@@ -164,7 +164,7 @@ async def test_submit_before_start_is_refused() -> None:
 
 async def test_unfinished_work_is_resubmitted(tmp_path: Path) -> None:
     store = Store.open(f"sqlite:///{tmp_path / 's.db'}")
-    await store.create_all()
+    await store.migrate()
     await store.record_delivery(
         delivery_id="todo",
         event="issues",

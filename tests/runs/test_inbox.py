@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from app.agent.host import Comment
+from app.agent.host import Remark
 from app.runs.inbox import RunInbox, lineage
 from app.runs.models import Run
 from app.runs.store import Store
@@ -54,8 +54,8 @@ async def test_instructions_are_taken_once_by_the_run_they_were_sent_to(store: S
     assert await inbox.waiting() is True
 
     assert await inbox.take() == [
-        Comment("carol", "text of before-the-run"),
-        Comment("carol", "text of while-running", path="a.py", line=3),
+        Remark("carol", "text of before-the-run"),
+        Remark("carol", "text of while-running", path="a.py", line=3),
     ]
     assert await inbox.take() == []
     assert await inbox.waiting() is False

@@ -8,33 +8,33 @@ workflow could not end.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from structlog.testing import capture_logs
 
-from app.agent import runner
+from app.agent.checkpoint import open_checkpointer
 from app.agent.runner import SUSPEND
 from app.config import Settings
 from app.github.app import GitHubApp
-from app.runs import jobs, status
-from app.runs.inbox import close_plan_question, plan_asked
+from app.hosts import status
+from app.hosts.pull import FORK
+from app.runs import jobs
 from app.runs.jobs import (
     CHECKPOINT_LOST,
     CRASHED,
     RunJob,
-    decision_from,
     make_run_job,
     run_input,
 )
-from app.runs.models import Run, RunKind, RunStatus, StoredCommand
-from app.runs.pull_host import FORK
+from app.runs.lifecycle import Lifecycle
+from app.runs.models import NewCommand, Run, RunKind, RunStatus
 from app.runs.store import Store
 from app.sandbox.local import LocalProvider
+from app.webhooks import messages
 from tests.agent.conftest import REPO_FILES, script_fix, script_plan, script_pr
 from tests.e2e.conftest import (
     INSTALLATION,
@@ -74,7 +74,7 @@ def settings(tmp_path: Path, gh: FakeGitHub, model: ScriptedModel) -> Settings:
 @pytest.fixture
 async def store(settings: Settings) -> AsyncIterator[Store]:
     opened = Store.open(settings.database_url)
-    await opened.create_all()
+    await opened.migrate()
     yield opened
     await opened.close()
 
@@ -91,8 +91,20 @@ def github(gh: FakeGitHub) -> GitHubApp:
 
 
 @pytest.fixture
-def job(settings: Settings, store: Store, github: GitHubApp, provider: LocalProvider) -> RunJob:
-    return RunJob(settings, store, github, provider)
+async def checkpointer(settings: Settings) -> AsyncIterator[BaseCheckpointSaver[str]]:
+    async with open_checkpointer(settings) as saver:
+        yield saver
+
+
+@pytest.fixture
+def job(
+    settings: Settings,
+    store: Store,
+    github: GitHubApp,
+    provider: LocalProvider,
+    checkpointer: BaseCheckpointSaver[str],
+) -> RunJob:
+    return RunJob(settings, store, github, provider, checkpointer)
 
 
 async def new_run(
@@ -140,30 +152,6 @@ def writes(gh: FakeGitHub) -> list[str]:
     return [
         f"{c.method} {c.path}" for c in gh.calls if c.method != "GET" and "/access_" not in c.path
     ]
-
-
-def command(verb: str, text: str = "") -> StoredCommand:
-    now = datetime.now(UTC)
-    return StoredCommand(1, "o/r#1", "run", verb, text, "carol", "issue_comment", 5, None, None,
-                         "d", now, None)  # fmt: skip
-
-
-def test_answers_become_plan_decisions_that_record_who_decided() -> None:
-    assert decision_from(command("approve")) == {"verb": "approve", "by": "carol"}
-    assert decision_from(command("revise", "add docs")) == {
-        "verb": "revise",
-        "feedback": "add docs",
-        "by": "carol",
-    }
-    # free text on a waiting plan is feedback on it
-    assert decision_from(command("instruct", "also negatives")) == {
-        "verb": "revise",
-        "feedback": "also negatives",
-        "by": "carol",
-    }
-    assert decision_from(command("stop")) == {"verb": "stop", "by": "carol"}
-    assert decision_from(command("revise", "\u200b \n")) is None  # nothing visible to act on
-    assert decision_from(command("status")) is None
 
 
 async def test_the_run_input_names_the_issue_branch_and_thread(store: Store) -> None:
@@ -268,11 +256,12 @@ async def test_a_run_that_died_before_its_first_checkpoint_starts_over(
     store: Store,
     github: GitHubApp,
     provider: LocalProvider,
+    checkpointer: BaseCheckpointSaver[str],
 ) -> None:
     """Running, but no checkpoint of its own: a fresh start, which checks the model first."""
     settings = make_settings(tmp_path, gh, model, anthropic_api_key=None)
     run = await new_run(store, status="running")
-    await RunJob(settings, store, github, provider)(run.id)
+    await RunJob(settings, store, github, provider, checkpointer)(run.id)
     current = await store.run(run.id)
     assert current is not None
     assert current.status == "failed"
@@ -301,7 +290,11 @@ async def test_a_run_whose_workflow_returns_nothing_final_is_not_left_running(
     job: RunJob, store: Store, gh: FakeGitHub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The safety net: whatever happened, the row does not stay active."""
-    monkeypatch.setattr(jobs.RunJob, "_execute", lambda *_args: asyncio.sleep(0))
+
+    async def nothing(*_args: object) -> object:
+        return jobs._NOTHING  # the run's host is up; its workflow never runs
+
+    monkeypatch.setattr(jobs.RunJob, "_first_payload", nothing)
     run = await new_run(store)
     await job(run.id)
     current = await store.run(run.id)
@@ -313,17 +306,19 @@ async def test_a_run_whose_workflow_returns_nothing_final_is_not_left_running(
 
 
 @pytest.fixture
-def stuck(monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
-    """Opening the checkpointer hangs: the job is under way, its workflow not started yet."""
+def stuck(monkeypatch: pytest.MonkeyPatch, checkpointer: BaseCheckpointSaver[str]) -> asyncio.Event:
+    """The first read of the checkpoint hangs: the job is under way, its workflow not
+    started yet."""
     entered = asyncio.Event()
+    read = checkpointer.aget_tuple
 
-    @contextlib.asynccontextmanager
-    async def hanging(_settings: Settings) -> AsyncIterator[None]:
-        entered.set()
-        await asyncio.Event().wait()
-        yield
+    async def hanging(*args: Any) -> Any:
+        if not entered.is_set():
+            entered.set()
+            await asyncio.Event().wait()
+        return await read(*args)
 
-    monkeypatch.setattr(jobs, "open_checkpointer", hanging)
+    monkeypatch.setattr(checkpointer, "aget_tuple", hanging)
     return entered
 
 
@@ -365,13 +360,18 @@ async def test_the_server_warns_at_start_up_when_runs_cannot_reach_a_model(
     store: Store,
     github: GitHubApp,
     provider: LocalProvider,
+    checkpointer: BaseCheckpointSaver[str],
 ) -> None:
     with capture_logs() as events:
-        make_run_job(make_settings(tmp_path, gh, model), store, github, provider)
+        make_run_job(make_settings(tmp_path, gh, model), store, github, provider, checkpointer)
     assert events == []
     with capture_logs() as events:
         make_run_job(
-            make_settings(tmp_path, gh, model, anthropic_api_key=None), store, github, provider
+            make_settings(tmp_path, gh, model, anthropic_api_key=None),
+            store,
+            github,
+            provider,
+            checkpointer,
         )
     [warning] = events
     assert warning["log_level"] == "warning"
@@ -396,15 +396,37 @@ def parking(monkeypatch: pytest.MonkeyPatch) -> list[Callable[[], Awaitable[None
     """Hooks run while the run parks: its plan shown, its sandbox stopped, the run still
     `running` in the store (what the front door sees for seconds on Daytona)."""
     hooks: list[Callable[[], Awaitable[None]]] = []
-    park = runner._park
+    release = jobs.release_sandbox
 
-    async def parked(*args: Any) -> None:
-        await park(*args)
-        while hooks:
+    async def released(*args: Any, keep: bool) -> None:
+        await release(*args, keep=keep)
+        while keep and hooks:
             await hooks.pop(0)()
 
-    monkeypatch.setattr(runner, "_park", parked)
+    monkeypatch.setattr(jobs, "release_sandbox", released)
     return hooks
+
+
+class Queue:
+    """The front door's queue, for its `stop`: cancels the job's task, if it has one."""
+
+    def __init__(self, task: asyncio.Task[None] | None = None) -> None:
+        self.task = task
+
+    async def submit(self, job: object) -> None:
+        pass
+
+    async def cancel(self, run_id: str) -> bool:
+        if self.task is None:
+            return False
+        self.task.cancel()
+        return True
+
+
+async def front_door_stop(store: Store, run: Run, queue: Queue, *, by: str = WRITER) -> None:
+    """What `/open-swe stop` by `by` does to the run (app.webhooks.comments)."""
+    stop = NewCommand(run.thread, "stop", "", by, "issue_comment", f"stop-by-{by}")
+    await Lifecycle(store, queue).stop(run, stop, messages.STOPPED_BY.format(user=by))  # type: ignore[arg-type]
 
 
 async def assert_still_parking(store: Store, gh: FakeGitHub, run: Run) -> None:
@@ -412,7 +434,7 @@ async def assert_still_parking(store: Store, gh: FakeGitHub, run: Run) -> None:
     assert current is not None
     assert current.status == "running"
     assert [c for c in gh.comments.values() if status.plan_mark(c.body) is not None]
-    assert await plan_asked(store, current)  # so the front door keeps answers for it
+    assert current.plan_question == 1  # so the front door keeps answers for it
 
 
 async def test_an_answer_sent_while_the_run_parks_resumes_it_at_once(
@@ -459,12 +481,11 @@ async def test_a_run_stopped_while_it_parks_ends_stopped_without_its_sandbox(
     (it was parking): the job cannot store `waiting`, so it ends the run itself."""
     script_plan(model)
     run = await new_run(store)
-    reason = f"stopped by @{WRITER}"
+    reason = messages.STOPPED_BY.format(user=WRITER)
 
     async def stop() -> None:
         await assert_still_parking(store, gh, run)
-        working: tuple[RunStatus, ...] = ("queued", "running")
-        assert await store.set_run_status(run.id, "stopped", error=reason, expected=working)
+        await front_door_stop(store, run, Queue())
 
     parking.append(stop)
     await job(run.id)
@@ -476,7 +497,7 @@ async def test_a_run_stopped_while_it_parks_ends_stopped_without_its_sandbox(
     assert status.HEADER_STOPPED.format(reason=status.inline(reason)) in comment.body
     assert WAITING_HEADER not in comment.body
     assert provider.find({"open-swe.run": run.id}) == []
-    assert not await plan_asked(store, current)  # the question closed with the run
+    assert current.plan_question is None  # the question closed with the run
 
 
 async def test_a_stop_recorded_while_the_run_parks_is_taken_once_it_waits(
@@ -509,7 +530,7 @@ async def test_a_stop_recorded_while_the_run_parks_is_taken_once_it_waits(
     assert await store.pending_commands(run.thread) == []
 
 
-async def test_a_stop_just_after_an_answer_was_taken_wins_over_it(
+async def test_a_stop_just_after_an_answer_was_taken_stops_the_resumed_run(
     job: RunJob,
     store: Store,
     gh: FakeGitHub,
@@ -518,8 +539,9 @@ async def test_a_stop_just_after_an_answer_was_taken_wins_over_it(
     cloneable: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The front door saw the plan waiting and recorded a stop right after the job took an
-    approval (the run not `running` yet): the job takes the stop before resuming."""
+    """The front door saw the plan waiting and recorded a stop just after the job took an
+    approval: taking it moved the run to `running` in the same transaction, so the stop finds
+    the run working, stops it and cancels its job before it implements anything."""
     script_plan(model)
     run = await new_run(store)
     await job(run.id)
@@ -527,20 +549,28 @@ async def test_a_stop_just_after_an_answer_was_taken_wins_over_it(
     assert parked is not None
     assert parked.status == "waiting"
     await answer(store, run, "approve", by=MAINTAINER)
+    queue = Queue()
+    take = Lifecycle.take_answer
 
-    async def then_stop(store_: Store, run_: Run) -> None:
-        await close_plan_question(store_, run_)
-        monkeypatch.setattr(jobs, "close_plan_question", close_plan_question)
-        await answer(store, run, "stop", by=WRITER)
+    async def then_stop(lifecycle: Lifecycle, run_id: str) -> Any:
+        decision = await take(lifecycle, run_id)
+        taken = await store.run(run_id)
+        assert taken is not None
+        assert (taken.status, taken.plan_question) == ("running", None)
+        await front_door_stop(store, taken, queue)
+        return decision
 
-    monkeypatch.setattr(jobs, "close_plan_question", then_stop)
-    await job(run.id)
+    monkeypatch.setattr(Lifecycle, "take_answer", then_stop)
+    queue.task = asyncio.create_task(job(run.id))
+    with pytest.raises(asyncio.CancelledError):
+        await queue.task
 
     current = await store.run(run.id)
     assert current is not None
-    assert current.status == "stopped", current.error
+    assert (current.status, current.error) == ("stopped", messages.STOPPED_BY.format(user=WRITER))
     assert model.requests_offering("edit_file") == []  # never implemented
     [comment] = status_comments(gh)
-    assert f"stopped by {WRITER}" in comment.body
+    reason = status.inline(messages.STOPPED_BY.format(user=WRITER))
+    assert status.HEADER_STOPPED.format(reason=reason) in comment.body
     assert provider.find({"open-swe.run": run.id}) == []
     assert await store.pending_commands(run.thread) == []

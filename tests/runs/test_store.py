@@ -317,7 +317,7 @@ def test_database_urls_get_async_drivers() -> None:
 async def test_sqlite_creates_its_directory_and_uses_wal(tmp_path: Path) -> None:
     store = Store.open(f"sqlite:///{tmp_path / 'deep' / 'er' / 'open-swe.db'}")
     try:
-        await store.create_all()
+        await store.migrate()
         async with store.engine.connect() as conn:
             mode = (await conn.execute(text("PRAGMA journal_mode"))).scalar()
             keys = (await conn.execute(text("PRAGMA foreign_keys"))).scalar()
@@ -330,14 +330,14 @@ async def test_sqlite_creates_its_directory_and_uses_wal(tmp_path: Path) -> None
 async def test_an_in_memory_sqlite_store_works(tmp_path: Path) -> None:
     store = Store.open("sqlite:///:memory:")
     try:
-        await store.create_all()
+        await store.migrate()
         assert await record(store, "m", {}) is True
         assert await store.unfinished_deliveries() == ["m"]
     finally:
         await store.close()
 
 
-async def test_create_all_is_idempotent(store: Store) -> None:
+async def test_migrating_is_idempotent(store: Store) -> None:
     await record(store, "kept", {})
-    await store.create_all()
+    await store.migrate()
     assert await store.unfinished_deliveries() == ["kept"]

@@ -1,4 +1,5 @@
-"""Fixtures for the sandbox tests: local providers with and without bubblewrap."""
+"""Fixtures for the sandbox tests: local providers with and without bubblewrap, as this
+process's user and (when the suite runs as root) as an unprivileged sandbox user."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 
 from app.sandbox.bwrap import Bubblewrap, find_bubblewrap, probe
 from app.sandbox.local import LocalProvider
+from app.sandbox.local_user import SandboxUser, sandbox_user
 from tests.unavailable import unavailable
 
 
@@ -50,3 +52,25 @@ def bwrap_provider(tmp_path: Path) -> LocalProvider:
     if problem is not None:
         unavailable(f"bubblewrap unusable here: {problem}")
     return fast_provider(tmp_path / "sandboxes", use_bwrap=True)
+
+
+@pytest.fixture
+def unprivileged() -> SandboxUser:
+    """The user sandboxes switch to; only root can switch (CI runs as root)."""
+    user = sandbox_user("nobody")
+    if user is None:
+        pytest.skip("only root switches to a sandbox user")
+    return user
+
+
+@pytest.fixture
+def user_plain_provider(tmp_path: Path, unprivileged: SandboxUser) -> LocalProvider:
+    return fast_provider(tmp_path / "sandboxes", use_bwrap=False, user=unprivileged)
+
+
+@pytest.fixture
+def user_bwrap_provider(tmp_path: Path, unprivileged: SandboxUser) -> LocalProvider:
+    problem = bwrap_problem(tmp_path)
+    if problem is not None:
+        unavailable(f"bubblewrap unusable here: {problem}")
+    return fast_provider(tmp_path / "sandboxes", use_bwrap=True, user=unprivileged)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import types
 from pathlib import Path
@@ -57,12 +58,17 @@ def test_local_by_default_with_a_warning(tmp_path: Path) -> None:
     assert warning["isolation"] == provider.isolation
 
 
-def test_local_project_path_overrides_the_root(tmp_path: Path) -> None:
-    chosen = settings(tmp_path, local_mode=True, local_project_path=tmp_path / "elsewhere")
-    assert local_root(chosen) == tmp_path / "elsewhere"
+def test_sandboxes_live_in_the_data_dir_never_in_the_project_path(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    chosen = settings(tmp_path, local_mode=True, local_project_path=project)
+    assert chosen.sandbox_kind == "local"
     provider = make_provider(chosen)
     assert isinstance(provider, LocalProvider)
-    assert provider.root == (tmp_path / "elsewhere").resolve()
+    assert local_root(chosen) == tmp_path / "data" / "sandboxes"
+    assert provider.root == (tmp_path / "data" / "sandboxes").resolve()
+    provider.acquire({}).destroy()
+    assert list(project.iterdir()) == []  # not even a lock file
 
 
 def test_local_sandboxes_redact_every_configured_secret(tmp_path: Path) -> None:
@@ -89,3 +95,27 @@ def test_explicit_local_wins_over_a_daytona_key(
 def test_explicit_daytona_without_a_key_is_a_configuration_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="DAYTONA_API_KEY"):
         make_provider(settings(tmp_path, sandbox="daytona"))
+
+
+def test_as_root_commands_run_as_the_sandbox_user(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("only root switches to a sandbox user")
+    provider = make_provider(settings(tmp_path, sandbox_network="setup"))
+    assert isinstance(provider, LocalProvider)
+    assert provider.user is not None
+    assert provider.user.name == "nobody"
+    assert provider.network_ceiling == "setup"
+    box = provider.acquire({})
+    assert box.run("id -un").output == "nobody\n"
+    box.destroy()
+
+
+def test_a_sandbox_user_that_cannot_work_is_a_configuration_error(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("only root switches to a sandbox user")
+    with pytest.raises(ConfigError, match="OPEN_SWE_SANDBOX_USER: there is no user"):
+        make_provider(settings(tmp_path, sandbox_user="no-such-sandbox-user"))
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    with pytest.raises(ConfigError, match="cannot reach"):
+        make_provider(Settings(_env_file=None, data_dir=private / "data"))  # type: ignore[call-arg]

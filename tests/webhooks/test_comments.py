@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from app.github.app import GitHubApp
-from app.runs.inbox import ask_plan, close_plan_question
+from app.runs.lifecycle import Lifecycle
 from app.runs.models import Run, StoredCommand, thread_key
 from app.webhooks import messages
 from tests.fakes.github import FakeGitHub
@@ -159,7 +159,8 @@ async def working_run(harness: Harness, *, plan_shown: bool) -> Run:
     running = await harness.store.set_run_status(run.id, "running")
     assert running is not None
     if plan_shown:
-        await ask_plan(harness.store, running, 1)
+        await Lifecycle(harness.store).ask_plan(running.id, 1)
+        running = await harness.store.run(run.id)  # type: ignore[assignment]
     harness.run_jobs.clear()
     return running
 
@@ -227,8 +228,14 @@ async def test_an_answer_to_a_working_run_without_a_plan_shown_is_refused(
     assert await harness.store.pending_commands(ISSUE) == []
     assert harness.run_jobs == []
     # once answered, the question is closed: a plan being revised takes no answer either
-    await ask_plan(harness.store, run, 1)
-    await close_plan_question(harness.store, run)
+    lifecycle = Lifecycle(harness.store)
+    await lifecycle.ask_plan(run.id, 1)
+    assert await harness.store.set_run_status(run.id, "waiting") is not None
+    await harness.store.add_command(
+        thread=ISSUE, run_id=run.id, verb="approve", text="", author=MAINTAINER,
+        source="issue_comment", delivery_id="taken",
+    )  # fmt: skip
+    assert await lifecycle.take_answer(run.id) is not None  # running again, question closed
     await say(harness, "/open-swe approve", delivery="late")
     assert bot_comments(harness)[-1] == messages.NO_PLAN_WAITING.format(verb="approve")
 

@@ -8,11 +8,11 @@ import pytest
 
 from app.webhooks.event import Event
 from app.webhooks.handlers import ROUTER
-from app.webhooks.routing import Decision, Outcome, Router
+from app.webhooks.routing import Outcome, Router, Verdict
 from tests.webhooks.conftest import SLUG, labeled, payload
 
 
-def decide(name: str, data: dict[str, Any]) -> Decision:
+def decide(name: str, data: dict[str, Any]) -> Verdict:
     return ROUTER.decide(Event(name, "d", data), SLUG)
 
 

@@ -8,7 +8,7 @@ still fail after that, the work is published anyway as a draft clearly marked "t
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from langgraph.types import Command
 
@@ -24,13 +24,13 @@ from app.agent.nodes.common import (
     open_workspace,
     redo_in_new_workspace,
 )
-from app.agent.state import CheckResult, RunState, is_follow_up
+from app.agent.state import CheckResult, ImplementUpdate, RunState, VerifyUpdate, is_follow_up
 from app.agent.tools import clip
 
 FAILURE_OUTPUT_CHARS = 8_000  # of the failing test output shown to the agent and reports
 
 
-async def implement(state: RunState, runtime: Rt) -> dict[str, Any]:
+async def implement(state: RunState, runtime: Rt) -> ImplementUpdate:
     settings = runtime.context.settings
     attempt = state.get("attempts", 0) + 1
     budget = budget_for(state, runtime, "implement")
@@ -68,15 +68,15 @@ async def implement(state: RunState, runtime: Rt) -> dict[str, Any]:
     )
     usage = budget.spent()
     await announce(runtime, "implement", f"attempt {attempt}", Usage.from_dict(usage))
-    return {
+    return ImplementUpdate(
         **fields,
-        "attempts": attempt,
-        "tests": state.get("tests"),
-        "agent_notes": clip(notes, 2_000),
-        "continuing": False,
-        "usage": usage,
-        "steps_done": done(state, "implement"),
-    }
+        attempts=attempt,
+        tests=state.get("tests"),
+        agent_notes=clip(notes, 2_000),
+        continuing=False,
+        usage=usage,
+        steps_done=done(state, "implement"),
+    )
 
 
 async def verify(state: RunState, runtime: Rt) -> Command[Literal["implement", "publish"]]:
@@ -94,14 +94,12 @@ async def verify(state: RunState, runtime: Rt) -> Command[Literal["implement", "
             "no test command found: tests not run",
             Usage.from_dict(budget.spent()),
         )
-        return Command(
-            goto="publish", update={"tests": report, "steps_done": done(state, "verify")}
-        )
+        untested = VerifyUpdate(tests=report, steps_done=done(state, "verify"))
+        return Command(goto="publish", update=untested)
     sandbox = await find_workspace(state, runtime)
     if sandbox is None:
-        return Command(
-            goto="implement", update=await redo_in_new_workspace(state, runtime, "verify")
-        )
+        redo = await redo_in_new_workspace(state, runtime, "verify")
+        return Command(goto="implement", update=redo)
     result = await workspace.run(
         sandbox, command, cwd=workspace.repo_dir_of(sandbox), seconds=settings.command_timeout
     )
@@ -114,7 +112,7 @@ async def verify(state: RunState, runtime: Rt) -> Command[Literal["implement", "
         attempts=attempts,
     )
     usage = budget.spent()
-    update: dict[str, Any] = {"tests": report, "usage": usage, "steps_done": done(state, "verify")}
+    update = VerifyUpdate(tests=report, usage=usage, steps_done=done(state, "verify"))
     if result.ok:
         await announce(runtime, "verify", f"`{command}` passed", Usage.from_dict(usage))
         return Command(goto="publish", update=update)

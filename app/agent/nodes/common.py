@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
 
 from langgraph.runtime import Runtime
 
@@ -10,7 +10,7 @@ from app.agent import workspace
 from app.agent.budget import Budget, Usage
 from app.agent.context import RunContext
 from app.agent.models import Step, model_label
-from app.agent.state import RunInput, RunState, StepName, is_follow_up
+from app.agent.state import Prepared, Redo, RunInput, RunState, StepName, is_follow_up
 from app.sandbox.base import Sandbox, SandboxGone
 
 Rt = Runtime[RunContext]
@@ -46,8 +46,9 @@ async def acquire(state: RunState, runtime: Rt) -> Sandbox:
     return sandbox
 
 
-async def build_workspace(state: RunState, runtime: Rt, sandbox: Sandbox) -> dict[str, Any]:
-    """Clone, branch, read the default branch's rules, run the setup script: state fields."""
+async def build_workspace(state: RunState, runtime: Rt, sandbox: Sandbox) -> Prepared:
+    """Clone, branch, read the default branch's rules, set the sandbox's network policy, run
+    the setup script: state fields."""
     ctx = runtime.context
     checkout = await ctx.host.checkout()
     if checkout.credentials is not None:
@@ -58,19 +59,24 @@ async def build_workspace(state: RunState, runtime: Rt, sandbox: Sandbox) -> dic
     config, instructions, source, test_command = await workspace.read_repo_rules(
         sandbox, repo_dir, base_sha
     )
+    await asyncio.to_thread(sandbox.set_network_policy, config.network)
+    setup_note = None
     if config.setup:
-        await workspace.run_setup(sandbox, repo_dir, config.setup, ctx.settings.command_timeout)
-    return {
-        "repo_dir": repo_dir,
-        "base_branch": base_branch,
-        "base_sha": base_sha,
-        "start_sha": start_sha,
-        "instructions": instructions,
-        "instructions_file": source,
-        "test_command": test_command,
-        "bot_name": checkout.bot.name,
-        "bot_email": checkout.bot.email,
-    }
+        setup_note = await workspace.run_setup(
+            sandbox, repo_dir, config.setup, ctx.settings.command_timeout
+        )
+    return Prepared(
+        repo_dir=repo_dir,
+        base_branch=base_branch,
+        base_sha=base_sha,
+        start_sha=start_sha,
+        instructions=instructions,
+        instructions_file=source,
+        test_command=test_command,
+        bot_name=checkout.bot.name,
+        bot_email=checkout.bot.email,
+        setup_note=setup_note,
+    )
 
 
 async def find_workspace(state: RunState, runtime: Rt) -> Sandbox | None:
@@ -80,16 +86,16 @@ async def find_workspace(state: RunState, runtime: Rt) -> Sandbox | None:
     return sandbox if await workspace.has_checkout(sandbox) else None
 
 
-async def open_workspace(state: RunState, runtime: Rt) -> tuple[Sandbox, dict[str, Any], bool]:
+async def open_workspace(state: RunState, runtime: Rt) -> tuple[Sandbox, Prepared, bool]:
     """The run's sandbox and checkout, rebuilt when lost: (sandbox, state fields, rebuilt)."""
     sandbox = await find_workspace(state, runtime)
     if sandbox is not None:
-        return sandbox, {"repo_dir": workspace.repo_dir_of(sandbox)}, False
+        return sandbox, Prepared(repo_dir=workspace.repo_dir_of(sandbox)), False
     sandbox = await acquire(state, runtime)
     return sandbox, await build_workspace(state, runtime, sandbox), True
 
 
-async def redo_in_new_workspace(state: RunState, runtime: Rt, step: StepName) -> dict[str, Any]:
+async def redo_in_new_workspace(state: RunState, runtime: Rt, step: StepName) -> Redo:
     """The checkout (and the uncommitted work) is gone: the update for going back to
     implement, which starts afresh in a new sandbox (a bounded number of times)."""
     rebuilds = state.get("rebuilds", 0) + 1
@@ -101,7 +107,7 @@ async def redo_in_new_workspace(state: RunState, runtime: Rt, step: StepName) ->
         runtime, step, "the sandbox was lost: redoing the work in a new one",
         Usage.from_dict(state.get("usage")),
     )  # fmt: skip
-    return {"rebuilds": rebuilds, "attempts": 0, "tests": None, "agent_notes": ""}
+    return Redo(rebuilds=rebuilds, attempts=0, tests=None, agent_notes="")
 
 
 async def announce(runtime: Rt, step: StepName, detail: str, usage: Usage) -> None:

@@ -1,15 +1,15 @@
-"""publish and report: commit and hand the change to the host; then clean up and tell people.
+"""publish and report: commit and hand the change to the host; then the workflow's last step.
 
 Nothing changed means nothing is published (the outcome says so). Publishing itself (push and
 pull request, or a branch in a local repository) is the host's, and the host makes it
-idempotent. report destroys the sandbox (a pull request's is only stopped, for its next
-follow-up) and gives the host the final status.
+idempotent. report only closes the checklist: the run's end (its final status, its sandbox) is
+the lifecycle's (app.runs.lifecycle.end_run), for every way a run ends.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Literal
+from typing import Literal
 
 import structlog
 from langgraph.types import Command
@@ -26,18 +26,19 @@ from app.agent.nodes.common import (
     done,
     find_workspace,
     redo_in_new_workspace,
-    sandbox_labels,
 )
 from app.agent.state import (
     CheckResult,
     OutcomeDict,
-    OutcomeStatus,
     PlanDict,
+    PublishUpdate,
+    ReportUpdate,
     RunState,
+    WorkflowOutcome,
     is_follow_up,
 )
 from app.agent.tools import clip
-from app.sandbox.base import GitIdentity, SandboxError
+from app.sandbox.base import GitIdentity
 from app.text.github import defuse_mentions, unclose_others
 from app.text.sanitize import sanitize
 
@@ -95,13 +96,13 @@ async def publish(state: RunState, runtime: Rt) -> Command[Literal["report", "im
     budget = budget_for(state, runtime, "summarize")
     sandbox = await find_workspace(state, runtime)
     if sandbox is None:
-        update = await redo_in_new_workspace(state, runtime, "publish")
-        return Command(goto="implement", update=update)
+        redo = await redo_in_new_workspace(state, runtime, "publish")
+        return Command(goto="implement", update=redo)
     if await instructions_waiting(state, ctx):
         await announce(runtime, "publish", MORE_WORK, Usage.from_dict(budget.spent()))
         rounds = state.get("follow_up_rounds", 0) + 1
-        update = {"follow_up_rounds": rounds, "attempts": 0, "tests": None, "continuing": True}
-        return Command(goto="implement", update=update)
+        more = PublishUpdate(follow_up_rounds=rounds, attempts=0, tests=None, continuing=True)
+        return Command(goto="implement", update=more)
     repo_dir = workspace.repo_dir_of(sandbox)
     tests = state.get("tests")
     if not await workspace.has_changes(sandbox, repo_dir, state["start_sha"]):
@@ -114,8 +115,10 @@ async def publish(state: RunState, runtime: Rt) -> Command[Literal["report", "im
             "nothing changed: nothing to publish",
             Usage.from_dict(budget.spent()),
         )
-        update = {"outcome": outcome, "usage": budget.spent(), "steps_done": done(state, "publish")}
-        return Command(goto="report", update=update)
+        nothing = PublishUpdate(
+            outcome=outcome, usage=budget.spent(), steps_done=done(state, "publish")
+        )
+        return Command(goto="report", update=nothing)
     stat, diff = await workspace.staged_diff(sandbox, repo_dir, state["start_sha"])
     text = await agents.write_pull_request(
         budget=budget,
@@ -145,7 +148,7 @@ async def publish(state: RunState, runtime: Rt) -> Command[Literal["report", "im
         issue_number=closes,
     )
     publication = await ctx.host.publish(sandbox, change)
-    status: OutcomeStatus = "tests_failing" if passed is False else "succeeded"
+    status: WorkflowOutcome = "tests_failing" if passed is False else "succeeded"
     outcome = OutcomeDict(
         status=status, branch=publication.branch, url=publication.url, commit=sha, title=title
     )
@@ -156,19 +159,8 @@ async def publish(state: RunState, runtime: Rt) -> Command[Literal["report", "im
         publication.url or f"branch {publication.branch}",
         Usage.from_dict(usage),
     )
-    update = {"outcome": outcome, "usage": usage, "steps_done": done(state, "publish")}
-    return Command(goto="report", update=update)
-
-
-async def destroy_sandboxes(state: RunState, context: RunContext) -> None:
-    """Delete the run's sandbox(es); a failure here is logged, never raised (it auto-deletes)."""
-    labels = sandbox_labels(state)
-    context.forget(labels)
-    try:
-        for sandbox in await asyncio.to_thread(context.sandboxes.find, labels):
-            await asyncio.to_thread(sandbox.destroy)
-    except SandboxError as exc:
-        log.warning("sandbox.cleanup_failed", error=str(exc), thread=state["thread_id"])
+    published = PublishUpdate(outcome=outcome, usage=usage, steps_done=done(state, "publish"))
+    return Command(goto="report", update=published)
 
 
 def outcome_of(state: RunState) -> RunOutcome:
@@ -188,21 +180,5 @@ def outcome_of(state: RunState) -> RunOutcome:
     )
 
 
-async def keep_for_next_follow_up(state: RunState, context: RunContext) -> None:
-    """Stop (not delete) a pull request's sandbox: the next follow-up there resumes it."""
-    labels = sandbox_labels(state)
-    context.forget(labels)
-    try:
-        for sandbox in await asyncio.to_thread(context.sandboxes.find, labels):
-            await asyncio.to_thread(sandbox.stop)
-    except SandboxError as exc:
-        log.warning("sandbox.stop_failed", error=str(exc), thread=state["thread_id"])
-
-
-async def report(state: RunState, runtime: Rt) -> dict[str, Any]:
-    if is_follow_up(state):
-        await keep_for_next_follow_up(state, runtime.context)
-    else:
-        await destroy_sandboxes(state, runtime.context)
-    await runtime.context.host.finish(outcome_of(state))
-    return {"steps_done": done(state, "report")}
+async def report(state: RunState, runtime: Rt) -> ReportUpdate:
+    return ReportUpdate(steps_done=done(state, "report"))

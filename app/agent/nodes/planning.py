@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Literal
+from typing import Literal
 
 from langgraph.types import Command, interrupt
 
@@ -11,13 +11,20 @@ from app.agent import agents, prompts
 from app.agent.budget import Usage
 from app.agent.models import chat_model
 from app.agent.nodes.common import Rt, announce, budget_for, done, open_workspace
-from app.agent.state import Decision, OutcomeDict, PlanDict, RunState
+from app.agent.state import (
+    ApprovalUpdate,
+    OutcomeDict,
+    PlanDecision,
+    PlanDict,
+    PlanUpdate,
+    RunState,
+)
 from app.text.sanitize import fence, sanitize
 
 MAX_STEP_CHARS = 300
 
 
-async def plan(state: RunState, runtime: Rt) -> dict[str, Any]:
+async def plan(state: RunState, runtime: Rt) -> PlanUpdate:
     settings = runtime.context.settings
     budget = budget_for(state, runtime, "plan")
     sandbox, fields, _ = await open_workspace(state, runtime)
@@ -54,42 +61,37 @@ async def plan(state: RunState, runtime: Rt) -> dict[str, Any]:
         f"{len(new_plan['steps'])} steps (revision {revision})",
         Usage.from_dict(usage),
     )
-    return {
-        **fields,
-        "plan": new_plan,
-        "plan_revision": revision,
-        "usage": usage,
-        "steps_done": done(state, "plan"),
-    }
+    return PlanUpdate(
+        **fields, plan=new_plan, plan_revision=revision, usage=usage, steps_done=done(state, "plan")
+    )
 
 
 async def approval(state: RunState, runtime: Rt) -> Command[Literal["plan", "implement", "report"]]:
     """Auto-approved runs pass; others pause here (durably) until a person decides.
 
-    The resume value is a Decision: approve, revise (with feedback: back to plan), or stop.
+    The resume value is a PlanDecision: approve, revise (with feedback: back to plan), or stop.
     """
     usage = Usage.from_dict(state.get("usage"))
     if state["auto_approve"]:
         await announce(runtime, "approval", "auto-approved", usage)
-        return Command(
-            goto="implement", update={"approved_by": "auto", "steps_done": done(state, "approval")}
-        )
-    decision: Decision = interrupt(
+        auto = ApprovalUpdate(approved_by="auto", steps_done=done(state, "approval"))
+        return Command(goto="implement", update=auto)
+    decision: PlanDecision = interrupt(
         {"plan": state["plan"], "revision": state.get("plan_revision", 1)}
     )
     who = decision.get("by") or "someone"
     if decision.get("verb") == "approve":
         await announce(runtime, "approval", f"approved by {who}", usage)
-        return Command(
-            goto="implement", update={"approved_by": who, "steps_done": done(state, "approval")}
-        )
+        approved = ApprovalUpdate(approved_by=who, steps_done=done(state, "approval"))
+        return Command(goto="implement", update=approved)
     feedback_text = decision.get("feedback", "")
-    revise = decision.get("verb") == "revise"
-    visible: str = await asyncio.to_thread(sanitize, feedback_text) if revise else ""
+    revising = decision.get("verb") == "revise"
+    visible: str = await asyncio.to_thread(sanitize, feedback_text) if revising else ""
     if visible:
         feedback = await asyncio.to_thread(fence, f"plan feedback from {who}", feedback_text)
         await announce(runtime, "approval", f"revision requested by {who}", usage)
-        return Command(goto="plan", update={"feedback": [*state.get("feedback", []), feedback]})
+        revise = ApprovalUpdate(feedback=[*state.get("feedback", []), feedback])
+        return Command(goto="plan", update=revise)
     if decision.get("verb") == "stop":
         reason = f"stopped by {who} at plan approval"
         await announce(runtime, "approval", reason, usage)
@@ -101,5 +103,5 @@ async def approval(state: RunState, runtime: Rt) -> Command[Literal["plan", "imp
             title=None,
             reason=reason,
         )
-        return Command(goto="report", update={"outcome": outcome})
+        return Command(goto="report", update=ApprovalUpdate(outcome=outcome))
     raise ValueError(f"not a plan decision: {decision!r} (want approve, or revise with feedback)")

@@ -15,7 +15,7 @@ from app.agent.budget import Budget, Usage
 from app.agent.followups import where
 from app.agent.host import TaskText
 from app.agent.nodes.common import Rt, acquire, announce, build_workspace
-from app.agent.state import RunState, is_follow_up
+from app.agent.state import PrepareUpdate, RunState, is_follow_up
 from app.agent.workspace import RunFailed
 from app.text.sanitize import fence, sanitize
 
@@ -101,28 +101,31 @@ async def prepare(state: RunState, runtime: Rt) -> Command[Literal["plan", "impl
     usage = budget.spent()
     detail = f"branch {state['branch']} from {fields['base_branch']}"
     detail += f"; tests: {fields['test_command'] or 'none found'}"
+    if fields.get("setup_note"):
+        detail += f"; {fields.get('setup_note')}"
     await announce(runtime, "prepare", detail, Usage.from_dict(usage))
-    update = {
+    update = PrepareUpdate(
         **fields,
-        "title": title,
-        "task": rendered,
-        "requested_by": f"{who.name} <{who.email}>" if who else None,
-        "plan": None,
-        "plan_revision": 0,
-        "feedback": [],
-        "approved_by": None,
-        "attempts": 0,
-        "agent_notes": "",
-        "tests": None,
-        "outcome": None,
-        "rebuilds": 0,  # the thread may hold an earlier run's count
-        "usage": usage,
-        "steps_done": ["prepare"],
-    }
+        title=title,
+        task=rendered,
+        requested_by=f"{who.name} <{who.email}>" if who else None,
+        plan=None,
+        plan_revision=0,
+        feedback=[],
+        approved_by=None,
+        attempts=0,
+        agent_notes="",
+        tests=None,
+        outcome=None,
+        rebuilds=0,  # the thread may hold an earlier run's count
+        usage=usage,
+        steps_done=["prepare"],
+    )
     if not follow_up:
         return Command(goto="plan", update=update)
     for step in ("plan", "approval"):
         await announce(runtime, step, FOLLOW_UP_DETAIL, Usage.from_dict(usage))
     asker = who.name if who else "the requester"
-    update |= {"approved_by": asker, "steps_done": ["prepare", "plan", "approval"]}
+    update["approved_by"] = asker  # the requests are its plan, approved by who asked
+    update["steps_done"] = ["prepare", "plan", "approval"]
     return Command(goto="implement", update=update)

@@ -24,6 +24,7 @@ from app.sandbox.backoff import RetryPolicy
 from app.sandbox.base import Sandbox, SandboxError, SandboxProvider
 from app.sandbox.daytona.api import DaytonaApi, DaytonaTimings, log, state_of
 from app.sandbox.daytona.errors import describe, status
+from app.sandbox.daytona.network import restricted
 from app.sandbox.daytona.origin import ORIGIN_LABEL_PREFIX
 from app.sandbox.daytona.sandbox import DaytonaSandbox
 
@@ -51,9 +52,13 @@ class DaytonaProvider(SandboxProvider):
                 "DAYTONA_API_KEY: required for Daytona sandboxes (or set OPEN_SWE_SANDBOX=local)"
             )
         self.settings = settings
+        allowed = settings.daytona_network_allow_list
+        restricted = f"only {allowed}" if allowed else "none"
         self.isolation = (
             f"Daytona sandboxes from snapshot {settings.daytona_snapshot} "
-            f"({settings.daytona_api_url})"
+            f"({settings.daytona_api_url}); network: {restricted}, opened while git or the setup "
+            f"script runs, or for every command under policy always (ceiling "
+            f"{settings.sandbox_network})"
         )
         # Explicit config: otherwise the SDK reads DAYTONA_* from the environment and .env files.
         config = DaytonaConfig(
@@ -151,6 +156,7 @@ class DaytonaProvider(SandboxProvider):
             labels={**labels, OWNER_LABEL: "1", ATTEMPT_LABEL: attempt},
             auto_stop_interval=settings.daytona_auto_stop_minutes,
             auto_delete_interval=settings.daytona_auto_delete_minutes,
+            **restricted(settings.daytona_network_allow_list),  # opened when needed: network.py
         )
         limit = settings.daytona_create_timeout
         try:

@@ -1,5 +1,6 @@
 """DaytonaSandbox: commands in toolbox sessions, files through the toolbox file API (kept
-inside work_dir), git through the toolbox git API, and lifecycle."""
+inside work_dir), git through the toolbox git API, the network policy (network.py), and
+lifecycle."""
 
 from __future__ import annotations
 
@@ -22,10 +23,12 @@ from deepagents.backends.protocol import FileDownloadResponse, FileUploadRespons
 from app.sandbox.base import (
     GitCredentials,
     GitIdentity,
+    NetworkPolicy,
     RawResult,
     Sandbox,
     SandboxError,
     SandboxGone,
+    granted,
 )
 from app.sandbox.daytona.api import DaytonaApi, log, state_of
 from app.sandbox.daytona.errors import (
@@ -34,6 +37,7 @@ from app.sandbox.daytona.errors import (
     unavailable,
 )
 from app.sandbox.daytona.files import DaytonaFiles, in_work_dir
+from app.sandbox.daytona.network import DaytonaNetwork, is_open
 from app.sandbox.daytona.origin import config_problem, origin_label, reset_script
 from app.sandbox.daytona.script import session_script, unclip
 from app.sandbox.git import check_url, public_url
@@ -56,9 +60,18 @@ class DaytonaSandbox(Sandbox):
         labels: Mapping[str, str],
         work_dir: str,
     ) -> None:
-        super().__init__(labels=labels, work_dir=work_dir, secrets=api.settings.secret_values())
+        super().__init__(
+            labels=labels,
+            work_dir=work_dir,
+            secrets=api.settings.secret_values(),
+            network_ceiling=api.settings.sandbox_network,
+        )
         self._api = api
         self._sdk = sdk
+        self._network = DaytonaNetwork(api, sdk)
+        # Found again (another process, a restart): an open sandbox was set to `always`; a
+        # restricted one runs everything offline until a run sets its policy.
+        self._policy: NetworkPolicy = "always" if is_open(sdk) else "none"
         self._files = DaytonaFiles(
             sdk, self.toolbox, transfer_limit=api.timings.transfer, secrets=self._secrets
         )
@@ -73,12 +86,39 @@ class DaytonaSandbox(Sandbox):
         """The last state seen (refreshed by lifecycle calls and recoveries)."""
         return state_of(self._sdk)
 
+    # --- network --------------------------------------------------------------------------
+
+    @property
+    def network_policy(self) -> NetworkPolicy:
+        return self._policy
+
+    def _set_network_policy(self, policy: NetworkPolicy) -> None:
+        self._blocking(self._network.set(open_=policy == "always"), "setting the network")
+        self._policy = policy
+
     # --- commands -------------------------------------------------------------------------
 
     def _run(
-        self, command: str, *, cwd: str, env: dict[str, str], timeout: float | None
+        self,
+        command: str,
+        *,
+        cwd: str,
+        env: dict[str, str],
+        timeout: float | None,
+        networked: bool = False,
     ) -> RawResult:
-        return self._blocking(self._run_async(command, cwd, env, timeout), "running a command")
+        run = self._run_async(command, cwd, env, timeout)
+        if granted(self._policy, networked):
+            run = self._with_network(run)
+        return self._blocking(run, "running a command")
+
+    async def _with_network(self, operation: Coroutine[Any, Any, T]) -> T:
+        """The operation with the sandbox's network open (see network.py)."""
+        try:
+            async with self._network.opened():
+                return await operation
+        finally:
+            operation.close()  # not started when opening failed: no "never awaited" warning
 
     async def _run_async(
         self, command: str, cwd: str, env: dict[str, str], seconds: float | None
@@ -206,7 +246,7 @@ class DaytonaSandbox(Sandbox):
             )
 
         try:
-            self._blocking(clone(), f"cloning {where}")
+            self._blocking(self._with_network(clone()), f"cloning {where}")
         except SandboxError as exc:
             raise clone_failure(exc, where, branch, self._secrets) from exc.__cause__
         self._origins[target] = url
@@ -259,7 +299,7 @@ class DaytonaSandbox(Sandbox):
             )
 
         try:
-            self._blocking(push(), f"pushing {branch}")
+            self._blocking(self._with_network(push()), f"pushing {branch}")
         except SandboxError as exc:
             raise push_failure(exc, branch, self._secrets) from exc.__cause__
 

@@ -1,0 +1,412 @@
+"""GitHubHost: the RunHost of a run started from a GitHub issue (or a pull request's thread).
+
+It reads the issue, hands out clone credentials (an installation token scoped to the one
+repository, fetched per call), keeps one status comment up to date, posts the plan, pushes the
+branch and opens or updates a draft pull request. Approval is durable: `decide` returns None,
+the graph parks, and the front door resumes the run with the person's decision.
+
+Idempotent across restarts: the status and plan comments carry hidden markers (see status.py),
+so a resumed or retried run edits its comments instead of posting new ones, and publishing
+reuses the open pull request of the branch. Status updates are best effort: a GitHub failure
+there is logged and never stops the run.
+
+Nothing posted carries a secret: every body goes through the redaction policy
+(`app.text.redact`) with the tokens this host handed out and the configured secrets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Protocol, TypeVar
+
+import structlog
+
+from app.agent.budget import Usage
+from app.agent.host import (
+    ApprovalRequest,
+    Change,
+    Checkout,
+    Publication,
+    Remark,
+    RunOutcome,
+    TaskText,
+)
+from app.agent.state import PlanDecision, PlanDict, StepName
+from app.agent.workspace import RunFailed
+from app.github.client import InstallationClient
+from app.github.errors import GitHubError, NotFound
+from app.github.types import CommentInfo, PullInfo
+from app.hosts import status
+from app.hosts.identity import GITHUB_NOREPLY, Requester, noreply_identity
+from app.hosts.push import push_failure
+from app.sandbox.base import GitCredentials, Sandbox, SandboxError, SandboxGone
+from app.text.github import defuse_mentions, unclose_others
+from app.text.redact import Redactor
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+
+MAX_COMMENT_CHARS = 65_000  # GitHub refuses bodies over 65,536 characters
+MAX_PR_TITLE_CHARS = 256
+PULL_FAILED = "pushed the branch {branch}, but could not open or update its pull request: {error}"
+PLAN_FAILED = "could not post the plan on #{number}, so nobody could approve it: {error}"
+
+
+class RunRecord(Protocol):
+    """What a GitHub host records about its run, for other processes and later runs to find
+    (app.runs.lifecycle keeps it in the store)."""
+
+    async def plan_asked(self, revision: int) -> None:
+        """The plan (this revision) waits for an answer: called before it is shown."""
+        ...
+
+    async def status_comment_posted(self, comment_id: int) -> None: ...
+
+    async def pull_request_opened(self, number: int) -> None: ...
+
+
+class GitHubHost:
+    """The GitHub side of one run. Build one per run invocation (start, resume or retry).
+
+    client: an installation client scoped to `repo` (`GitHubApp.client(installation_id, repo)`),
+    whose token renews itself. status_comment_id: the status comment recorded for this run, if
+    any; record: where the host records its plan question, its status comment and its pull
+    request (the run's lifecycle). secrets: configured secret values
+    (`settings.secret_values()`), never to be posted.
+    """
+
+    def __init__(
+        self,
+        client: InstallationClient,
+        *,
+        repo: str,
+        issue_number: int,
+        run_id: str,
+        requester: Requester,
+        app_slug: str,
+        status_comment_id: int | None = None,
+        record: RunRecord | None = None,
+        secrets: Iterable[str] = (),
+        bot_user_id: int | None = None,
+        email_domain: str = GITHUB_NOREPLY,
+    ) -> None:
+        if not status.RUN_ID.fullmatch(run_id):
+            raise ValueError(f"run id {run_id!r} must be 1-100 letters, digits or . _ : -")
+        self.repo = repo
+        self.issue_number = issue_number
+        self.run_id = run_id
+        self.requester = requester
+        self.app_slug = app_slug
+        self.bot = noreply_identity(f"{app_slug}[bot]", bot_user_id, email_domain)
+        self._client = client
+        self._email_domain = email_domain
+        self._record = record
+        self._scrub = Redactor(secrets)
+        # The status comment: written from worker threads, one write at a time, in order.
+        self._status_lock = threading.Lock()
+        self._status_id = status_comment_id
+        self._located = False
+        self._started = False
+        self._closed = False  # a final status was written: later live updates are dropped
+        self._board = status.Board()
+        self._pending: list[Callable[[status.Board], None]] = []  # not yet applied to _board
+        self._usage = Usage()
+
+    def __repr__(self) -> str:
+        return f"GitHubHost(repo={self.repo!r}, issue={self.issue_number}, run={self.run_id!r})"
+
+    @property
+    def bot_login(self) -> str:
+        return f"{self.app_slug}[bot]"
+
+    @property
+    def status_comment_id(self) -> int | None:
+        return self._status_id
+
+    # --- RunHost ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Show the status comment now: create it, or take over the one this run already has
+        (after a restart, a resume or a retry) with its checklist. Idempotent per host."""
+        if not self._started:
+            self._started = True
+            await self._write_status(None, final=False)
+
+    async def load_task(self) -> TaskText:
+        """The issue and what people said on it (bots, including this App, left out).
+
+        The first call of a new run, so it also puts the status comment up.
+        """
+        await self.start()
+        issue = await self._call(self._client.get_issue, self.repo, self.issue_number)
+        comments = await self._call(self._client.list_comments, self.repo, self.issue_number)
+        return TaskText(
+            title=issue.title,
+            body=issue.body,
+            comments=tuple(Remark(c.author, c.body) for c in comments if not c.author_is_bot),
+            requested_by=noreply_identity(
+                self.requester.login, self.requester.id, self._email_domain
+            ),
+            url=issue.html_url,
+        )
+
+    async def checkout(self) -> Checkout:
+        """The clone URL exactly as GitHub reports it, and a fresh repo-scoped token."""
+        info = await self._call(self._client.get_repo, self.repo)
+        return Checkout(
+            url=info.clone_url,
+            credentials=await self._credentials(),
+            default_branch=info.default_branch,
+            bot=self.bot,
+        )
+
+    async def progress(self, step: StepName, detail: str, usage: Usage) -> None:
+        await self._write_status(lambda board: board.advance(step, detail), usage=usage)
+
+    async def post_plan(
+        self, plan: PlanDict, *, awaiting_approval: bool, revision: int | None = None
+    ) -> None:
+        """Post the plan. Idempotent: a plan already posted for this run is not posted again;
+        with `revision`, that revision's comment is edited instead of adding another. A plan
+        that waits is recorded as the run's question first: answers to it are then kept even
+        while the run still parks."""
+        if awaiting_approval:
+            if self._record is not None:
+                await self._record.plan_asked(revision or 1)
+            await self._write_status(_mark_waiting, final=False, quiet=True)
+        try:
+            await self._call(self._post_plan, plan, awaiting_approval, revision)
+        except GitHubError as exc:
+            if awaiting_approval:  # nobody could approve a plan nobody can see
+                message = PLAN_FAILED.format(number=self.issue_number, error=exc)
+                raise RunFailed(self._scrub(message)) from None
+            log.warning("plan.post_failed", run=self.run_id, error=self._scrub(str(exc)))
+
+    async def decide(self, request: ApprovalRequest) -> PlanDecision | None:
+        """GitHub answers later, in a comment: the run waits durably and is resumed."""
+        return None
+
+    async def publish(self, sandbox: Sandbox, change: Change) -> Publication:
+        """Push the branch (never forced), then update its open pull request or open a draft
+        one, and ask the person who triggered the run to review it."""
+        await self._push(sandbox, change)
+        title = self._model_words(" ".join(change.title.split()), change)[:MAX_PR_TITLE_CHARS]
+        title = title or change.branch
+        body = self._pull_body(change)
+        try:
+            pull, created = await self._call(self._open_or_update_pull, change, title, body)
+        except GitHubError as exc:
+            message = PULL_FAILED.format(branch=change.branch, error=exc)
+            raise RunFailed(self._scrub(message)) from None
+        await self._request_review(pull.number)
+        if self._record is not None:
+            await self._save(self._record.pull_request_opened, pull.number, "pull.save_failed")
+        return Publication(branch=change.branch, url=pull.html_url, created=created)
+
+    async def finish(self, outcome: RunOutcome) -> None:
+        """The final status (or "waiting" for approval); never leaves "working" behind."""
+        await self._write_status(None, usage=outcome.usage, outcome=outcome)
+
+    # --- publishing -----------------------------------------------------------------------
+
+    async def _push(self, sandbox: Sandbox, change: Change) -> None:
+        """Push the change's branch with a fresh token; never forced."""
+        credentials = await self._credentials()
+        sandbox.add_secret(credentials.password)
+        try:
+            await asyncio.to_thread(
+                sandbox.push, change.repo_dir, change.branch, credentials=credentials
+            )
+        except SandboxGone:
+            raise
+        except SandboxError as exc:
+            raise RunFailed(self._scrub(await push_failure(sandbox, change, exc))) from None
+
+    def _open_or_update_pull(self, change: Change, title: str, body: str) -> tuple[PullInfo, bool]:
+        existing = self._client.find_pull(self.repo, change.branch)
+        if existing is not None:
+            pull = self._client.update_pull(self.repo, existing.number, title=title, body=body)
+            return pull, False
+        pull = self._client.create_draft_pull(
+            self.repo, title=title, body=body, head=change.branch, base=change.base_branch
+        )
+        return pull, True
+
+    async def _request_review(self, number: int) -> None:
+        """Best effort: a review request that GitHub refuses never fails the publication."""
+        try:
+            await self._call(self._client.request_review, self.repo, number, [self.requester.login])
+        except GitHubError as exc:
+            log.warning("pull.review_request_failed", run=self.run_id, error=self._scrub(str(exc)))
+
+    def _model_words(self, text: str, change: Change) -> str:
+        """The model's text made safe to publish: no secret, no ping, and no closing keyword
+        for any issue but the one this change fixes."""
+        text = defuse_mentions(self._scrub(text))
+        return unclose_others(text, repo=self.repo, issue_number=change.issue_number)
+
+    def _pull_body(self, change: Change) -> str:
+        body = self._model_words(change.body, change)
+        closing = f"Fixes #{change.issue_number}" if change.issue_number is not None else None
+        limit = MAX_COMMENT_CHARS - (len(closing) + 2 if closing else 0)
+        if len(body) > limit:
+            body = body[: limit - 20].rstrip() + "\n\n… (truncated)"
+        if closing and not re.search(rf"\b{re.escape(closing)}\b", body, re.IGNORECASE):
+            body = body.rstrip() + "\n\n" + closing + "\n"
+        return body
+
+    # --- the plan comment -----------------------------------------------------------------
+
+    def _post_plan(self, plan: PlanDict, awaiting_approval: bool, revision: int | None) -> None:
+        posted = [
+            (mark, comment)
+            for comment in self._client.list_comments(self.repo, self.issue_number)
+            if self._is_ours(comment)
+            and (mark := status.plan_mark(comment.body)) is not None
+            and mark.run_id == self.run_id
+        ]
+        digest = status.plan_digest(plan, awaiting_approval)
+        if revision is None:
+            latest = max(posted, key=lambda found: found[0].revision, default=None)
+            if latest is not None and latest[0].digest == digest:
+                return  # this very plan is already on the issue
+            revision = latest[0].revision + 1 if latest else 1
+        body = self._scrub(
+            status.render_plan(
+                self.run_id,
+                plan,
+                revision=revision,
+                awaiting_approval=awaiting_approval,
+                slug=self.app_slug,
+            )
+        )[:MAX_COMMENT_CHARS]
+        for mark, comment in posted:
+            if mark.revision == revision:
+                if mark.digest != digest:
+                    self._client.update_comment(self.repo, comment.id, body)
+                return
+        marker = status.PLAN_MARKER.format(run_id=self.run_id, revision=revision, digest=digest)
+        self._client.create_comment(self.repo, self.issue_number, body, marker=marker)
+
+    # --- the status comment ---------------------------------------------------------------
+
+    async def _write_status(
+        self,
+        change: Callable[[status.Board], None] | None,
+        *,
+        usage: Usage | None = None,
+        outcome: RunOutcome | None = None,
+        final: bool | None = None,
+        quiet: bool = False,
+    ) -> None:
+        """Apply `change` to the checklist and write the comment. Never raises."""
+        is_final = (
+            final if final is not None else outcome is not None and outcome.status != "waiting"
+        )
+        if usage is not None:
+            self._usage = usage
+        created = None
+        try:
+            created = await asyncio.to_thread(
+                self._write_status_now, change, outcome, is_final, quiet
+            )
+        except GitHubError as exc:
+            log.warning("status.update_failed", run=self.run_id, error=self._scrub(str(exc)))
+        except Exception as exc:  # a status comment must never take the run down
+            log.error(
+                "status.update_crashed",
+                run=self.run_id,
+                error=self._scrub(f"{type(exc).__name__}: {exc}"),
+            )
+        if created is not None and self._record is not None:
+            await self._save(self._record.status_comment_posted, created, "status.save_failed")
+
+    def _write_status_now(
+        self,
+        change: Callable[[status.Board], None] | None,
+        outcome: RunOutcome | None,
+        final: bool,
+        quiet: bool,
+    ) -> int | None:
+        """In a worker thread. Returns the id of a newly created status comment."""
+        with self._status_lock:
+            if self._closed and not final:
+                return None  # a late live update must not overwrite the final status
+            if change is not None:
+                self._pending.append(change)
+            self._locate_status()  # may raise: the changes wait for the next write
+            for pending in self._pending:
+                pending(self._board)
+            self._pending.clear()
+            if quiet:
+                return None
+            if final:
+                self._closed = True
+            body = status.render_status(
+                self.run_id, self._board, self._usage, self.app_slug, outcome
+            )
+            body = self._scrub(body)[:MAX_COMMENT_CHARS]
+            if self._status_id is not None:
+                try:  # the GitHub layer retries this edit's server errors (a PATCH repeats safely)
+                    self._client.update_comment(self.repo, self._status_id, body)
+                    return None
+                except NotFound:  # deleted by someone: post a new one
+                    self._status_id = None
+            marker = status.STATUS_MARKER.format(run_id=self.run_id)
+            try:
+                comment = self._client.create_comment(
+                    self.repo, self.issue_number, body, marker=marker
+                )
+            except GitHubError:
+                self._located = False  # it may exist after all: look before creating again
+                raise
+            self._status_id = comment.id
+            return comment.id
+
+    def _locate_status(self) -> None:
+        """Find this run's status comment (by id or marker) and take over its checklist."""
+        if self._located:
+            return
+        try:
+            comments = self._client.list_comments(self.repo, self.issue_number)
+        except GitHubError as exc:
+            if self._status_id is None:
+                raise  # creating one blindly could post a duplicate; try again next time
+            log.warning("status.lookup_failed", run=self.run_id, error=self._scrub(str(exc)))
+            self._located = True
+            return
+        mine = [c for c in comments if self._is_ours(c)]
+        found = next((c for c in mine if c.id == self._status_id), None) or next(
+            (c for c in mine if status.status_run_id(c.body) == self.run_id), None
+        )
+        self._status_id = found.id if found else None
+        if found is not None and (board := status.Board.load(found.body)) is not None:
+            self._board = board
+        self._located = True
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    async def _save(self, save: Callable[[int], Awaitable[None]], number: int, event: str) -> None:
+        """Record an id; a failure is logged, never raised."""
+        try:
+            await save(number)
+        except Exception as exc:
+            log.error(event, run=self.run_id, error=self._scrub(f"{type(exc).__name__}: {exc}"))
+
+    def _is_ours(self, comment: CommentInfo) -> bool:
+        return comment.author_is_bot and comment.author.lower() == self.bot_login.lower()
+
+    async def _credentials(self) -> GitCredentials:
+        token = await asyncio.to_thread(lambda: self._client.token)
+        self._scrub.add(token)
+        return GitCredentials(password=token)
+
+    async def _call(self, function: Callable[..., T], *args: object) -> T:
+        return await asyncio.to_thread(function, *args)
+
+
+def _mark_waiting(board: status.Board) -> None:
+    board.waiting = True

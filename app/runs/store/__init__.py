@@ -1,0 +1,20 @@
+"""The durable store: deliveries, installations, runs and the per-thread command inbox.
+
+One `Store`, its queries grouped by family of tables (a module each beside this one). Every
+write that must not happen twice (a delivery, a run per thread, a command per delivery) is
+guarded by a key in the database, not by a check-then-act in Python.
+"""
+
+from __future__ import annotations
+
+from app.runs.store.base import async_url
+from app.runs.store.commands import CommandStore
+from app.runs.store.deliveries import DeliveryStore
+from app.runs.store.installations import InstallationStore
+from app.runs.store.runs import RunStore
+
+__all__ = ["Store", "async_url"]
+
+
+class Store(DeliveryStore, InstallationStore, RunStore, CommandStore):
+    """All persistence. Construct with `Store.open(url)`; call `migrate()` once at start-up."""

@@ -1,0 +1,107 @@
+"""The store's foundation: the async engine (SQLite or PostgreSQL), opening, closing, migrating.
+
+SQLAlchemy Core on async engines: `sqlite+aiosqlite` (WAL) for the embedded default,
+`postgresql+psycopg` when DATABASE_URL names PostgreSQL. The tables' queries live beside this
+module, one module per family of tables, and `app.runs.store.Store` brings them together.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Self
+
+from sqlalchemy import Table, event, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import StaticPool
+from sqlalchemy.sql.dml import Insert
+
+from app.runs.models import metadata
+from app.runs.schema import migrate
+
+SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",  # readers never block the writer; fast commits
+    "PRAGMA synchronous=FULL",  # fsync each commit: an acknowledged delivery survives power loss
+    "PRAGMA busy_timeout=10000",  # wait for a concurrent writer instead of failing
+    "PRAGMA foreign_keys=ON",
+)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def async_url(url: str) -> URL:
+    """The async-driver URL for a `sqlite:///...` or `postgresql://...` DATABASE_URL."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return parsed.set(drivername="sqlite+aiosqlite")
+    if backend in {"postgresql", "postgres"}:
+        return parsed.set(drivername="postgresql+psycopg")
+    raise ValueError(f"unsupported database URL scheme {parsed.drivername!r}")
+
+
+class StoreBase:
+    """The engine and what every table family shares. Construct a Store with `Store.open`."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        dialect = engine.dialect.name
+        self._insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+    @classmethod
+    def open(cls, url: str, *, schema: str | None = None) -> Self:
+        """A store on `url` (no connection yet). `schema`, on PostgreSQL, is the search path:
+        every table (and the migrations' version table) lives there (tests isolate with it)."""
+        target = async_url(url)
+        if target.get_backend_name() == "sqlite":
+            if schema is not None:
+                raise ValueError("a schema needs PostgreSQL")
+            return cls(_sqlite_engine(target))
+        connect_args = {"options": f"-csearch_path={schema}"} if schema is not None else {}
+        return cls(create_async_engine(target, pool_pre_ping=True, connect_args=connect_args))
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
+
+    async def migrate(self) -> None:
+        """Bring the tables to the current schema (app.runs.schema); idempotent."""
+        await migrate(self._engine)
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+    async def count(self, table: str) -> int:
+        """Rows in a table (operators' stats and tests)."""
+        target = metadata.tables[table]
+        async with self._engine.connect() as conn:
+            return int((await conn.execute(select(func.count()).select_from(target))).scalar_one())
+
+    def _upsert_ignore(self, table: Table, keys: list[str], **values: Any) -> Insert:
+        stmt: Any = self._insert(table).values(**values)
+        return stmt.on_conflict_do_nothing(index_elements=keys)  # type: ignore[no-any-return]
+
+
+def _sqlite_engine(url: URL) -> AsyncEngine:
+    database = url.database or ""
+    in_memory = database in {"", ":memory:"}
+    if not in_memory:
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(
+        url,
+        # One shared connection for an in-memory database, or each would see its own.
+        **({"poolclass": StaticPool} if in_memory else {}),
+    )
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _tune(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        for pragma in SQLITE_PRAGMAS:
+            cursor.execute(pragma)
+        cursor.close()
+
+    return engine

@@ -1,0 +1,167 @@
+"""`GET /metrics`: Prometheus text, counted from the store, so every process tells the same story.
+
+Served only when OPEN_SWE_METRICS_TOKEN is set (404 otherwise), and only with
+`Authorization: Bearer <token>` (401 otherwise). Nothing is counted in memory: deliveries and
+runs come from their tables, model usage from the runs' checkpoints, the queue from
+procrastinate's table (or, with the in-process queue, from the runs and deliveries waiting), so
+any web process of a deployment sharing one PostgreSQL database answers the same totals.
+
+Not exported yet, because nothing durable records it: the time sandboxes take to be created
+(`open_swe_sandbox_create_seconds`), which needs a per-run event store.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+
+from app.config import Settings
+from app.runs import views
+from app.runs.models import ACTIVE_STATUSES, FINISHED_STATUSES
+from app.runs.store import Store
+from app.web.records import RunRecords
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+DURATION_BUCKETS = (60.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 21600.0, 86400.0)
+
+
+@dataclass
+class Snapshot:
+    """Everything /metrics says, read from the store at one moment."""
+
+    deliveries: dict[tuple[str, str], int] = field(default_factory=dict)
+    runs: dict[str, int] = field(default_factory=dict)  # finished, by outcome
+    active: int = 0
+    durations: list[float] = field(default_factory=list)  # seconds, finished runs
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    queue: dict[tuple[str, str], int] = field(default_factory=dict)
+
+
+async def snapshot(settings: Settings, store: Store, records: RunRecords) -> Snapshot:
+    engine = store.engine
+    counts = await views.run_counts(engine)
+    finished = await views.finished_runs(engine)
+    active = await views.active_runs(engine)
+    usage = await records.of([*finished, *active])
+    taken = Snapshot(
+        deliveries=await views.delivery_counts(engine),
+        runs={outcome: counts.get(outcome, 0) for outcome in FINISHED_STATUSES},
+        active=sum(counts.get(status, 0) for status in ACTIVE_STATUSES),
+        durations=[(r.updated_at - r.created_at).total_seconds() for r in finished],
+        input_tokens=sum(record.usage.input_tokens for record in usage.values()),
+        output_tokens=sum(record.usage.output_tokens for record in usage.values()),
+        cost_usd=sum(record.usage.cost_usd for record in usage.values()),
+    )
+    if settings.queue_backend == "procrastinate":
+        taken.queue = await views.procrastinate_jobs(engine, settings.queue_prefix)
+    else:  # the in-process queue holds the unfinished deliveries and the queued/running runs
+        taken.queue = {
+            ("deliveries", "todo"): await views.unfinished_deliveries(engine),
+            ("runs", "todo"): counts.get("queued", 0),
+            ("runs", "doing"): counts.get("running", 0),
+        }
+    return taken
+
+
+class SnapshotCollector(Collector):
+    def __init__(self, taken: Snapshot) -> None:
+        self._taken = taken
+
+    def collect(self) -> Iterable[Metric]:
+        taken = self._taken
+        deliveries = CounterMetricFamily(
+            "open_swe_deliveries",
+            "Webhook deliveries received, by event and how they ended.",
+            labels=["event", "outcome"],
+        )
+        for (event, outcome), count in sorted(taken.deliveries.items()):
+            deliveries.add_metric([event, outcome], count)
+        yield deliveries
+        runs = CounterMetricFamily(
+            "open_swe_runs", "Runs that ended, by outcome.", labels=["outcome"]
+        )
+        for outcome in FINISHED_STATUSES:
+            runs.add_metric([outcome], taken.runs.get(outcome, 0))
+        yield runs
+        yield GaugeMetricFamily(
+            "open_swe_runs_active", "Runs queued, running or waiting for approval.", taken.active
+        )
+        yield _histogram(
+            "open_swe_run_duration_seconds",
+            "Time from trigger to the end of finished runs (waits for approval included).",
+            taken.durations,
+            DURATION_BUCKETS,
+        )
+        tokens = CounterMetricFamily(
+            "open_swe_model_tokens", "Model tokens used by runs, by kind.", labels=["kind"]
+        )
+        tokens.add_metric(["input"], taken.input_tokens)
+        tokens.add_metric(["output"], taken.output_tokens)
+        yield tokens
+        yield CounterMetricFamily(
+            "open_swe_model_cost_usd",
+            "Estimated model cost of runs in US dollars (from a price table: an estimate).",
+            value=taken.cost_usd,
+        )
+        queue = GaugeMetricFamily(
+            "open_swe_queue_jobs",
+            "Jobs in the work queues, by queue and status.",
+            labels=["queue", "status"],
+        )
+        for (name, status), count in sorted(taken.queue.items()):
+            queue.add_metric([name, status], count)
+        yield queue
+
+
+def _histogram(
+    name: str, documentation: str, values: Sequence[float], bounds: Sequence[float]
+) -> HistogramMetricFamily:
+    buckets = [(_bound(bound), sum(v <= bound for v in values)) for bound in bounds]
+    buckets.append(("+Inf", len(values)))
+    return HistogramMetricFamily(name, documentation, buckets=buckets, sum_value=sum(values))
+
+
+def _bound(bound: float) -> str:
+    return str(floatToGoString(bound))  # type: ignore[no-untyped-call]
+
+
+def render(taken: Snapshot) -> bytes:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SnapshotCollector(taken))
+    return generate_latest(registry)
+
+
+async def metrics_endpoint(
+    request: Request, settings: Settings, store: Store | None, records: RunRecords | None
+) -> Response:
+    token = settings.metrics_token
+    if token is None or not token.get_secret_value():
+        return PlainTextResponse("Not Found", status_code=404)
+    given = request.headers.get("authorization", "")
+    scheme, _, credential = given.partition(" ")
+    expected = token.get_secret_value().encode()
+    if scheme.lower() != "bearer" or not secrets.compare_digest(
+        credential.strip().encode(), expected
+    ):
+        return PlainTextResponse(
+            "Unauthorized", status_code=401, headers={"WWW-Authenticate": "Bearer"}
+        )
+    if store is None or records is None:
+        return PlainTextResponse("starting", status_code=503)
+    taken = await snapshot(settings, store, records)
+    return Response(render(taken), media_type=CONTENT_TYPE)

@@ -1,0 +1,139 @@
+"""Start-up wiring, written once for the three ways open-swe runs: `serve` (app.server),
+`worker` (app.worker) and `run` (app.local).
+
+`wire(settings)` yields a `Wiring` that builds, on first use and once per process, what those
+entry points share: the store (migrated to the current schema), the GitHub App, the sandbox
+provider, the checkpointer (one connection pool for every run of the process) and the queue
+with the run job. On exit it closes what it opened, last opened first: the queue (running jobs
+are suspended), then the checkpointer, then the store. Anything injected (tests, the CLI's
+early checks) is used as given; an injected store is left open for its owner to close.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+
+from app.agent.checkpoint import open_checkpointer
+from app.config import Settings
+from app.github.app import GitHubApp
+from app.runs.dispatch import Dispatcher, InProcessDispatcher, JobFunction
+from app.runs.jobs import make_run_job
+from app.runs.queue import ProcrastinateDispatcher, WorkerOptions
+from app.runs.store import Store
+from app.sandbox.base import SandboxProvider
+from app.sandbox.factory import make_provider
+from app.webhooks.context import AppSlug, HandlerContext
+from app.webhooks.handlers import DeliveryProcessor
+
+
+def build_github_app(settings: Settings) -> GitHubApp:
+    """The App as `settings` configure it (raises GitHubError for a key that is not a PEM)."""
+    pem = settings.private_key_pem
+    assert settings.github_app_id is not None, "app_configured checked"
+    assert pem is not None, "app_configured checked"
+    return GitHubApp(settings.github_app_id, pem.get_secret_value(), settings.github_api_url)
+
+
+class Wiring:
+    """What one process builds once. Use it inside `wire(settings)`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        stack: AsyncExitStack,
+        *,
+        store: Store | None = None,
+        github: GitHubApp | None = None,
+        sandboxes: SandboxProvider | None = None,
+    ) -> None:
+        self.settings = settings
+        self._stack = stack
+        self._store = store
+        self._migrated = False
+        self._github = github
+        self._sandboxes = sandboxes
+        self._checkpointer: BaseCheckpointSaver[str] | None = None
+
+    async def store(self) -> Store:
+        """The store, migrated to the current schema before its first use."""
+        if self._store is None:
+            self._store = Store.open(self.settings.database_url)
+            self._stack.push_async_callback(self._store.close)
+        if not self._migrated:
+            await self._store.migrate()
+            self._migrated = True
+        return self._store
+
+    def github(self) -> GitHubApp:
+        if self._github is None:
+            self._github = build_github_app(self.settings)
+        return self._github
+
+    def sandboxes(self) -> SandboxProvider:
+        """The sandbox provider settings choose (its isolation is logged when built)."""
+        if self._sandboxes is None:
+            self._sandboxes = make_provider(self.settings)
+        return self._sandboxes
+
+    async def checkpointer(self) -> BaseCheckpointSaver[str]:
+        """The process's checkpointer: one SQLite connection, or one PostgreSQL pool, shared
+        by all its runs."""
+        if self._checkpointer is None:
+            self._checkpointer = await self._stack.enter_async_context(
+                open_checkpointer(self.settings)
+            )
+        return self._checkpointer
+
+    async def run_job(self) -> JobFunction:
+        """The agent's run job, on this process's store, App, sandboxes and checkpointer."""
+        return make_run_job(
+            self.settings,
+            await self.store(),
+            self.github(),
+            self.sandboxes(),
+            await self.checkpointer(),
+        )
+
+    async def queue(
+        self, run_job: JobFunction | None = None, *, worker: WorkerOptions | None
+    ) -> Dispatcher:
+        """The queue settings choose: in-process, or procrastinate on PostgreSQL, worked by
+        this process when `worker` options are given. `run_job` defaults to the agent's."""
+        job = run_job or await self.run_job()
+        if self.settings.queue_backend == "inprocess":
+            return InProcessDispatcher(
+                run_job=job, max_concurrent_runs=self.settings.max_concurrent_runs
+            )
+        return ProcrastinateDispatcher(
+            self.settings.database_url,
+            store=await self.store(),
+            run_job=job,
+            worker=worker,
+            queue_prefix=self.settings.queue_prefix,
+        )
+
+    async def start(self, queue: Dispatcher, slug: AppSlug) -> HandlerContext:
+        """Start `queue` with the delivery job; it is closed (its runs suspended) first on
+        exit. Returns what the webhook handlers work with."""
+        ctx = HandlerContext(
+            await self.store(), self.github(), queue, slug, self.settings.github_web_url
+        )
+        self._stack.push_async_callback(queue.aclose)
+        await queue.start(DeliveryProcessor(ctx))
+        return ctx
+
+
+@asynccontextmanager
+async def wire(
+    settings: Settings,
+    *,
+    store: Store | None = None,
+    github: GitHubApp | None = None,
+    sandboxes: SandboxProvider | None = None,
+) -> AsyncIterator[Wiring]:
+    """The process's wiring; what it opened is closed on exit, last opened first."""
+    async with AsyncExitStack() as stack:
+        yield Wiring(settings, stack, store=store, github=github, sandboxes=sandboxes)
