@@ -8,13 +8,12 @@ import structlog
 
 import app.logs as logs
 from app.logs import (
-    REDACTED,
-    SecretRedactor,
     configure_logging,
     redact_access_log_queries,
     redact_from_logs,
     redact_query,
 )
+from app.text.redact import REDACTED
 
 
 @pytest.fixture
@@ -55,24 +54,6 @@ def test_a_secret_learned_after_start_up_is_redacted_from_the_process_logs(
 
 def test_learning_a_secret_before_logging_is_configured_is_harmless(fresh_logging: None) -> None:
     redact_from_logs("ghs_too_early_token")  # nothing to add it to; must not raise
-
-
-def test_learned_secrets_are_bounded_keeping_the_newest_and_every_configured_one(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(logs, "MAX_LEARNED_SECRETS", 2)
-    redactor = SecretRedactor(["configured-secret"])
-    for token in ("token-one", "token-two", "token-three"):
-        redactor.add(token)
-
-    assert redactor.scrub("configured-secret token-two token-three") == " ".join([REDACTED] * 3)
-    assert redactor.scrub("token-one") == "token-one"  # the oldest, long expired, went first
-
-
-def test_a_secret_containing_another_is_replaced_whole() -> None:
-    redactor = SecretRedactor(["abcd"])
-    redactor.add("abcdefgh")
-    assert redactor.scrub("x abcdefgh y") == f"x {REDACTED} y"
 
 
 def test_libraries_logging_through_stdlib_are_redacted_too(
