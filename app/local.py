@@ -15,7 +15,6 @@ from app.agent.context import RunContext
 from app.agent.graph import build_graph
 from app.agent.models import check_models
 from app.agent.state import RunInput
-from app.agent.untrusted import sanitize
 from app.config import ConfigError, Settings
 from app.hosts.terminal import (
     EXIT_BAD_INPUT,
@@ -32,6 +31,7 @@ from app.hosts.terminal import (
 from app.runs.jobs import run_to_end
 from app.sandbox.base import SandboxProvider
 from app.sandbox.factory import UNCONFINED_WARNING, unconfined_reason
+from app.text.sanitize import sanitize
 from app.wiring import wire
 
 

@@ -1,66 +1,39 @@
-"""Logging set-up (structlog over stdlib), with every known secret redacted from every event."""
+"""Logging set-up (structlog over stdlib), every event redacted by the one policy
+(`app.text.redact`: known secrets, token shapes, URL credentials)."""
 
 from __future__ import annotations
 
 import logging
 import sys
-import threading
 from collections.abc import Iterable, MutableMapping
 from typing import Any, TextIO
 from urllib.parse import unquote_plus
 
 import structlog
 
-REDACTED = "[redacted]"
-#: Secrets learned at run time (installation tokens, minted hourly per repository) a redactor
-#: keeps; the oldest go first, long expired, so a server running for months stays fast.
-MAX_LEARNED_SECRETS = 4096
+from app.text.redact import REDACTED, Redactor
+
 #: Query parameters that carry one-time credentials: the `code` and `state` GitHub sends back
 #: to the setup and sign-in callbacks, the setup page's `token`.
 CREDENTIAL_QUERY_PARAMS = frozenset({"code", "state", "token"})
 
 # The redactor of this process's logs, set by configure_logging.
-_process_redactor: SecretRedactor | None = None
+_process_redactor: Redactor | None = None
 
 
-class SecretRedactor:
-    """A structlog processor that replaces known secret values anywhere in an event."""
+def _processor(redactor: Redactor) -> Any:
+    """A structlog processor applying the redaction policy to every value of an event."""
 
-    def __init__(self, secrets: Iterable[str]) -> None:
-        self._fixed = {s for s in secrets if len(s) >= 4}
-        self._learned: dict[str, None] = {}  # insertion-ordered: the oldest is dropped first
-        self._lock = threading.Lock()  # tokens are minted in worker threads
-        # Longest first so a secret containing another is replaced whole.
-        self._secrets = sorted(self._fixed, key=len, reverse=True)
+    def redact_event(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> Any:
+        return {key: redactor.scrub(value) for key, value in event.items()}
 
-    def add(self, secret: str) -> None:
-        with self._lock:
-            if len(secret) < 4 or secret in self._fixed or secret in self._learned:
-                return
-            self._learned[secret] = None
-            while len(self._learned) > MAX_LEARNED_SECRETS:
-                del self._learned[next(iter(self._learned))]
-            self._secrets = sorted({*self._fixed, *self._learned}, key=len, reverse=True)
-
-    def scrub(self, value: Any) -> Any:
-        if isinstance(value, str):
-            for secret in self._secrets:
-                value = value.replace(secret, REDACTED)
-            return value
-        if isinstance(value, dict):
-            return {k: self.scrub(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return type(value)(self.scrub(v) for v in value)
-        return value
-
-    def __call__(self, _logger: Any, _name: str, event: MutableMapping[str, Any]) -> Any:
-        return {key: self.scrub(value) for key, value in event.items()}
+    return redact_event
 
 
-def configure_logging(*, level: str, fmt: str, secrets: Iterable[str]) -> SecretRedactor:
+def configure_logging(*, level: str, fmt: str, secrets: Iterable[str]) -> Redactor:
     """Configure structlog once per process; returns the redactor so tokens can be added."""
     global _process_redactor
-    redactor = SecretRedactor(secrets)
+    redactor = Redactor(secrets)
     _process_redactor = redactor
     renderer: Any = (
         structlog.processors.JSONRenderer()
@@ -74,7 +47,7 @@ def configure_logging(*, level: str, fmt: str, secrets: Iterable[str]) -> Secret
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso"),
             structlog.processors.format_exc_info,
-            redactor,
+            _processor(redactor),
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
@@ -89,7 +62,7 @@ class _RedactingHandler(logging.StreamHandler[TextIO]):
     """Marks the root handler configure_logging installed, so configuring again replaces it."""
 
 
-def _route_stdlib_logging(redactor: SecretRedactor, renderer: Any) -> None:
+def _route_stdlib_logging(redactor: Redactor, renderer: Any) -> None:
     """Send libraries' stdlib logging (procrastinate, httpx, PyGithub...) through the same
     redaction and renderer, at WARNING and above whatever our level: at debug some of them log
     raw HTTP bodies, e.g. PyGithub the answer that mints an installation token, before anyone
@@ -105,7 +78,7 @@ def _route_stdlib_logging(redactor: SecretRedactor, renderer: Any) -> None:
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info,  # the traceback as text, then redacted
-                redactor,
+                _processor(redactor),
                 renderer,
             ],
         )

@@ -81,7 +81,7 @@ def create_app(
             receiver.deps = ReceiverDeps(await wiring.store(), queue, ROUTER, slug)
             if web is not None:
                 await web.start(ctx)
-            learn_slug = asyncio.create_task(slug.resolve(), name="learn-app-slug")
+            learn_slug = asyncio.create_task(slug.learn(), name="learn-app-slug")
             try:
                 if not isinstance(queue, ProcrastinateDispatcher):  # it does on start
                     await resubmit_unfinished(await wiring.store(), queue)

@@ -3,6 +3,7 @@
 make bench                                  # the full suite (about a minute)
 .venv/bin/python -m benchmarks --quick      # a few seconds: checks it all still works
 .venv/bin/python -m benchmarks --postgres-url postgresql://user@host:5432/db
+.venv/bin/python -m benchmarks --only-text   # untrusted-text tables alone (no servers)
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Sequence
 from importlib.metadata import version
 from pathlib import Path
 
-from benchmarks import signature, webhook_ack
+from benchmarks import signature, untrusted_text, webhook_ack
 from benchmarks.postgres import DEFAULT_URL
 from benchmarks.processes import ServerError
 from benchmarks.stats import render_table
@@ -41,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true", help="a few samples each (smoke run)")
     parser.add_argument("--postgres-url", default=DEFAULT_URL, help=f"default {DEFAULT_URL}")
     parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
+    parser.add_argument(
+        "--only-text", action="store_true", help="only the untrusted-text tables (no servers)"
+    )
     parser.add_argument("--rounds", type=_positive, help="interleaved rounds (default 40, quick 3)")
     parser.add_argument(
         "--block", type=_positive, help="samples per subject per round (default 10)"
@@ -71,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     postgres_url = None if args.no_postgres else args.postgres_url
     started = time.monotonic()
+    if args.only_text:
+        return _text_only(args.quick, started)
     print(
         f"open-swe benchmarks: {sizes.rounds} rounds x {sizes.block} samples per subject, "
         f"interleaved in rotating order after {sizes.warmup} warm-up; times in ms",
@@ -90,9 +96,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         rounds=sizes.rounds, block=max(sizes.block // 2, 1), warmup=sizes.warmup // 3
     )
     print(f"\n{render_table(f'{len(report.tables) + 1}. {sig_title}', sig_baseline, sig_rows)}")
+    _print_text_tables(args.quick, first=len(report.tables) + 2)
     print()
     for note in report.notes:
         print(note)
+    print(f"total {time.monotonic() - started:.1f} s")
+    return 0
+
+
+def _print_text_tables(quick: bool, *, first: int) -> None:
+    sizes = (64 * untrusted_text.KIB,) if quick else (64 * untrusted_text.KIB, 1024**2)
+    tables = untrusted_text.run(sizes=sizes, repeat=1 if quick else 5)
+    for number, (title, baseline, rows) in enumerate(tables, start=first):
+        print(f"\n{render_table(f'{number}. {title}', baseline, rows)}", flush=True)
+
+
+def _text_only(quick: bool, started: float) -> int:
+    print(machine_line(None))
+    _print_text_tables(quick, first=1)
     print(f"total {time.monotonic() - started:.1f} s")
     return 0
 

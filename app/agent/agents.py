@@ -37,8 +37,8 @@ from app.agent.followups import FollowUpMiddleware, FollowUps
 from app.agent.tools import RepoWorkingDirectory, SecretScrubber, ToolResultLimit, filesystem
 from app.agent.workspace import RunFailed
 from app.config import Settings
-from app.logs import SecretRedactor
 from app.sandbox.base import Sandbox
+from app.text.redact import Redactor
 
 SUMMARIZE_AT_TOKENS = 100_000  # below every supported model's context window
 KEEP_MESSAGES = 20
@@ -61,7 +61,7 @@ class PullRequestText(BaseModel):
 
 
 def _limits(
-    redactor: SecretRedactor,
+    redactor: Redactor,
     budget: Budget,
     model: BaseChatModel,
     summarizer: BaseChatModel,
@@ -105,7 +105,7 @@ async def _run_agent(agent: Any, message: str, budget: Budget) -> dict[str, Any]
 async def propose_plan(
     *,
     settings: Settings,
-    redactor: SecretRedactor,
+    redactor: Redactor,
     sandbox: Sandbox,
     budget: Budget,
     model: BaseChatModel,
@@ -135,7 +135,7 @@ async def propose_plan(
 async def implement(
     *,
     settings: Settings,
-    redactor: SecretRedactor,
+    redactor: Redactor,
     sandbox: Sandbox,
     budget: Budget,
     model: BaseChatModel,

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from app.agent.followups import FollowUps
 from app.agent.host import RunHost
 from app.config import Settings
-from app.logs import SecretRedactor
 from app.sandbox.base import Sandbox, SandboxProvider
+from app.text.redact import Redactor
 
 
 @dataclass(frozen=True)
@@ -23,9 +23,7 @@ class RunContext:
     follow_ups: FollowUps | None = None
     # Every secret of the run (settings' keys, tokens the host hands out), scrubbed from
     # anything bound for the model or for a person (failure reasons).
-    redactor: SecretRedactor = field(
-        default_factory=lambda: SecretRedactor(()), repr=False, compare=False
-    )
+    redactor: Redactor = field(default_factory=lambda: Redactor(()), repr=False, compare=False)
     # Sandboxes acquired in this process, by label set: nodes share one without re-listing.
     _acquired: dict[tuple[tuple[str, str], ...], Sandbox] = field(
         default_factory=dict, repr=False, compare=False

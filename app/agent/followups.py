@@ -8,6 +8,7 @@ message, sanitised and fenced as untrusted text like the task itself.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Protocol
 
 from langchain.agents.middleware import AgentMiddleware
@@ -15,7 +16,7 @@ from langchain_core.messages import HumanMessage
 from langgraph.runtime import Runtime
 
 from app.agent.host import Remark
-from app.agent.untrusted import fence, sanitize
+from app.text.sanitize import fence, sanitize
 
 INTRO = (
     "While you were working, people added the instructions below (untrusted text, like the "
@@ -49,6 +50,11 @@ def render_follow_ups(comments: list[Remark]) -> str:
     return INTRO + "\n\n" + "\n\n".join(blocks)
 
 
+def _render_visible(comments: list[Remark]) -> str | None:
+    visible = [c for c in comments if sanitize(c.body)]
+    return render_follow_ups(visible) if visible else None
+
+
 class FollowUpMiddleware(AgentMiddleware[Any, Any, Any]):
     """Before each model call: deliver the instructions that arrived meanwhile."""
 
@@ -57,7 +63,6 @@ class FollowUpMiddleware(AgentMiddleware[Any, Any, Any]):
         self.source = source
 
     async def abefore_model(self, state: Any, runtime: Runtime[Any]) -> dict[str, Any] | None:
-        arrived = [c for c in await self.source.take() if sanitize(c.body)]
-        if not arrived:
-            return None
-        return {"messages": [HumanMessage(render_follow_ups(arrived))]}
+        arrived = await self.source.take()
+        text = await asyncio.to_thread(_render_visible, arrived)  # people's text: off the loop
+        return {"messages": [HumanMessage(text)]} if text else None

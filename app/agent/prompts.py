@@ -1,7 +1,7 @@
 """Every text the models are given, in one place. Builders are pure functions of state data.
 
 Text people wrote arrives already sanitised and fenced in `<untrusted>` blocks (see
-untrusted.py); the system prompts say what those blocks are. No secret is ever an input here.
+app/text/sanitize.py); the system prompts say what those blocks are. No secret is ever an input here.
 """
 
 from __future__ import annotations

@@ -18,8 +18,8 @@ from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langgraph.prebuilt.tool_node import ToolCallRequest
 from langgraph.types import Command
 
-from app.logs import SecretRedactor
 from app.sandbox.base import Sandbox
+from app.text.redact import Redactor
 
 READ_ONLY_TOOLS: list[FsToolName] = ["ls", "read_file", "glob", "grep"]
 CODING_TOOLS: list[FsToolName] = [*READ_ONLY_TOOLS, "write_file", "edit_file", "execute"]
@@ -111,7 +111,7 @@ class SecretScrubber(AgentMiddleware[Any, Any, Any]):
     through another path, an error message quoting a URL with a token).
     """
 
-    def __init__(self, redactor: SecretRedactor) -> None:
+    def __init__(self, redactor: Redactor) -> None:
         super().__init__()
         self.redactor = redactor
 

@@ -20,9 +20,9 @@ from app.agent.repo_config import (
     instructed_test_command,
     parse_config,
 )
-from app.agent.untrusted import sanitize
 from app.sandbox.base import CommandResult, GitIdentity, Sandbox
 from app.sandbox.git import GIT_ENV, HARDENING
+from app.text.sanitize import sanitize
 
 REPO_DIR = "repo"  # relative to the sandbox's work_dir
 # Build and tool litter the agent's test runs leave behind: never part of a commit. Written to
@@ -140,7 +140,8 @@ async def read_repo_rules(
     for name in INSTRUCTION_FILES:
         text = await read_at(sandbox, repo_dir, base_sha, name)
         if text and text.strip():
-            instructions, source = sanitize(text)[:MAX_INSTRUCTIONS_CHARS], name
+            visible = await asyncio.to_thread(sanitize, text)  # a long file: off the loop
+            instructions, source = visible[:MAX_INSTRUCTIONS_CHARS], name
             break
     command = config.test or instructed_test_command(instructions)
     if command is None:

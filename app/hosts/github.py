@@ -10,8 +10,8 @@ so a resumed or retried run edits its comments instead of posting new ones, and 
 reuses the open pull request of the branch. Status updates are best effort: a GitHub failure
 there is logged and never stops the run.
 
-Nothing posted carries a secret: every body goes through a scrubber that knows the tokens this
-host handed out, the configured secrets, and the shapes of GitHub and model keys.
+Nothing posted carries a secret: every body goes through the redaction policy
+(`app.text.redact`) with the tokens this host handed out and the configured secrets.
 """
 
 from __future__ import annotations
@@ -42,8 +42,9 @@ from app.github.types import CommentInfo, PullInfo
 from app.hosts import status
 from app.hosts.identity import GITHUB_NOREPLY, Requester, noreply_identity
 from app.hosts.push import push_failure
-from app.logs import REDACTED, SecretRedactor
 from app.sandbox.base import GitCredentials, Sandbox, SandboxError, SandboxGone
+from app.text.github import defuse_mentions, unclose_others
+from app.text.redact import Redactor
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -52,13 +53,6 @@ MAX_COMMENT_CHARS = 65_000  # GitHub refuses bodies over 65,536 characters
 MAX_PR_TITLE_CHARS = 256
 PULL_FAILED = "pushed the branch {branch}, but could not open or update its pull request: {error}"
 PLAN_FAILED = "could not post the plan on #{number}, so nobody could approve it: {error}"
-
-# Token shapes, redacted even when nobody told us the value: GitHub tokens (ghs_, ghp_, gho_,
-# ghu_, ghr_, github_pat_), model keys (sk-...), and credentials inside URLs.
-_TOKEN_SHAPES = re.compile(
-    r"\bgh[pousr]_[A-Za-z0-9_.\-]{16,}|\bgithub_pat_[A-Za-z0-9_]{16,}|\bsk-[A-Za-z0-9_\-]{16,}"
-)
-_URL_CREDENTIALS = re.compile(r"(?<=://)[^/\s@:]+:[^/\s@]+@")
 
 
 class RunRecord(Protocol):
@@ -72,21 +66,6 @@ class RunRecord(Protocol):
     async def status_comment_posted(self, comment_id: int) -> None: ...
 
     async def pull_request_opened(self, number: int) -> None: ...
-
-
-class Scrubber:
-    """Removes known secrets and anything shaped like a token from text we are about to post."""
-
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self._known = SecretRedactor(secrets)
-
-    def add(self, secret: str) -> None:
-        self._known.add(secret)
-
-    def __call__(self, text: str) -> str:
-        text = str(self._known.scrub(text))
-        text = _URL_CREDENTIALS.sub(f"{REDACTED}@", text)
-        return _TOKEN_SHAPES.sub(REDACTED, text)
 
 
 class GitHubHost:
@@ -125,7 +104,7 @@ class GitHubHost:
         self._client = client
         self._email_domain = email_domain
         self._record = record
-        self._scrub = Scrubber(secrets)
+        self._scrub = Redactor(secrets)
         # The status comment: written from worker threads, one write at a time, in order.
         self._status_lock = threading.Lock()
         self._status_id = status_comment_id
@@ -266,8 +245,8 @@ class GitHubHost:
     def _model_words(self, text: str, change: Change) -> str:
         """The model's text made safe to publish: no secret, no ping, and no closing keyword
         for any issue but the one this change fixes."""
-        text = status.quiet_mentions(self._scrub(text))
-        return status.unclose_others(text, repo=self.repo, issue_number=change.issue_number)
+        text = defuse_mentions(self._scrub(text))
+        return unclose_others(text, repo=self.repo, issue_number=change.issue_number)
 
     def _pull_body(self, change: Change) -> str:
         body = self._model_words(change.body, change)

@@ -29,6 +29,7 @@ from app.hosts.github import MAX_COMMENT_CHARS, GitHubHost
 from app.hosts.identity import noreply_identity
 from app.runs.models import StoredCommand
 from app.sandbox.base import Sandbox
+from app.text.github import defuse_mentions
 
 log = structlog.get_logger(__name__)
 
@@ -114,12 +115,12 @@ class GitHubPullHost(GitHubHost):
     async def publish(self, sandbox: Sandbox, change: Change) -> Publication:
         """Push the new commits to the pull request's branch and say what changed."""
         await self._push(sandbox, change)
-        title = status.quiet_mentions(" ".join(change.title.split()))
+        title = defuse_mentions(" ".join(change.title.split()))
         body = PUSHED.format(
             commit=change.commit,
             branch=change.branch,
             title=title,
-            body=status.quiet_mentions(change.body),
+            body=defuse_mentions(change.body),
         )
         await self._answer(body)
         return Publication(branch=change.branch, url=None, created=False)

@@ -21,7 +21,9 @@ from typing import Any
 from app.agent.budget import Usage
 from app.agent.host import RunOutcome
 from app.agent.state import STEP_ORDER, PlanDict, StepName
-from app.webhooks.commands import COMMAND_PREFIX, Verb
+from app.commands import COMMAND_PREFIX, Verb
+from app.text import github as github_text
+from app.text.github import clip
 
 MAX_DETAIL_CHARS = 300
 MAX_REASON_CHARS = 1_000
@@ -41,7 +43,7 @@ STEP_LABELS: dict[StepName, str] = {
 DONE, CURRENT, WAITING, PENDING, FAILED, STOPPED = "✅", "🔄", "⏸️", "⬜", "❌", "⏹️"
 
 
-# Commands people can answer with (the grammar of app/webhooks/commands.py) --------------
+# Commands people can answer with (the grammar of app/commands.py) --------------
 
 
 def approve_hint(slug: str) -> str:
@@ -128,82 +130,19 @@ _PLAN_MARKER = re.compile(
 RUN_ID = re.compile(r"[\w.:-]{1,100}")
 
 
-# Escaping -----------------------------------------------------------------------------------
-
-_CODE_SPAN = re.compile(r"(`+)(?!`)(.+?)(?<!`)\1(?!`)")
-_MARKUP = re.compile(r"([\\`<>\[\]])")
-_MENTION = re.compile(r"(?<![\w@])@(?=[A-Za-z0-9])")
-_ZERO_WIDTH_SPACE = "\u200b"  # "@\u200bname" renders as @name without pinging anyone
-# In prose that keeps its markdown, a mention right after a backtick is inside a code span.
-_PROSE_MENTION = re.compile(r"(?<![\w@`])@(?=[A-Za-z0-9])")
-# GitHub's closing keywords, an optional colon, then one issue reference (#N, GH-N,
-# owner/repo#N or an issue/pull URL): merged into the default branch, it closes that issue.
-_CLOSING = re.compile(
-    r"\b(?P<keyword>close[sd]?|fix(?:e[sd])?|resolve[sd]?)(?P<gap>\s*:?\s*)"
-    r"(?P<ref>(?:(?P<repo>[\w.-]+/[\w.-]+)#|#|gh-)(?P<number>\d+)"
-    r"|https?://[^\s/]+/(?P<url_repo>[\w.-]+/[\w.-]+)/(?:issues|pull)/(?P<url_number>\d+))"
-    r"(?![\w/])",
-    re.IGNORECASE,
-)
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
-def _escape(text: str) -> str:
-    text = _MARKUP.sub(r"\\\1", text.replace("&", "&amp;"))
-    return _MENTION.sub("@" + _ZERO_WIDTH_SPACE, text)
-
-
-def quiet_mentions(text: str) -> str:
-    """The model's words keep their @-mentions visible but ping nobody (nor any bot)."""
-    return _PROSE_MENTION.sub("@" + _ZERO_WIDTH_SPACE, text)
-
-
-def unclose_others(text: str, *, repo: str, issue_number: int | None) -> str:
-    """Text for a pull request that closes no issue but the run's own when merged.
-
-    A closing keyword aimed at any other issue (the model's words can be steered by the issue
-    text) becomes "refs": the reference still links, nothing gets closed.
-    """
-
-    def rewrite(match: re.Match[str]) -> str:
-        ref_repo = match.group("repo") or match.group("url_repo") or repo
-        number = int(match.group("number") or match.group("url_number"))
-        if ref_repo.lower() == repo.lower() and number == issue_number:
-            return match.group(0)
-        return f"refs {match.group('ref')}"
-
-    return _CLOSING.sub(rewrite, text)
+# Escaping (app/text/github.py), with this module's limits ---------------------------------
 
 
 def inline(text: str, limit: int = MAX_DETAIL_CHARS) -> str:
-    """Untrusted text as one line of plain markdown: code spans kept, everything else inert."""
-    text = _clip(" ".join(text.split()), limit)
-    parts, position = [], 0
-    for match in _CODE_SPAN.finditer(text):
-        parts += [_escape(text[position : match.start()]), match.group(0)]
-        position = match.end()
-    parts.append(_escape(text[position:]))
-    return "".join(parts)
+    return github_text.inline(text, limit)
 
 
 def code(text: str, limit: int = MAX_DETAIL_CHARS) -> str:
-    """Untrusted text as one inline code span (a delimiter longer than any backtick run)."""
-    text = _clip(" ".join(text.split()), limit)
-    ticks = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
-    pad = " " if text.startswith("`") or text.endswith("`") else ""
-    return f"{ticks}{pad}{text}{pad}{ticks}"
+    return github_text.code(text, limit)
 
 
 def block(text: str, limit: int = MAX_OUTPUT_CHARS) -> str:
-    """Untrusted multi-line text (e.g. command output) as a fenced block; its tail is kept."""
-    text = text.strip("\n")
-    if len(text) > limit:
-        text = "…" + text[-limit:]
-    fence = "`" * max(3, max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
-    return f"{fence}text\n{text}\n{fence}"
+    return github_text.block(text, limit)
 
 
 # The checklist ------------------------------------------------------------------------------
@@ -221,7 +160,7 @@ class Board:
         """A step completed. Going back (revise, test retries) forgets what came after it."""
         self.reached = STEP_ORDER.index(step)
         self.details = {s: d for s, d in self.details.items() if _index(s) < self.reached}
-        self.details[step] = _clip(detail, MAX_DETAIL_CHARS)
+        self.details[step] = clip(detail, MAX_DETAIL_CHARS)
         if self.reached >= STEP_ORDER.index("approval"):
             self.waiting = False
 
@@ -247,7 +186,7 @@ class Board:
         if not isinstance(details, dict):
             return None
         kept = {
-            step: _clip(text, MAX_DETAIL_CHARS)
+            step: clip(text, MAX_DETAIL_CHARS)
             for step, text in details.items()
             if step in STEP_ORDER and isinstance(text, str)
         }

@@ -31,10 +31,10 @@ from app.agent.host import (
 )
 from app.agent.prompts import describe_tests
 from app.agent.state import PlanDecision, PlanDict, StepName
-from app.agent.untrusted import sanitize
 from app.agent.workspace import RunFailed
 from app.config import Settings
 from app.sandbox.base import GitIdentity, Sandbox, SandboxError
+from app.text.sanitize import sanitize
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 LOCAL_BOT = GitIdentity("open-swe", "open-swe@localhost")

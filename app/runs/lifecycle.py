@@ -46,7 +46,6 @@ import structlog
 from app.agent.host import RunHost, RunOutcome
 from app.agent.nodes.common import sandbox_labels
 from app.agent.state import PlanDecision, RunInput, is_follow_up
-from app.agent.untrusted import sanitize
 from app.runs.dispatch import Dispatcher, ResumeRun, StartRun
 from app.runs.models import (
     ACTIVE_STATUSES,
@@ -60,6 +59,7 @@ from app.runs.models import (
 )
 from app.runs.store import Store
 from app.sandbox.base import SandboxError, SandboxProvider
+from app.text.sanitize import sanitize
 
 log = structlog.get_logger(__name__)
 

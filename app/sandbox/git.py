@@ -12,8 +12,8 @@ import shlex
 from collections.abc import Sequence
 from urllib.parse import urlsplit, urlunsplit
 
-from app.logs import REDACTED
 from app.sandbox.base import GitCredentials, GitIdentity, SandboxError
+from app.text.redact import redact
 
 USERNAME_VAR = "OPEN_SWE_GIT_USERNAME"
 PASSWORD_VAR = "OPEN_SWE_GIT_PASSWORD"  # noqa: S105 - a variable name, not a password
@@ -42,8 +42,6 @@ _REMOTE_LINE = re.compile(r"^remote:(?P<text>.*)$")
 _PROGRESS = re.compile(r"^(Counting|Compressing|Resolving|Enumerating|Writing|Total) ")
 _TERMINAL_CODES = re.compile(r"\x1b\[[0-9;]*[A-Za-z]|[\x00-\x08\x0b-\x1f\x7f]")
 # Credentials a remote could echo back: user:password@ in URLs, GitHub token shapes.
-_URL_USERINFO = re.compile(r"(?<=://)[^/\s@]+@")
-_GITHUB_TOKEN = re.compile(r"\b(?:gh[pousr]_|github_pat_)[A-Za-z0-9_]{16,}")
 
 
 class PushRefused(SandboxError):
@@ -152,7 +150,7 @@ def remote_refusal(output: str) -> str | None:
 
 
 def _without_credentials(text: str) -> str:
-    return _GITHUB_TOKEN.sub(REDACTED, _URL_USERINFO.sub("", text))
+    return redact(text)  # the one policy: token shapes and URL user info
 
 
 def last_line(output: str) -> str:

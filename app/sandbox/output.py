@@ -1,6 +1,6 @@
 """Output hygiene for sandbox commands: decode, strip terminal escapes, redact, bound.
 
-A leaf module (no open-swe imports) used by `Sandbox.run()` for every backend, and by the local
+Redaction is the one policy of `app.text.redact`; this module adds what streaming needs. Used by `Sandbox.run()` for every backend, and by the local
 backend while streaming, so a command that prints 100 MB never holds 100 MB in memory.
 
 Order matters: escapes are stripped before redaction (a token printed in colour is still caught),
@@ -14,10 +14,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import lru_cache
-from urllib.parse import quote, quote_plus
 
-REDACTED = "[redacted]"
+from app.text.redact import redact, secret_forms
 
 # ESC-introduced sequences (ECMA-48): CSI, OSC and the other string commands (DCS, SOS, PM,
 # APC, possibly unterminated at the end of a clip), then two-byte and nF escapes; plus the
@@ -35,10 +33,9 @@ _ANSI = re.compile(
     re.VERBOSE,
 )
 
-# Characters trimmed at a clip on top of the longest secret, for escape-sequence fragments.
+# Characters trimmed at a clip on top of the longest secret, for fragments of escape sequences
+# (a token shape cut by the clip loses its prefix or is too short to be a token).
 _CLIP_MARGIN = 64
-# A multi-line secret (a PEM key) is also redacted line by line when a line is this long.
-_MIN_SECRET_LINE = 16
 # UTF-8 continuation bytes: every other byte starts a character.
 _CONTINUATION = bytes(range(0x80, 0xC0))
 
@@ -99,31 +96,6 @@ class HeadTailBuffer:
 
 def strip_ansi(text: str) -> str:
     return _ANSI.sub("", text)
-
-
-def secret_forms(secrets: Iterable[str]) -> list[str]:
-    """Every spelling of each secret to redact, longest first (so a longer form wins)."""
-    forms: set[str] = set()
-    for secret in secrets:
-        if not secret:
-            continue
-        forms.update({secret, quote(secret, safe=""), quote(secret), quote_plus(secret)})
-        if "\n" in secret:  # a PEM key may be printed in part, one line at a time
-            forms.update(
-                line.strip()
-                for line in secret.splitlines()
-                if len(line.strip()) >= _MIN_SECRET_LINE
-            )
-    return sorted(forms, key=len, reverse=True)
-
-
-def redact(text: str, forms: list[str]) -> str:
-    return _pattern(tuple(forms)).sub(REDACTED, text) if forms else text
-
-
-@lru_cache(maxsize=32)
-def _pattern(forms: tuple[str, ...]) -> re.Pattern[str]:
-    return re.compile("|".join(re.escape(form) for form in forms))
 
 
 def clean_output(

@@ -20,10 +20,10 @@ from typing import Any
 
 import structlog
 
+from app.commands import Command, Verb
 from app.hosts.status import inline
 from app.runs.models import Run
 from app.runs.views import DASHBOARD_PREFIX
-from app.webhooks.commands import Command, Verb
 from app.webhooks.comments import ACTIONS
 from app.webhooks.context import HandlerContext
 from app.webhooks.event import Event

@@ -5,11 +5,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Awaitable, Callable
 
+import anyio.to_thread
+
+from app.commands import Command, Verb, addresses_bot, parse_command
 from app.github.types import ReactionTarget
 from app.hosts.status import MAX_REASON_CHARS, inline
 from app.runs.models import NewCommand, Run
+from app.text.github import quote
 from app.webhooks import messages
-from app.webhooks.commands import Command, Verb, addresses_bot, parse_command
 from app.webhooks.context import HandlerContext
 from app.webhooks.event import Comment, Event
 from app.webhooks.gate import gate
@@ -34,7 +37,8 @@ async def on_comment(ctx: HandlerContext, event: Event) -> Outcome:
     comment, thread = event.comment, event.thread
     if comment is None or thread is None:
         return Outcome("ignored", "no comment on an issue or pull request")
-    command = parse_command(comment.body, await ctx.slug.resolve())
+    slug = await ctx.slug.resolve()
+    command = await anyio.to_thread.run_sync(parse_command, comment.body, slug)
     if command is None:
         return Outcome("ignored", NOT_ADDRESSED)
     if event.is_bot:
@@ -97,7 +101,7 @@ async def _help(ctx: HandlerContext, event: Event, command: Command, active: Run
 async def _unknown(
     ctx: HandlerContext, event: Event, command: Command, active: Run | None
 ) -> Outcome:
-    word = messages.quote_untrusted(command.text)
+    word = quote(command.text)
     body = messages.UNKNOWN_COMMAND.format(word=word, slug=ctx.slug.known or "open-swe")
     await ctx.reply_once(event, body)
     return Outcome("replied", f"unknown command {word!r}")
@@ -192,7 +196,7 @@ async def _cannot_change(ctx: HandlerContext, event: Event) -> Outcome | None:
     assert number is not None, "gated before use"
     pull = await ctx.on_thread(event, lambda client, repo: client.get_pull(repo, number))
     if pull.is_fork:
-        head = messages.quote_untrusted(pull.head_repo or "deleted", limit=100)
+        head = quote(pull.head_repo or "deleted", limit=100)
         await ctx.reply_once(event, messages.PULL_FROM_FORK.format(head=f"`{head}`"))
         return Outcome("refused", f"pull request #{number} comes from a fork")
     if pull.state != "open":

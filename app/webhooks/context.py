@@ -7,10 +7,12 @@ stay plain async code.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+import anyio
 import anyio.to_thread
 import structlog
 
@@ -29,12 +31,31 @@ T = TypeVar("T")
 log = structlog.get_logger(__name__)
 
 
-class AppSlug:
-    """The App's slug: from settings, else asked of GitHub once (in a thread) and cached."""
+FIRST_RETRY_SECONDS = 5.0
+MAX_RETRY_SECONDS = 300.0
 
-    def __init__(self, configured: str | None, github: GitHubApp | None) -> None:
+
+class AppSlug:
+    """The App's slug: from settings, else asked of GitHub (in a thread) and cached.
+
+    Until it is known, mentions address nobody (`app.commands`). A failed lookup is tried again
+    on the next `resolve`, but no sooner than a delay that doubles from FIRST_RETRY_SECONDS up
+    to MAX_RETRY_SECONDS; `learn` keeps trying in the background until it succeeds.
+    """
+
+    def __init__(
+        self,
+        configured: str | None,
+        github: GitHubApp | None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        first_retry: float = FIRST_RETRY_SECONDS,
+    ) -> None:
         self._slug = configured
         self._github = github
+        self._clock = clock
+        self._delay = first_retry
+        self._next_try = float("-inf")
 
     @property
     def known(self) -> str | None:
@@ -42,12 +63,20 @@ class AppSlug:
         return self._slug
 
     async def resolve(self) -> str | None:
-        if self._slug is None and self._github is not None:
+        if self._slug is None and self._github is not None and self._clock() >= self._next_try:
             try:
                 self._slug = await anyio.to_thread.run_sync(self._github.slug)
             except GitHubError as exc:
-                log.warning("cannot learn the App slug yet", error=str(exc))
+                self._next_try = self._clock() + self._delay
+                log.warning("cannot learn the App slug yet", error=str(exc), retry_in=self._delay)
+                self._delay = min(self._delay * 2, MAX_RETRY_SECONDS)
         return self._slug
+
+    async def learn(self) -> None:
+        """Ask GitHub until the slug is known (the server runs this in the background)."""
+        # A timed backoff, not a wait for an event: nothing else would tell us to try again.
+        while await self.resolve() is None and self._github is not None:  # noqa: ASYNC110
+            await anyio.sleep(max(self._next_try - self._clock(), 0.0))
 
 
 def reply_marker(delivery_id: str) -> str:

@@ -1,11 +1,9 @@
 """Everything open-swe says on GitHub in answer to a trigger: named, so tests assert on it.
 
-Templates use `str.format`; values that come from users go through `quote_untrusted` first.
+Templates use `str.format`; values that come from users go through `app.text.github.quote` first.
 """
 
 from __future__ import annotations
-
-import re
 
 HELP = """\
 Here is what I understand (put the command alone on the first line of a comment):
@@ -81,11 +79,3 @@ FORM_CONTENT_TYPE = (
     "GitHub sent this delivery as application/x-www-form-urlencoded; open-swe needs JSON. "
     "In the GitHub App's settings, under Webhook, set Content type to application/json."
 )
-
-_UNSAFE = re.compile(r"[`@\s<>\[\]()*_~|\\]")
-
-
-def quote_untrusted(text: str, *, limit: int = 40) -> str:
-    """User text fit to echo inside inline code: no markup, no mentions, bounded length."""
-    cleaned = _UNSAFE.sub("", text)
-    return cleaned[:limit] + ("…" if len(cleaned) > limit else "")

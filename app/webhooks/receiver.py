@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import anyio.to_thread
 import structlog
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
@@ -197,7 +198,8 @@ class WebhookReceiver:
         if event.name == "ping":
             status, decision_reason, work = "pong", None, False
         else:
-            decision = deps.router.decide(event, deps.slug.known)
+            # Off the event loop: deciding parses untrusted comment text (linear, still CPU).
+            decision = await anyio.to_thread.run_sync(deps.router.decide, event, deps.slug.known)
             status = "accepted" if decision.accepted else "ignored"
             decision_reason, work = decision.reason or None, decision.accepted
         try:

@@ -11,8 +11,8 @@ from app.agent.budget import Budget
 from app.agent.host import Checkout
 from app.agent.models import chat_model
 from app.config import Settings
-from app.logs import SecretRedactor
 from app.sandbox.local import LocalProvider
+from app.text.redact import Redactor
 from tests.agent.conftest import REPO_FILES, make_repo
 from tests.fakes.model import ModelRequest, ScriptedModel, offers, text, tool
 
@@ -41,7 +41,7 @@ async def test_long_histories_are_summarised(
 
     notes = await agents.implement(
         settings=settings,
-        redactor=SecretRedactor(()),
+        redactor=Redactor(()),
         sandbox=sandbox,
         repo_dir=repo_dir,
         budget=budget,

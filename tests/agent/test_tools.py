@@ -11,7 +11,7 @@ from app.agent.tools import (
     ToolResultLimit,
     clip,
 )
-from app.logs import SecretRedactor
+from app.text.redact import Redactor
 
 
 def test_clip_keeps_head_and_tail() -> None:
@@ -59,7 +59,7 @@ async def test_execute_starts_in_the_checkout_other_tools_untouched() -> None:
 
 
 async def test_secrets_are_scrubbed_from_what_goes_to_the_model() -> None:
-    redactor = SecretRedactor(["sk-secret-value"])
+    redactor = Redactor(["sk-secret-value"])
     redactor.add("ghs_token_value")
     request = ModelRequest(
         model=None,  # type: ignore[arg-type]

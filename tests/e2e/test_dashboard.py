@@ -14,11 +14,11 @@ import httpx
 import pytest
 from playwright.async_api import Page, expect
 
+from app.commands import Verb
 from app.config import Settings
 from app.server import create_app
 from app.setup_routes import SetupStateStore
 from app.web.actions import TRAIL
-from app.webhooks.commands import Verb
 from tests.agent.conftest import PLAN, script_fix, script_plan, script_pr
 from tests.e2e.browser import TIMEOUT_MS, Browser, browser
 from tests.e2e.conftest import MAINTAINER, READER, REPO, World, eventually

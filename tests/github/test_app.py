@@ -8,6 +8,7 @@ import pytest
 
 from app.github.app import GitHubApp
 from app.github.errors import AuthenticationFailed, GitHubError
+from app.text.redact import REDACTED
 from tests.fakes.github import FakeGitHub, generate_rsa_keypair
 from tests.github.conftest import INSTALLATION, REPO
 
@@ -194,7 +195,7 @@ def test_a_minted_installation_token_is_redacted_from_the_process_logs(
 
     err = capsys.readouterr().err
     assert token not in err
-    assert logs.REDACTED in err
+    assert REDACTED in err
 
 
 # The App's webhook deliveries ------------------------------------------------------------

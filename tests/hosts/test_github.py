@@ -22,7 +22,7 @@ from app.github.app import GitHubApp
 from app.github.client import InstallationClient
 from app.github.transport import RETRIES
 from app.hosts import status
-from app.hosts.github import GitHubHost, Scrubber
+from app.hosts.github import GitHubHost
 from app.hosts.identity import Requester, noreply_domain, noreply_identity
 from app.runs.jobs import run_to_end
 from app.sandbox.base import Sandbox, SandboxError
@@ -220,21 +220,6 @@ async def test_load_task_gives_the_issue_and_people_comments_raw(
     assert task.requested_by.email == "583231+alice@users.noreply.github.com"
     assert task.url == f"{gh.web_url}/{REPO}/issues/1"
     assert len(status_comments(gh)) == 1  # the status comment is up from the start
-
-
-def test_scrubber_removes_known_secrets_token_shapes_and_url_credentials() -> None:
-    scrub = Scrubber(["correct-horse-battery"])
-    scrub.add("staple-and-more")
-    text = (
-        "a correct-horse-battery b staple-and-more c ghs_abcdefghijklmnopqrstuvwxyz0123 "
-        "d github_pat_11ABCDEFG0123456789_abcdefghij e sk-proj-abcdefghijklmnop "
-        "f https://x-access-token:t0ken@github.com/acme/widgets.git"
-    )
-    assert scrub(text) == (
-        "a [redacted] b [redacted] c [redacted] d [redacted] e [redacted] "
-        "f https://[redacted]@github.com/acme/widgets.git"
-    )
-    assert scrub("ghs_short and sk-no") == "ghs_short and sk-no"
 
 
 async def test_a_token_handed_out_is_redacted_whatever_its_shape(
@@ -613,6 +598,22 @@ async def test_the_models_words_ping_nobody_and_close_no_other_issue(
     assert "refs #99" in body
     assert "refs other/repo#5" in body
     assert "refs https://github.com/acme/other/issues/3" in body
+
+
+async def test_mentions_in_any_markup_ping_nobody_from_a_pull_request(
+    host: GitHubHost, gh: FakeGitHub, sandbox: Sandbox
+) -> None:
+    """Issue 11: `_@user_`, `&#64;user` and a lone backtick before `@user` still pinged."""
+    summary = "Thanks _@alice_, &#64;bob and `@carol, [@dave](https://example.com).\n"
+    change = await prepared_change(host, sandbox, FIXED, title="For &#64;erin", body=summary)
+    await host.publish(sandbox, change)
+    [pull] = gh.pulls.values()
+    body, title = pull.issue.body or "", pull.issue.title
+    for name in ("alice", "bob", "carol", "dave"):
+        assert f"@\u200b{name}" in body
+    assert "&#64;" not in body
+    assert title == "For @\u200berin"
+    assert not re.search(r"@(?!\u200b)", body + title)
 
 
 async def test_the_run_issues_closing_line_stays_once_whatever_the_model_wrote(

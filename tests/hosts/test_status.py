@@ -9,9 +9,9 @@ import pytest
 from app.agent.budget import Usage
 from app.agent.host import OutcomeStatus, RunOutcome
 from app.agent.state import STEP_ORDER, PlanDict
+from app.commands import Verb, parse_command
 from app.hosts import status
 from app.hosts.status import Board, render_plan, render_status
-from app.webhooks.commands import Verb, parse_command
 
 RUN = "run-42"
 SLUG = "open-swe-test"
@@ -245,44 +245,6 @@ def test_inline_escapes_markup_and_mentions_but_keeps_code_spans() -> None:
     assert "@\u200balice" in result
     assert "`@bob <x>`" in result
     assert "\n" not in status.inline("a\nb\n\nc")
-
-
-def test_quiet_mentions_keeps_the_name_but_pings_nobody() -> None:
-    text = "@alice, mail a@b.c, `@code` and (@bob-2)"
-    assert status.quiet_mentions(text) == "@\u200balice, mail a@b.c, `@code` and (@\u200bbob-2)"
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("Fixes #99", "refs #99"),
-        ("closes: #99.", "refs #99."),
-        ("RESOLVED other/repo#5", "refs other/repo#5"),
-        ("Fixed GH-12", "refs GH-12"),
-        (
-            "fix https://github.com/acme/other/issues/3",
-            "refs https://github.com/acme/other/issues/3",
-        ),
-        (
-            "Closes https://github.com/acme/widgets/pull/8",
-            "refs https://github.com/acme/widgets/pull/8",
-        ),
-        ("Fixes #70", "refs #70"),  # not the run's #7
-        ("Fixes #7", "Fixes #7"),
-        ("resolves: ACME/Widgets#7", "resolves: ACME/Widgets#7"),
-        (
-            "close https://github.com/acme/widgets/issues/7",
-            "close https://github.com/acme/widgets/issues/7",
-        ),
-        ("prefixes #99 and closest #99", "prefixes #99 and closest #99"),  # not keywords
-    ],
-)
-def test_unclose_others_keeps_only_the_runs_own_closing_reference(text: str, expected: str) -> None:
-    assert status.unclose_others(text, repo="acme/widgets", issue_number=7) == expected
-
-
-def test_unclose_others_without_an_issue_closes_nothing() -> None:
-    assert status.unclose_others("Fixes #7", repo="acme/widgets", issue_number=None) == "refs #7"
 
 
 def test_inline_and_code_are_bounded() -> None:

@@ -36,7 +36,7 @@ from app.sandbox.base import (
     SandboxGone,
     SandboxProvider,
 )
-from app.sandbox.output import REDACTED
+from app.text.redact import REDACTED
 from tests.fakes.git_http import GitHttpServer
 
 AUTHOR = GitIdentity("open-swe[bot]", "bot@open-swe.test")

@@ -141,7 +141,9 @@ def test_a_push_refused_by_a_hook_keeps_the_remotes_reason(tmp_path: Path) -> No
         "push of 'open-swe/x' to https://github.com/o/r.git was refused by the remote: "
         + WORKFLOWS_REFUSAL
     )
-    assert "details: https://example.com/o/r" in error.reason  # the URL stays, its user goes
+    assert (
+        "details: https://[redacted]@example.com/o/r" in error.reason
+    )  # the URL stays, its user goes
     assert error.reason.endswith("(pre-receive hook declined)")
     assert LEAKY_TOKEN not in str(error)
     assert "x-access-token" not in str(error)

@@ -20,8 +20,8 @@ from app.sandbox.base import (
 )
 from app.sandbox.local import LocalProvider, LocalSandbox
 from app.sandbox.local_state import STATE_FILE
-from app.sandbox.output import REDACTED
 from app.sandbox.process import STREAM_KEEP_BYTES
+from app.text.redact import REDACTED
 from tests.sandbox.conftest import fast_provider, processes_with
 from tests.sandbox.contract import AUTHOR, TOKEN, SandboxContract, host_git, make_remote
 

@@ -7,14 +7,8 @@ import tracemalloc
 
 import pytest
 
-from app.sandbox.output import (
-    REDACTED,
-    Clipped,
-    HeadTailBuffer,
-    clean_output,
-    secret_forms,
-    strip_ansi,
-)
+from app.sandbox.output import Clipped, HeadTailBuffer, clean_output, strip_ansi
+from app.text.redact import REDACTED, secret_forms
 
 NOTE = re.compile(r"\[\.\.\. ([\d,]+) characters \(([\d,]+) lines\) cut from the middle")
 

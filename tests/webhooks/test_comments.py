@@ -493,7 +493,7 @@ async def test_the_slug_is_learned_from_github_when_not_configured(
     tmp_path: Path, gh: FakeGitHub, github_app: GitHubApp
 ) -> None:
     async with start_harness(tmp_path, gh, github_app, github_app_slug=None) as harness:
-        # Until the slug is known, any mention is kept for the background job to judge.
+        # Known or not yet, a mention of someone else addresses nobody.
         comment = harness.gh.add_comment(REPO, 1, "@someone-else fix it", user=MAINTAINER)
         data = comment_payload(comment.body, comment_id=comment.id)
         response = await harness.deliver("issue_comment", data, delivery="other")
@@ -504,3 +504,16 @@ async def test_the_slug_is_learned_from_github_when_not_configured(
         await say(harness, f"@{SLUG} fix it")
         assert len(await harness.store.runs_on_thread(ISSUE)) == 1
     assert len(gh.calls_matching("GET", "/app")) == 1  # asked once, then cached
+
+
+async def test_while_the_slug_is_unknown_only_commands_trigger(
+    tmp_path: Path, gh: FakeGitHub, github_app: GitHubApp
+) -> None:
+    """Issue 11: with GET /app failing, a comment that only mentioned @alice started a run."""
+    gh.fail("GET", "/app", 401, times=1000, message="Bad credentials")
+    async with start_harness(tmp_path, gh, github_app, github_app_slug=None) as harness:
+        for body in ("@alice fix it", f"@{SLUG} fix it", f"thanks @{SLUG}"):
+            await say(harness, body)
+            assert await harness.store.runs_on_thread(ISSUE) == []
+        await say(harness, "/open-swe fix it")
+        assert len(await harness.store.runs_on_thread(ISSUE)) == 1

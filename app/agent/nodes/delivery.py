@@ -8,6 +8,7 @@ the lifecycle's (app.runs.lifecycle.end_run), for every way a run ends.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Literal
 
 import structlog
@@ -37,8 +38,9 @@ from app.agent.state import (
     is_follow_up,
 )
 from app.agent.tools import clip
-from app.agent.untrusted import sanitize
 from app.sandbox.base import GitIdentity
+from app.text.github import defuse_mentions, unclose_others
+from app.text.sanitize import sanitize
 
 log = structlog.get_logger(__name__)
 DIFF_CHARS = 20_000  # of the diff shown to the model writing the PR text
@@ -54,8 +56,13 @@ async def instructions_waiting(state: RunState, context: RunContext) -> bool:
     return await context.follow_ups.waiting()
 
 
-def commit_message(title: str, summary: str, co_author: str | None) -> str:
-    message = f"{title}\n\n{summary}".strip()
+def commit_message(
+    title: str, summary: str, co_author: str | None, *, repo: str, issue_number: int | None
+) -> str:
+    """The model's words, made harmless: merged into the default branch, a commit message's
+    closing keywords close issues too, so only the run's own issue may be named that way."""
+    words = defuse_mentions(f"{title}\n\n{summary}".strip())
+    message = unclose_others(words, repo=repo, issue_number=issue_number)
     if co_author:
         message += f"\n\nCo-authored-by: {co_author}"
     return message + "\n"
@@ -120,14 +127,16 @@ async def publish(state: RunState, runtime: Rt) -> Command[Literal["report", "im
             state["task"], state.get("plan"), stat, clip(diff, DIFF_CHARS), tests
         ),
     )
-    title = sanitize(text.title).replace("\n", " ")[:100] or state["title"]
-    summary = sanitize(text.summary)
+    title = (await asyncio.to_thread(sanitize, text.title)).replace("\n", " ")[:100]
+    title = title or state["title"]
+    summary = await asyncio.to_thread(sanitize, text.summary)  # the model's words: off the loop
     author = GitIdentity(state["bot_name"], state["bot_email"])
-    sha = await workspace.commit(
-        sandbox, repo_dir, commit_message(title, summary, state.get("requested_by")), author
-    )
-    passed = None if tests is None or tests["command"] is None else tests["passed"]
     closes = None if is_follow_up(state) else state["issue_number"]  # a PR closes no PR
+    message = commit_message(
+        title, summary, state.get("requested_by"), repo=state["repo"], issue_number=closes
+    )
+    sha = await workspace.commit(sandbox, repo_dir, message, author)
+    passed = None if tests is None or tests["command"] is None else tests["passed"]
     change = Change(
         repo_dir=repo_dir,
         branch=state["branch"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Literal
 
 from langgraph.types import Command, interrupt
@@ -18,7 +19,7 @@ from app.agent.state import (
     PlanUpdate,
     RunState,
 )
-from app.agent.untrusted import fence, sanitize
+from app.text.sanitize import fence, sanitize
 
 MAX_STEP_CHARS = 300
 
@@ -83,8 +84,11 @@ async def approval(state: RunState, runtime: Rt) -> Command[Literal["plan", "imp
         await announce(runtime, "approval", f"approved by {who}", usage)
         approved = ApprovalUpdate(approved_by=who, steps_done=done(state, "approval"))
         return Command(goto="implement", update=approved)
-    if decision.get("verb") == "revise" and sanitize(decision.get("feedback", "")):
-        feedback = fence(f"plan feedback from {who}", decision.get("feedback", ""))
+    feedback_text = decision.get("feedback", "")
+    revising = decision.get("verb") == "revise"
+    visible: str = await asyncio.to_thread(sanitize, feedback_text) if revising else ""
+    if visible:
+        feedback = await asyncio.to_thread(fence, f"plan feedback from {who}", feedback_text)
         await announce(runtime, "approval", f"revision requested by {who}", usage)
         revise = ApprovalUpdate(feedback=[*state.get("feedback", []), feedback])
         return Command(goto="plan", update=revise)

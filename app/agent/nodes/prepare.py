@@ -6,6 +6,7 @@ people's requests are its plan, already approved by the writer who asked.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Literal
 
 from langgraph.types import Command
@@ -15,8 +16,8 @@ from app.agent.followups import where
 from app.agent.host import TaskText
 from app.agent.nodes.common import Rt, acquire, announce, build_workspace
 from app.agent.state import PrepareUpdate, RunState, is_follow_up
-from app.agent.untrusted import fence, sanitize
 from app.agent.workspace import RunFailed
+from app.text.sanitize import fence, sanitize
 
 MAX_TITLE_CHARS = 200
 MAX_TASK_CHARS = 60_000  # the issue and its discussion; older comments are dropped first
@@ -77,15 +78,23 @@ def _bounded(parts: list[str], droppable: list[str], last: list[str]) -> str:
     return text
 
 
+def _read_task(task: TaskText, issue_number: int | None, follow_up: bool) -> tuple[str, str]:
+    """(title, the task for prompts), or RunFailed when there is nothing to work on."""
+    title = sanitize(task.title)[:MAX_TITLE_CHARS]
+    body = sanitize(task.body)
+    if not title and not body:
+        raise RunFailed("the task is empty: give it a title or a description")
+    if follow_up and not any(sanitize(r.body) for r in task.requests):
+        raise RunFailed("there is no request to work on: say what to change in the comment")
+    return title or body.splitlines()[0][:MAX_TITLE_CHARS], render_task(task, issue_number)
+
+
 async def prepare(state: RunState, runtime: Rt) -> Command[Literal["plan", "implement"]]:
     budget = Budget(runtime.context.settings, None, model="")  # a new run starts from zero
     task = await runtime.context.host.load_task()
     follow_up = is_follow_up(state)
-    title = sanitize(task.title)[:MAX_TITLE_CHARS]
-    if not title and not sanitize(task.body):
-        raise RunFailed("the task is empty: give it a title or a description")
-    if follow_up and not any(sanitize(r.body) for r in task.requests):
-        raise RunFailed("there is no request to work on: say what to change in the comment")
+    # People's text is parsed in a thread: linear, but CPU work the event loop must not wait on.
+    title, rendered = await asyncio.to_thread(_read_task, task, state["issue_number"], follow_up)
     who = task.requested_by
     # Always a fresh checkout for a new run: the branches may have moved since the last one.
     fields = await build_workspace(state, runtime, await acquire(state, runtime))
@@ -97,8 +106,8 @@ async def prepare(state: RunState, runtime: Rt) -> Command[Literal["plan", "impl
     await announce(runtime, "prepare", detail, Usage.from_dict(usage))
     update = PrepareUpdate(
         **fields,
-        title=title or sanitize(task.body).splitlines()[0][:MAX_TITLE_CHARS],
-        task=render_task(task, state["issue_number"]),
+        title=title,
+        task=rendered,
         requested_by=f"{who.name} <{who.email}>" if who else None,
         plan=None,
         plan_revision=0,

@@ -8,8 +8,8 @@ from collections.abc import Iterable
 from daytona import DaytonaConnectionError, DaytonaError
 from daytona.common.errors import SOURCE_DAEMON
 
-from app.logs import REDACTED
 from app.sandbox.base import SandboxError
+from app.text.redact import redact, secret_forms
 
 UNAVAILABLE = {502, 503}
 
@@ -31,10 +31,8 @@ def unavailable(exc: DaytonaError) -> bool:
 
 
 def scrub(text: str, secrets: Iterable[str]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, REDACTED)
-    return text
+    """The redaction policy (`app.text.redact`) with the sandbox's secrets."""
+    return redact(text, secret_forms(secrets))
 
 
 def describe(exc: DaytonaError, what: str, secrets: Iterable[str]) -> str:
