@@ -23,16 +23,14 @@ import asyncio
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import procrastinate
 import structlog
 from procrastinate.exceptions import AlreadyEnqueued, UniqueViolation
 from procrastinate.job_context import AbortReason
-from procrastinate.jobs import Job as QueuedJob
 from procrastinate.jobs import Status
-from procrastinate.retry import BaseRetryStrategy, RetryDecision
 from procrastinate.schema import SchemaManager
 from sqlalchemy.engine import make_url
 
@@ -49,7 +47,7 @@ from app.runs.dispatch import (
     job_to_dict,
 )
 from app.runs.periodic import Sweep, cron, sweep_once
-from app.runs.retry import DELIVERY_RETRY, RetryPolicy, TryAgain
+from app.runs.retry import DELIVERY_RETRY, ProcrastinateRetry, RetryPolicy, TryAgain
 from app.runs.store import Store
 
 log = structlog.get_logger(__name__)
@@ -142,7 +140,7 @@ class ProcrastinateDispatcher:
             conninfo=libpq_url(database_url), min_size=1, max_size=8
         )
         self._app = procrastinate.App(connector=self._connector)
-        retried = _Retry(retry)  # a job that raises TryAgain is run again, later
+        retried = ProcrastinateRetry(retry)  # a job that raises TryAgain runs again, later
         self._delivery_task = self._app.task(
             name=PROCESS_DELIVERY_TASK,
             queue=self._queues[DELIVERIES],
@@ -359,31 +357,11 @@ class ProcrastinateDispatcher:
         return count
 
 
-class _Retry(BaseRetryStrategy):
-    """procrastinate's side of RetryPolicy: a job that raised TryAgain is run again after the
-    policy's wait; anything else is not retried."""
-
-    def __init__(self, policy: RetryPolicy) -> None:
-        self._policy = policy
-
-    def get_retry_decision(
-        self, *, exception: BaseException, job: QueuedJob
-    ) -> RetryDecision | None:
-        if not isinstance(exception, TryAgain):
-            return None
-        wait = self._policy.wait(job.attempts + 1, exception.retry_after)
-        if wait is None:
-            log.error("job failed after its last try", job=job.task_name, key=job.queueing_lock)
-            return None
-        log.warning("job will be tried again", job=job.task_name, key=job.queueing_lock, wait=wait)
-        return RetryDecision(retry_at=datetime.now(UTC) + timedelta(seconds=wait))
-
-
 async def _call(function: JobFunction, argument: str, job: Job) -> None:
     try:
         await function(argument)
     except TryAgain:
-        raise  # procrastinate runs it again later (_Retry)
+        raise  # procrastinate runs it again later (ProcrastinateRetry)
     except Exception:
         # The job owns its error reporting (as in-process); logged here, with redaction.
         log.exception("job failed", job=job.kind, id=argument)

@@ -9,10 +9,16 @@ then run it again after the wait `RetryPolicy` gives, growing each time, honouri
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
+import structlog
+from procrastinate.jobs import Job
+from procrastinate.retry import BaseRetryStrategy, RetryDecision
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from app.github.errors import GitHubError, RateLimited
+
+log = structlog.get_logger(__name__)
 
 
 class TryAgain(Exception):
@@ -64,3 +70,21 @@ def as_transient(exc: BaseException) -> TryAgain | None:
     if isinstance(exc, ConnectionError | TimeoutError):
         return TryAgain(f"{type(exc).__name__}: {exc}")
     return None
+
+
+class ProcrastinateRetry(BaseRetryStrategy):
+    """procrastinate's side of RetryPolicy (app.runs.queue): a job that raised TryAgain runs
+    again after the policy's wait; anything else is not retried."""
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self._policy = policy
+
+    def get_retry_decision(self, *, exception: BaseException, job: Job) -> RetryDecision | None:
+        if not isinstance(exception, TryAgain):
+            return None
+        wait = self._policy.wait(job.attempts + 1, exception.retry_after)  # attempts: so far
+        if wait is None:
+            log.error("job failed after its last try", job=job.task_name, key=job.queueing_lock)
+            return None
+        log.warning("job will be tried again", job=job.task_name, key=job.queueing_lock, wait=wait)
+        return RetryDecision(retry_at=datetime.now(UTC) + timedelta(seconds=wait))
