@@ -99,6 +99,13 @@ class Settings(BaseSettings):
     worker_shutdown_timeout: float = Field(
         30.0, validation_alias="OPEN_SWE_WORKER_SHUTDOWN_TIMEOUT", ge=0
     )
+    # Faults never lose deliveries: missed ones are asked again of GitHub every N minutes (0:
+    # never); work recorded but not queued is queued within seconds; old records are pruned.
+    redelivery_sweep_minutes: float = Field(
+        10.0, validation_alias="OPEN_SWE_REDELIVERY_SWEEP_MINUTES", ge=0
+    )
+    outbox_sweep_seconds: float = Field(5.0, validation_alias="OPEN_SWE_OUTBOX_SWEEP_SECONDS", gt=0)
+    retention_days: int = Field(30, validation_alias="OPEN_SWE_RETENTION_DAYS", ge=1)
 
     # Sandboxes
     sandbox: Literal["daytona", "local"] | None = Field(None, validation_alias="OPEN_SWE_SANDBOX")

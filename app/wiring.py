@@ -4,8 +4,9 @@
 `wire(settings)` yields a `Wiring` that builds, on first use and once per process, what those
 entry points share: the store (migrated to the current schema), the GitHub App, the sandbox
 provider, the checkpointer (one connection pool for every run of the process) and the queue
-with the run job. On exit it closes what it opened, last opened first: the queue (running jobs
-are suspended), then the checkpointer, then the store. Anything injected (tests, the CLI's
+with the run job and the deployment's sweeps (app.runs.periodic). On exit it closes what it
+opened, last opened first: the queue (its sweeps stop, running jobs are suspended), then the
+checkpointer, then the store. Anything injected (tests, the CLI's
 early checks) is used as given; an injected store is left open for its owner to close.
 """
 
@@ -13,6 +14,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import timedelta
+from functools import partial
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
@@ -20,13 +23,20 @@ from app.agent.checkpoint import open_checkpointer
 from app.config import Settings
 from app.github.app import GitHubApp
 from app.runs.dispatch import Dispatcher, InProcessDispatcher, JobFunction
+from app.runs.janitor import SandboxJanitor
 from app.runs.jobs import make_run_job
+from app.runs.outbox import queue_uncarried
+from app.runs.periodic import Sweep, expressible
 from app.runs.queue import ProcrastinateDispatcher, WorkerOptions
+from app.runs.retention import Retention
 from app.runs.store import Store
 from app.sandbox.base import SandboxProvider
 from app.sandbox.factory import make_provider
 from app.webhooks.context import AppSlug, HandlerContext
 from app.webhooks.handlers import DeliveryProcessor
+from app.webhooks.redelivery import RedeliverySweep
+
+HOURLY = 3600.0  # seconds between two retention sweeps, and two janitor sweeps
 
 
 def build_github_app(settings: Settings) -> GitHubApp:
@@ -101,29 +111,70 @@ class Wiring:
         self, run_job: JobFunction | None = None, *, worker: WorkerOptions | None
     ) -> Dispatcher:
         """The queue settings choose: in-process, or procrastinate on PostgreSQL, worked by
-        this process when `worker` options are given. `run_job` defaults to the agent's."""
+        this process when `worker` options are given, with the deployment's sweeps
+        registered. `run_job` defaults to the agent's."""
         job = run_job or await self.run_job()
+        queue: Dispatcher
         if self.settings.queue_backend == "inprocess":
-            return InProcessDispatcher(
+            queue = InProcessDispatcher(
                 run_job=job, max_concurrent_runs=self.settings.max_concurrent_runs
             )
-        return ProcrastinateDispatcher(
-            self.settings.database_url,
-            store=await self.store(),
-            run_job=job,
-            worker=worker,
-            queue_prefix=self.settings.queue_prefix,
-        )
+        else:
+            queue = ProcrastinateDispatcher(
+                self.settings.database_url,
+                store=await self.store(),
+                run_job=job,
+                worker=worker,
+                queue_prefix=self.settings.queue_prefix,
+            )
+        for sweep in await self.sweeps(queue):
+            queue.schedule(sweep)
+        return queue
 
     async def start(self, queue: Dispatcher, slug: AppSlug) -> HandlerContext:
         """Start `queue` with the delivery job; it is closed (its runs suspended) first on
         exit. Returns what the webhook handlers work with."""
         ctx = HandlerContext(
-            await self.store(), self.github(), queue, slug, self.settings.github_web_url
+            await self.store(),
+            self.github(),
+            queue,
+            slug,
+            self.settings.github_web_url,
+            sandboxes=self.sandboxes,
         )
         self._stack.push_async_callback(queue.aclose)
         await queue.start(DeliveryProcessor(ctx))
         return ctx
+
+    async def sweeps(self, queue: Dispatcher) -> list[Sweep]:
+        """What the deployment repeats on a timer (app.runs.periodic), run wherever `queue`
+        runs them: queue recorded work no job carries, ask GitHub for missed deliveries,
+        prune what retention lets go, delete orphaned sandboxes. Add a sweep here."""
+        settings, store = self.settings, await self.store()
+        prune_jobs = queue.prune_jobs if isinstance(queue, ProcrastinateDispatcher) else None
+
+        async def retention() -> int:  # the checkpointer is opened on first use
+            checkpointer = await self.checkpointer()
+            return await Retention(store, settings.retention_days, checkpointer, prune_jobs)()
+
+        async def janitor() -> int:
+            kept = timedelta(days=settings.retention_days)
+            return await SandboxJanitor(store, self.sandboxes(), kept_for=kept)()
+
+        outbox = expressible(settings.outbox_sweep_seconds)
+        sweeps = [
+            Sweep(
+                "outbox",
+                outbox,
+                partial(queue_uncarried, store, queue, grace=timedelta(seconds=outbox)),
+            ),
+            Sweep("retention", HOURLY, retention),
+            Sweep("sandbox-janitor", HOURLY, janitor),
+        ]
+        if settings.redelivery_sweep_minutes > 0:
+            every = expressible(settings.redelivery_sweep_minutes * 60)
+            sweeps.append(Sweep("redelivery", every, RedeliverySweep(store, self.github())))
+        return sweeps
 
 
 @asynccontextmanager

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,6 +11,7 @@ import httpx
 import pytest
 
 from app.github.app import GitHubApp
+from app.runs.dispatch import DispatcherClosed, InProcessDispatcher, Job, ProcessDelivery, StartRun
 from app.runs.models import Run, RunStatus, thread_key
 from app.runs.store import Store
 from app.server import create_app
@@ -114,6 +117,55 @@ async def test_a_delivery_accepted_before_a_crash_is_processed_after_the_restart
     async with start_harness(tmp_path, gh, github_app) as third:
         await third.settle()
         assert third.run_jobs == [run.id]  # the run is still queued (the recorder runs nothing)
+
+
+async def test_work_whose_enqueue_failed_is_queued_within_seconds_without_a_restart(
+    tmp_path: Path, gh: FakeGitHub, github_app: GitHubApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Finding 6: an accepted delivery whose enqueue failed after the 202 waited for the next
+    start; so did a run whose job could not be queued. The outbox sweep queues them."""
+    failures: dict[type[Job], int] = {ProcessDelivery: 1, StartRun: 1}
+    submit = InProcessDispatcher.submit
+
+    async def flaky_submit(queue: InProcessDispatcher, job: Job) -> None:
+        if failures.get(type(job)):
+            failures[type(job)] -= 1
+            raise DispatcherClosed("the queue is gone for a moment")
+        await submit(queue, job)
+
+    monkeypatch.setattr(InProcessDispatcher, "submit", flaky_submit)
+    run_jobs: list[str] = []
+    ran = asyncio.Event()
+
+    async def run_job(run_id: str) -> None:
+        run_jobs.append(run_id)
+        ran.set()
+
+    settings = make_settings(tmp_path, gh, outbox_sweep_seconds=1)
+    store = Store.open(settings.database_url)
+    app = create_app(settings, store=store, github=github_app, run_job=run_job)
+    body = json.dumps(labeled()).encode()
+    try:
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://t"
+            ) as client,
+        ):
+            headers = signed_headers("issues", body, delivery="unqueued")
+            response = await client.post("/webhooks/github", content=body, headers=headers)
+            assert response.status_code == 202
+            async with asyncio.timeout(30):
+                await ran.wait()
+            run = await store.active_run(THREAD)
+            assert run is not None
+            assert run_jobs == [run.id]
+            delivery = await store.delivery("unqueued")
+            assert delivery is not None
+            assert delivery.processed_at is not None
+    finally:
+        await store.close()
+    assert failures == {ProcessDelivery: 0, StartRun: 0}
 
 
 async def test_runs_interrupted_by_a_restart_are_resumed_but_waiting_ones_are_not(

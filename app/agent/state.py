@@ -56,6 +56,7 @@ class PlanDecision(TypedDict):
     verb: Literal["approve", "revise", "stop"]
     feedback: NotRequired[str]
     by: NotRequired[str]  # who decided (a login), for the record
+    reason: NotRequired[str]  # why a stop came (an event: "issue closed by @x"), when not asked
 
 
 class CheckResult(TypedDict):

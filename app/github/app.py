@@ -6,17 +6,19 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
+from urllib.parse import parse_qs, urlsplit
 
 import jwt as pyjwt
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from github import Auth, Github
+from requests.utils import parse_header_links
 
 from app.github.client import InstallationClient
 from app.github.errors import GitHubError, NotFound
 from app.github.transport import backoff_factor, github_errors, github_options, repeatable_posts
-from app.github.types import InstallationInfo, InstallationToken
+from app.github.types import HookDelivery, InstallationInfo, InstallationToken
 from app.logs import redact_from_logs
 
 JWT_BACKDATE = 60  # seconds: tolerate a server clock slightly ahead of ours (GitHub's advice)
@@ -141,6 +143,39 @@ class GitHubApp:
         github = Github(auth=auth, base_url=self.api_url, **self._options)
         return InstallationClient(github, lambda: auth.token, backoff=self._backoff)
 
+    def forget_installation(self, installation_id: int) -> int:
+        """Drop the installation's cached tokens (it was uninstalled or suspended); how many."""
+        with self._lock:
+            keys = [key for key in self._tokens if key[0] == installation_id]
+            for key in keys:
+                del self._tokens[key]
+        return len(keys)
+
+    def hook_deliveries(
+        self, *, cursor: str | None = None, per_page: int = 100
+    ) -> tuple[list[HookDelivery], str | None]:
+        """One page of the App webhook's deliveries, newest first, and the cursor of the next
+        page (None on the last)."""
+        parameters: dict[str, Any] = {"per_page": per_page}
+        if cursor is not None:
+            parameters["cursor"] = cursor
+        with github_errors("list the App's webhook deliveries"):
+            headers, data = self._github.requester.requestJsonAndCheck(
+                "GET", "/app/hook/deliveries", parameters=parameters
+            )
+        links = {key.lower(): value for key, value in (headers or {}).items()}.get("link")
+        return [_hook_delivery(item) for item in data or []], _next_cursor(links)
+
+    def redeliver(self, hook_delivery_id: int) -> None:
+        """Ask GitHub to send a delivery again (to the App's webhook URL, same X-GitHub-Delivery).
+
+        Repeating the request after a lost answer is harmless: the receiver takes a delivery
+        id once."""
+        with github_errors(f"redeliver webhook delivery {hook_delivery_id}"), repeatable_posts():
+            self._github.requester.requestJsonAndCheck(
+                "POST", f"/app/hook/deliveries/{hook_delivery_id}/attempts"
+            )
+
 
 def _load_private_key(pem: str) -> RSAPrivateKey:
     """Parse the key once: PyJWT would re-parse (and re-check) a PEM string on every JWT."""
@@ -171,6 +206,27 @@ def _installation_info(data: dict[str, Any]) -> InstallationInfo:
         account_type=kind,
         suspended=data.get("suspended_at") is not None,
     )
+
+
+def _hook_delivery(data: dict[str, Any]) -> HookDelivery:
+    return HookDelivery(
+        id=int(data["id"]),
+        guid=str(data["guid"]),
+        delivered_at=_parse_time(str(data["delivered_at"])),
+        redelivery=bool(data.get("redelivery")),
+        status_code=int(data.get("status_code") or 0),
+        event=str(data.get("event") or ""),
+        action=data.get("action"),
+    )
+
+
+def _next_cursor(link: str | None) -> str | None:
+    """The `cursor` of the Link header's rel="next" page."""
+    for found in parse_header_links(link or ""):
+        if found.get("rel") == "next":
+            cursors = parse_qs(urlsplit(found.get("url", "")).query).get("cursor")
+            return cursors[0] if cursors else None
+    return None
 
 
 def _parse_time(value: str) -> datetime:

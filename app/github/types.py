@@ -119,3 +119,21 @@ class AppCredentials:
     client_id: str
     client_secret: str = field(repr=False)
     html_url: str
+
+
+@dataclass(frozen=True)
+class HookDelivery:
+    """One attempt to deliver a webhook (`GET /app/hook/deliveries`): several attempts of one
+    event share its `guid`, the X-GitHub-Delivery header the receiver saw."""
+
+    id: int  # of this attempt: what a redelivery is asked for
+    guid: str
+    delivered_at: datetime  # timezone-aware (UTC)
+    redelivery: bool
+    status_code: int  # what the receiver answered; 0 when it could not be reached
+    event: str
+    action: str | None
+
+    @property
+    def succeeded(self) -> bool:
+        return 200 <= self.status_code < 300

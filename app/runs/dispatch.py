@@ -15,6 +15,8 @@ from typing import Any, ClassVar, Protocol
 import structlog
 
 from app.agent.runner import SUSPEND
+from app.runs.periodic import Sweep, SweepLoops
+from app.runs.retry import DELIVERY_RETRY, RetryPolicy, TryAgain
 from app.runs.store import Store
 
 log = structlog.get_logger(__name__)
@@ -90,16 +92,25 @@ class Dispatcher(Protocol):
     async def cancel(self, run_id: str) -> bool:
         """Cancel the run's job if it is queued or running here; True if one was cancelled."""
 
+    def schedule(self, sweep: Sweep) -> None:
+        """Run `sweep` periodically once started (app.runs.periodic); register before start."""
+
     async def aclose(self) -> None:
         """Stop: cancel what is in flight with SUSPEND (it is redone from the store at the
         next start)."""
+
+    async def carried(self) -> set[str]:
+        """The keys of the jobs queued or running (or waiting to be tried again): the outbox
+        sweep (app.runs.outbox) queues recorded work whose key is not among them."""
 
 
 class InProcessDispatcher:
     """Jobs as asyncio tasks in this process.
 
     Run jobs share `max_concurrent_runs` slots; deliveries have their own slots, so a long agent
-    run never delays the acknowledgement work (reactions, refusals) of new deliveries.
+    run never delays the acknowledgement work (reactions, refusals) of new deliveries. A job
+    that raises TryAgain is run again after the wait `retry` gives (its task waits, holding no
+    slot), as procrastinate does.
     """
 
     def __init__(
@@ -108,18 +119,25 @@ class InProcessDispatcher:
         run_job: JobFunction,
         max_concurrent_runs: int,
         max_concurrent_deliveries: int = 8,
+        retry: RetryPolicy = DELIVERY_RETRY,
     ) -> None:
+        self._retry = retry
         self._run_job = run_job
         self._process_delivery: JobFunction | None = None
         self._run_slots = asyncio.Semaphore(max_concurrent_runs)
         self._delivery_slots = asyncio.Semaphore(max_concurrent_deliveries)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._again: set[str] = set()  # keys submitted while their job was in progress
+        self._sweeps = SweepLoops()
         self._closed = False
 
     async def start(self, process_delivery: JobFunction) -> None:
         self._process_delivery = process_delivery
         self._closed = False
+        self._sweeps.start()
+
+    def schedule(self, sweep: Sweep) -> None:
+        self._sweeps.add(sweep)
 
     async def submit(self, job: Job) -> None:
         if self._process_delivery is None or self._closed:
@@ -157,6 +175,7 @@ class InProcessDispatcher:
     async def aclose(self) -> None:
         self._closed = True
         self._again.clear()
+        await self._sweeps.aclose()
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel(SUSPEND)  # runs are suspended, not stopped: resubmitted at the next start
@@ -164,6 +183,9 @@ class InProcessDispatcher:
 
     @property
     def in_flight(self) -> set[str]:
+        return set(self._tasks)
+
+    async def carried(self) -> set[str]:
         return set(self._tasks)
 
     async def _run(self, job: Job) -> None:
@@ -183,15 +205,27 @@ class InProcessDispatcher:
         else:
             function, slots, argument = self._run_job, self._run_slots, job.run_id
         assert function is not None
-        try:
-            async with slots:
-                await function(argument)
-        except asyncio.CancelledError:
-            log.info("job cancelled", job=job.kind, id=argument)
-            raise
-        except Exception:
-            # The job owns its error reporting; this keeps one failure from killing the loop.
-            log.exception("job failed", job=job.kind, id=argument)
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                async with slots:
+                    await function(argument)
+                return
+            except asyncio.CancelledError:
+                log.info("job cancelled", job=job.kind, id=argument)
+                raise
+            except TryAgain as exc:
+                wait = self._retry.wait(tries, exc.retry_after)
+                if wait is None:
+                    log.error("job failed after its last try", job=job.kind, id=argument)
+                    return
+                log.warning("job will be tried again", job=job.kind, id=argument, wait=wait)
+                await asyncio.sleep(wait)
+            except Exception:
+                # The job owns its error reporting; this keeps one failure from killing the loop.
+                log.exception("job failed", job=job.kind, id=argument)
+                return
 
 
 async def resubmit_unfinished(store: Store, dispatcher: Dispatcher) -> int:

@@ -86,6 +86,7 @@ FINAL_STATUS: dict[str, RunStatus] = {
     "failed": "failed",
     "stopped": "stopped",
 }
+EVENT_SOURCE = "event"  # a stop recorded for an event (issue closed...), not a comment
 TESTS_FAILING = "the tests still fail; the draft pull request says so: {url}"
 TESTS_FAILING_PUSHED = "the tests still fail on {branch}, where the changes were pushed"
 
@@ -95,6 +96,8 @@ def plan_decision(command: StoredCommand) -> PlanDecision | None:
     if command.verb == "approve":
         return PlanDecision(verb="approve", by=command.author)
     if command.verb == "stop":
+        if command.source == EVENT_SOURCE and command.text:  # an event's stop says why
+            return PlanDecision(verb="stop", by=command.author, reason=command.text)
         return PlanDecision(verb="stop", by=command.author)
     if command.verb in ("revise", "instruct") and sanitize(command.text):
         return PlanDecision(verb="revise", feedback=command.text, by=command.author)
@@ -231,6 +234,22 @@ class Lifecycle:
         decision = plan_decision(taken)
         log.info("run.decision", verb=taken.verb, by=taken.author)
         return decision
+
+    # --- events that end a run from outside ---------------------------------------------
+
+    async def stop_for(self, run: Run, *, reason: str, by: str, delivery_id: str) -> None:
+        """Stop the run for an event (its issue closed, its label removed, the App
+        uninstalled): `stop`, with `reason` what its final status says even when the run's
+        plan waits for an answer. `delivery_id` keys the stop (one per run and delivery)."""
+        command = NewCommand(
+            thread=run.thread,
+            verb="stop",
+            text=reason,
+            author=by,
+            source=EVENT_SOURCE,
+            delivery_id=delivery_id,
+        )
+        await self.stop(run, command, reason)
 
     def record_of(self, run_id: str) -> StoredRecord:
         """Where the run's GitHub host records its plan question, status comment and pull

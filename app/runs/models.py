@@ -17,6 +17,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -75,6 +76,8 @@ deliveries = Table(
     Column("payload", JSON(none_as_null=True)),
     Column("processed_at", UtcDateTime),
     Column("reply_comment_id", BigInteger),  # the one answer we posted, so it is never repeated
+    # Tries of its background work so far: a transient fault is retried, up to a bound.
+    Column("attempts", Integer, nullable=False, server_default="0"),
 )
 Index(
     "ix_deliveries_unfinished",
@@ -130,6 +133,9 @@ runs = Table(
     # when none waits. Set while the run still works, so answers that come in as it parks
     # are kept for it (app.runs.lifecycle).
     Column("plan_question", Integer),
+    # When retention pruned what the run left (checkpoints, commands); its usage was folded
+    # into `totals` first.
+    Column("pruned_at", UtcDateTime),
 )
 _active = runs.c.status.in_(ACTIVE_STATUSES)
 Index(
@@ -141,6 +147,7 @@ Index(
 )
 Index("ix_runs_thread_created", runs.c.thread, runs.c.created_at)
 Index("ix_runs_repo_pr", runs.c.repo, runs.c.pr_number)
+Index("ix_runs_status", runs.c.status)  # the outbox and retention sweeps look runs up by it
 
 commands = Table(
     "commands",
@@ -161,6 +168,27 @@ commands = Table(
 )
 Index("ix_commands_thread_pending", commands.c.thread, commands.c.consumed_at)
 
+# Deliveries the App asked GitHub to send again (the redelivery sweep): never asked twice.
+redeliveries = Table(
+    "redeliveries",
+    metadata,
+    Column("guid", String(100), primary_key=True),  # X-GitHub-Delivery
+    Column("hook_delivery_id", BigInteger, nullable=False),  # the attempt asked to redeliver
+    Column("event", String(100), nullable=False),
+    Column("action", String(100)),
+    Column("asked_at", UtcDateTime, nullable=False),
+)
+
+# Running totals of what retention prunes, so counters read from the store never go down:
+# /metrics adds these to what the remaining rows count.
+totals = Table(
+    "totals",
+    metadata,
+    Column("metric", String(60), primary_key=True),
+    Column("labels", String(300), primary_key=True),  # e.g. "issues|ignored"; "" for none
+    Column("value", Float, nullable=False),
+)
+
 
 # Rows -------------------------------------------------------------------------------------
 
@@ -178,6 +206,7 @@ class Delivery:
     payload: dict[str, Any] | None
     processed_at: datetime | None
     reply_comment_id: int | None
+    attempts: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +242,7 @@ class Run:
     pr_number: int | None
     error: str | None
     plan_question: int | None
+    pruned_at: datetime | None = None
 
     @property
     def active(self) -> bool:

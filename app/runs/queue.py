@@ -23,6 +23,7 @@ import asyncio
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import procrastinate
@@ -45,6 +46,8 @@ from app.runs.dispatch import (
     job_from_dict,
     job_to_dict,
 )
+from app.runs.periodic import Sweep, cron, sweep_once
+from app.runs.retry import DELIVERY_RETRY, ProcrastinateRetry, RetryPolicy, TryAgain
 from app.runs.store import Store
 
 log = structlog.get_logger(__name__)
@@ -57,6 +60,7 @@ QUEUES = (DELIVERIES, RUNS)
 PROCESS_DELIVERY_TASK = "open_swe.process_delivery"
 RUN_TASK = "open_swe.run"
 RECOVER_TASK = "open_swe.recover_stalled_jobs"
+SWEEP_TASK = "open_swe.sweep.{name}"  # app.runs.periodic: one periodic task per sweep
 _SCHEMA_LOCK = 0x6F70656E2D737765  # advisory lock: two processes starting never both create it
 _ACTIVE = (Status.TODO.value, Status.DOING.value)
 
@@ -120,6 +124,7 @@ class ProcrastinateDispatcher:
         run_job: JobFunction,
         worker: WorkerOptions | None = None,
         queue_prefix: str = "open-swe",
+        retry: RetryPolicy = DELIVERY_RETRY,
     ) -> None:
         for queue in worker.queues if worker else ():
             if queue not in QUEUES:
@@ -135,18 +140,36 @@ class ProcrastinateDispatcher:
             conninfo=libpq_url(database_url), min_size=1, max_size=8
         )
         self._app = procrastinate.App(connector=self._connector)
+        retried = ProcrastinateRetry(retry)  # a job that raises TryAgain runs again, later
         self._delivery_task = self._app.task(
-            name=PROCESS_DELIVERY_TASK, queue=self._queues[DELIVERIES], pass_context=True
+            name=PROCESS_DELIVERY_TASK,
+            queue=self._queues[DELIVERIES],
+            pass_context=True,
+            retry=retried,
         )(self._perform)
-        self._run_task = self._app.task(name=RUN_TASK, queue=self._queues[RUNS], pass_context=True)(
-            self._perform
-        )
+        self._run_task = self._app.task(
+            name=RUN_TASK, queue=self._queues[RUNS], pass_context=True, retry=retried
+        )(self._perform)
         recover = self._app.task(
             name=RECOVER_TASK, queue=self._queues[DELIVERIES], queueing_lock=RECOVER_TASK
         )(self._recover_periodically)
         self._app.periodic(cron=(worker or WorkerOptions()).recover_cron)(recover)
 
     # The Dispatcher interface -----------------------------------------------------------
+
+    def schedule(self, sweep: Sweep) -> None:
+        """A periodic task on the deliveries queue, deferred once per tick for the whole
+        deployment (procrastinate deduplicates the ticks of every worker); register it
+        before start()."""
+        name = SWEEP_TASK.format(name=sweep.name)
+        if name in self._app.tasks:
+            raise ValueError(f"a sweep named {sweep.name!r} is already registered")
+
+        async def tick(timestamp: int) -> None:
+            await sweep_once(sweep)
+
+        task = self._app.task(name=name, queue=self._queues[DELIVERIES], queueing_lock=name)(tick)
+        self._app.periodic(cron=cron(sweep.every), periodic_id=sweep.name)(task)
 
     async def start(self, process_delivery: JobFunction) -> None:
         """Connect, create procrastinate's tables if absent, requeue work nothing carries."""
@@ -180,6 +203,34 @@ class ProcrastinateDispatcher:
             if found.id is not None and found.status in _ACTIVE:
                 cancelled |= await manager.cancel_job_by_id_async(found.id, abort=True)
         return cancelled
+
+    async def carried(self) -> set[str]:
+        """The keys of this deployment's jobs queued or running (one waiting to be tried
+        again is queued)."""
+        if not self._open:
+            return set()
+        rows = await self._connector.execute_query_all_async(
+            "SELECT DISTINCT queueing_lock FROM procrastinate_jobs"
+            " WHERE queue_name = ANY(%(queues)s) AND status IN ('todo', 'doing')"
+            " AND queueing_lock IS NOT NULL",
+            queues=list(self._queues.values()),
+        )
+        return {str(row["queueing_lock"]) for row in rows}
+
+    async def prune_jobs(self, older_than: timedelta) -> None:
+        """Delete this deployment's jobs that ended (succeeded, failed, cancelled, aborted)
+        longer ago than `older_than` (retention: app.runs.retention)."""
+        if not self._open:
+            return
+        hours = max(1, int(older_than.total_seconds() // 3600))
+        for queue in self._queues.values():
+            await self._app.job_manager.delete_old_jobs(
+                nb_hours=hours,
+                queue=queue,
+                include_failed=True,
+                include_cancelled=True,
+                include_aborted=True,
+            )
 
     async def aclose(self) -> None:
         """Stop this process's worker loops (gracefully), then disconnect."""
@@ -309,6 +360,8 @@ class ProcrastinateDispatcher:
 async def _call(function: JobFunction, argument: str, job: Job) -> None:
     try:
         await function(argument)
+    except TryAgain:
+        raise  # procrastinate runs it again later (ProcrastinateRetry)
     except Exception:
         # The job owns its error reporting (as in-process); logged here, with redaction.
         log.exception("job failed", job=job.kind, id=argument)

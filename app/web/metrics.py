@@ -2,7 +2,8 @@
 
 Served only when OPEN_SWE_METRICS_TOKEN is set (404 otherwise), and only with
 `Authorization: Bearer <token>` (401 otherwise). Nothing is counted in memory: deliveries and
-runs come from their tables, model usage from the runs' checkpoints, the queue from
+runs come from their tables, model usage from the runs' checkpoints (with, for both, the
+store's running totals of what retention pruned, so counters never go down), the queue from
 procrastinate's table (or, with the in-process queue, from the runs and deliveries waiting), so
 any web process of a deployment sharing one PostgreSQL database answers the same totals.
 
@@ -32,6 +33,7 @@ from app.config import Settings
 from app.runs import views
 from app.runs.models import ACTIVE_STATUSES, FINISHED_STATUSES
 from app.runs.store import Store
+from app.runs.store.retention import DELIVERIES, MODEL_COST, MODEL_TOKENS, delivery_totals
 from app.web.records import RunRecords
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -57,15 +59,22 @@ async def snapshot(settings: Settings, store: Store, records: RunRecords) -> Sna
     counts = await views.run_counts(engine)
     finished = await views.finished_runs(engine)
     active = await views.active_runs(engine)
-    usage = await records.of([*finished, *active])
+    # A pruned run's checkpoints are gone: its usage is in the store's totals instead.
+    usage = await records.of([run for run in [*finished, *active] if run.pruned_at is None])
+    deliveries = await views.delivery_counts(engine)
+    for key, pruned in delivery_totals(await store.totals_of(DELIVERIES)).items():
+        deliveries[key] = deliveries.get(key, 0) + pruned
+    tokens, cost = await store.totals_of(MODEL_TOKENS), await store.totals_of(MODEL_COST)
     taken = Snapshot(
-        deliveries=await views.delivery_counts(engine),
+        deliveries=deliveries,
         runs={outcome: counts.get(outcome, 0) for outcome in FINISHED_STATUSES},
         active=sum(counts.get(status, 0) for status in ACTIVE_STATUSES),
         durations=[(r.updated_at - r.created_at).total_seconds() for r in finished],
-        input_tokens=sum(record.usage.input_tokens for record in usage.values()),
-        output_tokens=sum(record.usage.output_tokens for record in usage.values()),
-        cost_usd=sum(record.usage.cost_usd for record in usage.values()),
+        input_tokens=int(tokens.get("input", 0))
+        + sum(record.usage.input_tokens for record in usage.values()),
+        output_tokens=int(tokens.get("output", 0))
+        + sum(record.usage.output_tokens for record in usage.values()),
+        cost_usd=cost.get("", 0.0) + sum(record.usage.cost_usd for record in usage.values()),
     )
     if settings.queue_backend == "procrastinate":
         taken.queue = await views.procrastinate_jobs(engine, settings.queue_prefix)

@@ -24,6 +24,7 @@ from app.runs.dispatch import Dispatcher
 from app.runs.lifecycle import Lifecycle
 from app.runs.models import Run
 from app.runs.store import Store
+from app.sandbox.base import SandboxProvider
 from app.webhooks.event import Event
 
 T = TypeVar("T")
@@ -90,6 +91,9 @@ class HandlerContext:
     dispatcher: Dispatcher
     slug: AppSlug
     web_url: str  # https://github.com, or the GitHub Enterprise web address
+    # Where runs' sandboxes live, built on first use: a closed pull request's kept one is
+    # released (None: no sandbox to release here, e.g. in tests of other events).
+    sandboxes: Callable[[], SandboxProvider] | None = None
     lifecycle: Lifecycle = field(init=False)  # how handlers move runs: start, answer, stop
 
     def __post_init__(self) -> None:

@@ -8,7 +8,9 @@ import structlog
 
 from app.github.client import InstallationClient
 from app.github.errors import GitHubError
+from app.webhooks import messages
 from app.webhooks.context import HandlerContext
+from app.webhooks.endings import stop_run
 from app.webhooks.event import Event
 from app.webhooks.labels import TRIGGER_LABELS
 from app.webhooks.routing import Outcome, Router
@@ -28,15 +30,23 @@ async def on_installed(ctx: HandlerContext, event: Event) -> Outcome:
 
 @router.route("installation", "deleted")
 async def on_uninstalled(ctx: HandlerContext, event: Event) -> Outcome:
+    """Forget the installation (triggers from it are refused), stop its runs, drop its
+    tokens (GitHub revoked them)."""
     if event.installation_id is None:
         return Outcome("ignored", "no installation id")
     await ctx.store.delete_installation(event.installation_id)
-    return Outcome("recorded", f"installation {event.installation_id} deleted")
+    stopped = await _end_work(ctx, event, messages.STOPPED_UNINSTALLED)
+    return Outcome("recorded", f"installation {event.installation_id} deleted{stopped}")
 
 
 @router.route("installation", "suspend")
 async def on_suspended(ctx: HandlerContext, event: Event) -> Outcome:
-    return await _suspend(ctx, event, suspended=True)
+    """Refuse its triggers from now on, stop its runs, drop its tokens."""
+    outcome = await _suspend(ctx, event, suspended=True)
+    if event.installation_id is None:
+        return outcome
+    stopped = await _end_work(ctx, event, messages.STOPPED_SUSPENDED)
+    return Outcome(outcome.status, f"{outcome.detail}{stopped}")
 
 
 @router.route("installation", "unsuspend")
@@ -62,6 +72,17 @@ async def on_repos_removed(ctx: HandlerContext, event: Event) -> Outcome:
     removed = event.repositories_removed
     await ctx.store.remove_installation_repos(installation_id, [repo_id for repo_id, _ in removed])
     return Outcome("recorded", f"{len(removed)} repositories removed")
+
+
+async def _end_work(ctx: HandlerContext, event: Event, reason: str) -> str:
+    """Stop every active run of the installation and forget its tokens; says how many."""
+    installation_id = event.installation_id
+    assert installation_id is not None
+    running = await ctx.store.active_runs_of_installation(installation_id)
+    for run in running:
+        await stop_run(ctx, event, run, reason.format(user=event.sender))
+    ctx.github.forget_installation(installation_id)
+    return f", {len(running)} runs stopped" if running else ""
 
 
 async def _save(ctx: HandlerContext, event: Event, installation_id: int) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from app.github.types import LabelSpec, ReactionTarget
+from app.webhooks import messages
 from app.webhooks.context import HandlerContext
+from app.webhooks.endings import stop_active_run
 from app.webhooks.event import Event
 from app.webhooks.gate import gate
 from app.webhooks.routing import Outcome, Router
@@ -38,3 +40,12 @@ async def on_trigger_label(ctx: HandlerContext, event: Event) -> Outcome:
     assert number is not None
     await ctx.react(event, ReactionTarget("issue", number))
     return await start_run(ctx, event, auto_approve=_label(event) == AUTO_LABEL)
+
+
+@router.route(
+    "issues", "unlabeled", wants=is_trigger_label, otherwise="the label is not an open-swe label"
+)
+async def on_trigger_label_removed(ctx: HandlerContext, event: Event) -> Outcome:
+    """Removing the label takes the request back: the issue's active run stops."""
+    reason = messages.STOPPED_LABEL_REMOVED.format(label=_label(event), user=event.sender)
+    return await stop_active_run(ctx, event, reason)

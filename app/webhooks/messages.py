@@ -43,6 +43,12 @@ NO_PLAN_WAITING = "There is no plan waiting for approval here, so there is nothi
 NOTHING_TO_STOP = "Nothing is running here, so there is nothing to stop."
 
 STOPPED_BY = "stopped by @{user}"  # the reason a stopped run's status comment gives
+# Why a run stopped when an event ended it (app.webhooks.endings)
+STOPPED_ISSUE_CLOSED = "issue closed by @{user}"
+STOPPED_LABEL_REMOVED = "label {label} removed by @{user}"
+STOPPED_PULL_CLOSED = "pull request {state} by @{user}"  # closed, or merged
+STOPPED_UNINSTALLED = "the App was uninstalled by @{user}"
+STOPPED_SUSPENDED = "the App was suspended by @{user}"
 
 PULL_FROM_FORK = (
     "This pull request comes from a fork ({head}), and I can only push to branches of this "

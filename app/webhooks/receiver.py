@@ -12,7 +12,7 @@ accepted delivery is in the store before the 2xx, so a crash after answering los
 | 413 | body over 25 MiB (Content-Length, then counted while streaming, before hashing) |
 | 408 | the body did not arrive within OPEN_SWE_WEBHOOK_READ_TIMEOUT seconds (connection closed) |
 | 401 | X-Hub-Signature-256 missing or wrong (sha1 alone is never accepted) |
-| 200 | ping ("pong"); a delivery seen before ("duplicate"); one that does not matter ("ignored") |
+| 200 | ping ("pong"); a delivery seen before ("duplicate": done, or being done; one whose work ended in error is taken again); one that does not matter ("ignored") |
 | 202 | recorded for background work ("accepted") |
 
 A body is held in memory until its signature is checked, so whoever can reach the endpoint can
@@ -203,7 +203,7 @@ class WebhookReceiver:
             status = "accepted" if decision.accepted else "ignored"
             decision_reason, work = decision.reason or None, decision.accepted
         try:
-            fresh = await deps.store.record_delivery(
+            receipt = await deps.store.record_delivery(
                 delivery_id=event.delivery_id,
                 event=event.name,
                 action=event.action,
@@ -216,13 +216,13 @@ class WebhookReceiver:
         except Exception:
             log.exception("cannot record delivery", delivery=event.delivery_id)
             return _error(503, "cannot record the delivery (database unavailable); redeliver it")
-        if not fresh:
+        if receipt == "duplicate":  # done (or being done): only work that failed is redone
             return _answer(200, status="duplicate", delivery=event.delivery_id)
         if work:
             try:
                 await deps.dispatcher.submit(ProcessDelivery(event.delivery_id))
             except Exception:
-                # Recorded, so not lost: the next start processes unfinished deliveries.
+                # Recorded, so not lost: the outbox sweep (app.runs.outbox) queues it soon.
                 log.exception("cannot dispatch delivery", delivery=event.delivery_id)
             return _answer(202, status="accepted", delivery=event.delivery_id)
         return _answer(200, status=status, delivery=event.delivery_id, reason=decision_reason)

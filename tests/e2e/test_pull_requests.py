@@ -483,3 +483,34 @@ async def test_comments_that_do_not_address_the_bot_start_nothing(
     await assert_nothing_started(world, pull)
     assert bot_comments(world, pull) == []
     assert world.gh.calls_matching("POST", "/repos/*/reactions") == []
+
+
+# --- the pull request closes ---------------------------------------------------------------
+
+
+async def test_closing_the_pull_request_releases_the_sandbox_its_follow_ups_kept(
+    world: World, pull: PullRequest, http: httpx.AsyncClient
+) -> None:
+    """Finding 9: `pull_request.closed` left the pull request's kept sandbox behind."""
+    script_fix(world.model)
+    script_pr(world.model)
+    await world.start()
+    await say(world, http, pull, f"@{SLUG} {REQUEST}")
+    run = await finished(world, pull)
+    assert run.status == "succeeded", run.error
+    assert len(world.sandboxes()) == 1  # kept (stopped) for the next follow-up
+
+    closed = payload("pull_request.closed")
+    closed["repository"] = payload("issues.labeled")["repository"]
+    closed["pull_request"] |= {"number": pull.issue.number, "merged": True}
+    answer = await deliver(world, http, "pull_request", closed)
+
+    assert answer["status"] == "accepted"
+    assert world.sandboxes() == []
+    assert world.store is not None
+    delivery = await world.store.delivery(answer["delivery"])
+    assert delivery is not None
+    assert (delivery.outcome, delivery.detail) == (
+        "released",
+        f"sandbox of {thread(pull)} released",
+    )

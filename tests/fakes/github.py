@@ -52,6 +52,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tests.fakes.github_hooks import FakeHook
 from tests.fakes.github_oauth import FakeOAuth
 
 AuthKind = Literal["none", "jwt", "token", "user", "client", "invalid"]
@@ -361,6 +362,7 @@ class FakeGitHub:
         self._thread: threading.Thread | None = None
         self._port = 0
         self.oauth = FakeOAuth(self)  # the App's user authorization (github_oauth.py)
+        self.hook = FakeHook(self)  # the App's webhook deliveries (github_hooks.py)
         self._endpoints = self._build_endpoints()
 
     # Lifecycle --------------------------------------------------------------------------
@@ -741,6 +743,8 @@ class FakeGitHub:
             except Exception as exc:  # a bug in the fake: answer 500 and keep it for the test
                 self.errors.append(exc)
                 return 500, {"message": f"fake GitHub bug: {exc!r}"}, {}
+            if isinstance(result, tuple) and len(result) == 3:  # with headers (e.g. Link)
+                return result
             status, payload = result if isinstance(result, tuple) else (200, result)
             return status, payload, {}
         return 404, {"message": "Not Found", "documentation_url": DOCS}, {}
@@ -1260,6 +1264,20 @@ class FakeGitHub:
             e("GET", "/app/installations/{id}", "jwt", self._get_installation),
             e("POST", "/app/installations/{id}/access_tokens", "jwt", self._create_token),
             e("GET", repo + "/installation", "jwt", self._repo_installation),
+            # The App's webhook deliveries (github_hooks.py)
+            e("GET", "/app/hook/deliveries", "jwt", lambda c: self.hook.list(c.query)),
+            e(
+                "GET",
+                "/app/hook/deliveries/{id}",
+                "jwt",
+                lambda c: self.hook.get(_int(c.params["id"])),
+            ),
+            e(
+                "POST",
+                "/app/hook/deliveries/{id}/attempts",
+                "jwt",
+                lambda c: self.hook.redeliver(_int(c.params["id"])),
+            ),
             e("POST", "/app-manifests/{code}/conversions", "none", self._convert_manifest),
             e("GET", "/rate_limit", "any", self._rate_limit),
             # An installation (token)

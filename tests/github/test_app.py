@@ -196,3 +196,51 @@ def test_a_minted_installation_token_is_redacted_from_the_process_logs(
     err = capsys.readouterr().err
     assert token not in err
     assert REDACTED in err
+
+
+# The App's webhook deliveries ------------------------------------------------------------
+
+
+def test_webhook_deliveries_are_listed_newest_first_page_by_page(
+    gh: FakeGitHub, github_app: GitHubApp
+) -> None:
+    sent = [gh.hook.deliver("issues", {"action": "labeled", "n": n}) for n in range(5)]
+
+    first, cursor = github_app.hook_deliveries(per_page=2)
+    second, cursor2 = github_app.hook_deliveries(per_page=2, cursor=cursor)
+    third, end = github_app.hook_deliveries(per_page=2, cursor=cursor2)
+
+    listed = [d.guid for d in first + second + third]
+    assert listed == [attempt.guid for attempt in reversed(sent)]
+    assert end is None
+    newest = first[0]
+    assert (newest.event, newest.action, newest.redelivery) == ("issues", "labeled", False)
+    assert newest.status_code == 0  # nobody listens: "failed to connect"
+    assert not newest.succeeded
+    assert newest.delivered_at.tzinfo is not None
+    assert all(c.auth == "jwt" for c in gh.calls_matching("GET", "/app/hook/deliveries"))
+
+
+def test_a_redelivery_sends_the_same_delivery_again(gh: FakeGitHub, github_app: GitHubApp) -> None:
+    original = gh.hook.deliver("issues", {"action": "closed"})
+    [listed], _ = github_app.hook_deliveries()
+
+    github_app.redeliver(listed.id)
+    gh.hook.join()
+
+    assert gh.hook.redeliveries == [original.id]
+    first, again = gh.hook.of(original.guid)
+    assert (first.redelivery, again.redelivery) == (False, True)
+    [call] = gh.calls_matching("POST", f"/app/hook/deliveries/{original.id}/attempts")
+    assert (call.auth, call.status) == ("jwt", 202)
+
+
+def test_forgetting_an_installation_drops_its_cached_tokens(
+    gh: FakeGitHub, github_app: GitHubApp
+) -> None:
+    github_app.installation_token(INSTALLATION, REPO)
+    github_app.installation_token(INSTALLATION)
+    assert github_app.forget_installation(INSTALLATION) == 2
+    assert github_app.forget_installation(INSTALLATION) == 0
+    github_app.installation_token(INSTALLATION, REPO)  # a new one is asked for
+    assert len(gh.calls_matching("POST", "/app/installations/*/access_tokens")) == 3

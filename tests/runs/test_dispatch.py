@@ -20,6 +20,7 @@ from app.runs.dispatch import (
     resubmit_unfinished,
 )
 from app.runs.models import Run, RunStatus
+from app.runs.retry import RetryPolicy, TryAgain
 from app.runs.store import Store
 
 
@@ -201,3 +202,55 @@ async def test_unfinished_work_is_resubmitted(tmp_path: Path) -> None:
     assert await resubmit_unfinished(store, Recorder()) == 3  # type: ignore[arg-type]
     assert submitted == [ProcessDelivery("todo"), StartRun(ids[0]), ResumeRun(ids[1])]
     await store.close()
+
+
+# Transient faults: a job that raises TryAgain runs again ---------------------------------
+
+
+async def test_a_job_that_meets_a_transient_fault_runs_again_after_a_wait() -> None:
+    tries: list[str] = []
+
+    async def flaky(delivery_id: str) -> None:
+        tries.append(delivery_id)
+        if len(tries) < 3:
+            raise TryAgain("GitHub answered 502", retry_after=0.01 if len(tries) == 2 else None)
+
+    dispatcher = InProcessDispatcher(
+        run_job=Jobs(), max_concurrent_runs=1, retry=RetryPolicy(first_wait=0.01)
+    )
+    await dispatcher.start(flaky)
+    await dispatcher.submit(ProcessDelivery("d1"))
+    assert await dispatcher.carried() == {"delivery:d1"}
+    await dispatcher.drain()
+    assert tries == ["d1", "d1", "d1"]
+    assert await dispatcher.carried() == set()
+
+
+async def test_a_job_is_tried_no_more_than_the_policy_says() -> None:
+    tries: list[str] = []
+
+    async def down(delivery_id: str) -> None:
+        tries.append(delivery_id)
+        raise TryAgain("the database is unavailable")
+
+    dispatcher = InProcessDispatcher(
+        run_job=Jobs(), max_concurrent_runs=1, retry=RetryPolicy(attempts=4, first_wait=0.001)
+    )
+    await dispatcher.start(down)
+    await dispatcher.submit(ProcessDelivery("d1"))
+    await dispatcher.drain()
+    assert len(tries) == 4
+
+
+async def test_a_job_waiting_to_be_tried_again_is_suspended_at_shutdown() -> None:
+    async def down(delivery_id: str) -> None:
+        raise TryAgain("GitHub answered 503")
+
+    dispatcher = InProcessDispatcher(
+        run_job=Jobs(), max_concurrent_runs=1, retry=RetryPolicy(first_wait=3600)
+    )
+    await dispatcher.start(down)
+    await dispatcher.submit(ProcessDelivery("d1"))
+    await until(lambda: "delivery:d1" in dispatcher.in_flight)
+    await dispatcher.aclose()  # does not wait an hour
+    assert dispatcher.in_flight == set()

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
+from datetime import timedelta
 
 import procrastinate
 import pytest
 
 from app.agent.runner import is_suspension
-from app.runs.dispatch import DispatcherClosed, ProcessDelivery, ResumeRun, StartRun
+from app.runs.dispatch import DispatcherClosed, JobFunction, ProcessDelivery, ResumeRun, StartRun
 from app.runs.models import Run
+from app.runs.periodic import Sweep
 from app.runs.queue import (
     DELIVERIES,
     RUNS,
@@ -27,6 +29,7 @@ from app.runs.queue import (
     ensure_schema,
     libpq_url,
 )
+from app.runs.retry import RetryPolicy, TryAgain
 from app.runs.store import Store
 from tests.runs.postgres_schema import PostgresSchema, postgres_schema
 
@@ -41,6 +44,9 @@ FAST = WorkerOptions(
     recover_cron="* * * * * *",  # every second
     restart_delay=0.1,
 )
+
+
+QUICK_RETRY = RetryPolicy(first_wait=0.05, max_wait=0.2)
 
 
 class Jobs:
@@ -91,7 +97,13 @@ class Queue:
         self.opened: list[ProcrastinateDispatcher] = []
 
     async def dispatcher(
-        self, worker: WorkerOptions | None = FAST, *, runs: Jobs | None = None
+        self,
+        worker: WorkerOptions | None = FAST,
+        *,
+        runs: Jobs | None = None,
+        deliveries: JobFunction | None = None,
+        retry: RetryPolicy = QUICK_RETRY,
+        sweeps: Sequence[Sweep] = (),
     ) -> ProcrastinateDispatcher:
         started = ProcrastinateDispatcher(
             self.pg.url,
@@ -99,9 +111,12 @@ class Queue:
             run_job=runs or self.runs,
             worker=worker,
             queue_prefix=self.pg.name,
+            retry=retry,
         )
+        for sweep in sweeps:
+            started.schedule(sweep)
         self.opened.append(started)
-        await started.start(self.deliveries)
+        await started.start(deliveries or self.deliveries)
         return started
 
     async def jobs(self) -> list[tuple[str, str, str]]:
@@ -367,6 +382,65 @@ async def test_start_requeues_only_unfinished_work_no_job_carries(queue: Queue) 
             (f"run:{lost.id}", "todo"),
         ]
     )
+
+
+async def test_a_job_that_meets_a_transient_fault_is_run_again_later(queue: Queue) -> None:
+    """Finding 1, procrastinate's side: the job used to swallow the error and succeed."""
+    tries: list[str] = []
+
+    async def flaky(delivery_id: str) -> None:
+        tries.append(delivery_id)
+        if len(tries) < 3:
+            raise TryAgain("GitHub answered 502")
+
+    d = await queue.dispatcher(deliveries=flaky)
+    await d.submit(ProcessDelivery("d-1"))
+    await until(lambda: len(tries) == 3)
+    await until(lambda: queue.statuses())  # succeeded: deleted
+    assert tries == ["d-1", "d-1", "d-1"]
+
+
+async def test_a_job_is_tried_no_more_than_the_policy_says_then_kept_as_failed(
+    queue: Queue,
+) -> None:
+    tries: list[str] = []
+
+    async def down(delivery_id: str) -> None:
+        tries.append(delivery_id)
+        raise TryAgain("the database is unavailable")
+
+    d = await queue.dispatcher(deliveries=down, retry=RetryPolicy(attempts=3, first_wait=0.01))
+    await d.submit(ProcessDelivery("d-1"))
+    await until(lambda: queue.statuses("failed"))
+    assert tries == ["d-1"] * 3
+    assert "delivery:d-1" not in await d.carried()  # the outbox may queue it again
+
+
+async def test_carried_names_the_jobs_queued_or_running(queue: Queue) -> None:
+    run = await new_run(queue.pg.store)
+    d = await queue.dispatcher()
+    await d.submit(StartRun(run.id))  # running (held)
+    web = await queue.dispatcher(None)
+    await web.submit(ProcessDelivery("d-queued"))
+    await until(lambda: queue.runs.started)
+    carried = await web.carried()  # (and maybe the periodic task finding dead workers)
+    assert {f"run:{run.id}", "delivery:d-queued"} <= carried
+
+
+async def test_retention_deletes_ended_jobs_of_this_deployment_only(queue: Queue) -> None:
+    async def down(delivery_id: str) -> None:
+        raise TryAgain("GitHub answered 503")
+
+    d = await queue.dispatcher(deliveries=down, retry=RetryPolicy(attempts=1))
+    for delivery_id in ("old", "new"):
+        await d.submit(ProcessDelivery(delivery_id))
+    await until(lambda: queue.statuses("failed", "failed"))
+    await queue.pg.rows(
+        "UPDATE procrastinate_events SET at = at - interval '3 days' WHERE job_id IN"
+        " (SELECT id FROM procrastinate_jobs WHERE queueing_lock = 'delivery:old')"
+    )
+    await d.prune_jobs(timedelta(days=2))
+    assert [k for _, k, _ in await queue.jobs()] == ["delivery:new"]
 
 
 async def test_the_schema_is_created_once_and_an_outdated_one_refused(queue: Queue) -> None:

@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.runs.models import ActiveRunExists, Run, deliveries, runs
 from app.runs.store import Store, async_url
+from app.runs.store.deliveries import Receipt
 
 THREAD = "acme/widgets#12"
 
@@ -37,7 +38,7 @@ async def started(store: Store, thread: str = THREAD, **overrides: Any) -> Run:
     return run
 
 
-async def record(store: Store, delivery_id: str, payload: dict[str, Any] | None = None) -> bool:
+async def record(store: Store, delivery_id: str, payload: dict[str, Any] | None = None) -> Receipt:
     return await store.record_delivery(
         delivery_id=delivery_id,
         event="issues",
@@ -53,8 +54,8 @@ async def record(store: Store, delivery_id: str, payload: dict[str, Any] | None 
 
 
 async def test_a_delivery_is_recorded_once(store: Store) -> None:
-    assert await record(store, "d1", {"x": "ünïcode ✓"}) is True
-    assert await record(store, "d1", {"x": "other"}) is False
+    assert await record(store, "d1", {"x": "ünïcode ✓"}) == "new"
+    assert await record(store, "d1", {"x": "other"}) == "duplicate"
     delivery = await store.delivery("d1")
     assert delivery is not None
     assert delivery.payload == {"x": "ünïcode ✓"}
@@ -62,6 +63,35 @@ async def test_a_delivery_is_recorded_once(store: Store) -> None:
     assert delivery.received_at.tzinfo is not None
     assert abs((datetime.now(UTC) - delivery.received_at).total_seconds()) < 60
     assert await store.count("deliveries") == 1
+
+
+async def test_a_redelivery_is_a_duplicate_unless_the_work_ended_in_error(store: Store) -> None:
+    await record(store, "done", {"a": 1})
+    await store.finish_delivery("done", "started", "run 1")
+    await record(store, "failed", {"a": 2})
+    assert await store.begin_delivery_attempt("failed") == 1
+    await store.set_delivery_reply("failed", 77)
+    await store.finish_delivery("failed", "error", "forbidden (403)")
+    await record(store, "working", {"a": 3})
+
+    assert await record(store, "done", {"a": 1}) == "duplicate"
+    assert await record(store, "working", {"a": 3}) == "duplicate"  # its work goes on
+    assert await record(store, "failed", {"a": 2}) == "again"
+    assert await record(store, "failed", {"a": 2}) == "duplicate"  # now it is being done
+
+    again = await store.delivery("failed")
+    assert again is not None
+    assert (again.outcome, again.processed_at, again.attempts) == ("accepted", None, 0)
+    assert again.reply_comment_id == 77  # what was said is not said twice
+    assert await store.unfinished_deliveries() == ["failed", "working"]
+
+
+async def test_tries_of_a_delivery_are_counted_until_it_is_finished(store: Store) -> None:
+    await record(store, "d", {"a": 1})
+    assert [await store.begin_delivery_attempt("d") for _ in range(3)] == [1, 2, 3]
+    await store.finish_delivery("d", "started")
+    assert await store.begin_delivery_attempt("d") is None
+    assert await store.begin_delivery_attempt("unknown") is None
 
 
 async def test_only_deliveries_with_work_wait_to_be_finished(store: Store) -> None:
@@ -331,7 +361,7 @@ async def test_an_in_memory_sqlite_store_works(tmp_path: Path) -> None:
     store = Store.open("sqlite:///:memory:")
     try:
         await store.migrate()
-        assert await record(store, "m", {}) is True
+        assert await record(store, "m", {}) == "new"
         assert await store.unfinished_deliveries() == ["m"]
     finally:
         await store.close()

@@ -23,6 +23,7 @@ from starlette.applications import Starlette
 from app.config import Settings
 from app.github.app import GitHubApp
 from app.runs.dispatch import Dispatcher, InProcessDispatcher, Job
+from app.runs.retry import RetryPolicy
 from app.runs.store import Store
 from app.server import create_app
 from app.webhooks.event import sign
@@ -38,6 +39,7 @@ REPO = "Codertocat/Hello-World"  # the repository in the issue and comment paylo
 OTHER_REPO = "Codertocat/Space"  # installation_repositories.added.json adds it
 MAINTAINER = "Codertocat"  # the sender of the recorded payloads
 SLUG = "open-swe-test"  # FakeGitHub's default App slug
+QUICK_RETRY = RetryPolicy(first_wait=0.05, max_wait=0.2)  # DELIVERY_RETRY's tries, shorter waits
 
 
 def payload(name: str, *, installation: int | None = INSTALLATION) -> dict[str, Any]:
@@ -65,6 +67,10 @@ def make_settings(tmp_path: Path, gh: FakeGitHub | None = None, **overrides: Any
         "data_dir": tmp_path / "data",
         "database_url_raw": None,
         "env_file_path": tmp_path / ".env",
+        # A recording run job leaves runs queued: the outbox sweep would queue them again
+        # (tests of the sweeps turn them on).
+        "outbox_sweep_seconds": 3600.0,
+        "redelivery_sweep_minutes": 0,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
@@ -132,6 +138,9 @@ class RecordingDispatcher:
     async def aclose(self) -> None:
         pass
 
+    async def carried(self) -> set[str]:
+        return {job.key for job in self.jobs}
+
 
 @contextmanager
 def seeded_github() -> Iterator[FakeGitHub]:
@@ -187,7 +196,7 @@ async def start_harness(
     async def run_job(run_id: str) -> None:
         run_jobs.append(run_id)
 
-    in_process = InProcessDispatcher(run_job=run_job, max_concurrent_runs=2)
+    in_process = InProcessDispatcher(run_job=run_job, max_concurrent_runs=2, retry=QUICK_RETRY)
     app = create_app(config, store=store, dispatcher=dispatcher or in_process, github=github_app)
     try:
         async with (

@@ -11,6 +11,7 @@ from app.webhooks.event import Event
 from app.webhooks.labels import is_trigger_label
 from tests.webhooks.conftest import (
     INSTALLATION,
+    QUICK_RETRY,
     REPO,
     SLUG,
     Harness,
@@ -184,14 +185,59 @@ async def test_a_deleted_or_suspended_installation_is_refused(harness: Harness) 
     assert await harness.store.runs_on_thread(THREAD) == []
 
 
-async def test_a_github_failure_is_recorded_as_the_outcome(harness: Harness) -> None:
-    harness.gh.fail("POST", "/app/installations/*/access_tokens", 500, times=10)
+async def test_a_transient_github_failure_is_tried_again_until_it_works(
+    harness: Harness,
+) -> None:
+    """Finding 1: eight 500s in a row on the permission check, more than the HTTP client's own
+    tries (six), used to end the delivery as an error, for good."""
+    harness.gh.fail("GET", "/repos/*/collaborators/*/permission", 500, times=8)
+    response = await harness.deliver("issues", labeled(), delivery="flaky")
+    assert response.status_code == 202
+    delivery = await harness.store.delivery("flaky")
+    assert delivery is not None
+    assert (delivery.outcome, delivery.attempts) == ("started", 2)
+    assert len(harness.gh.calls_matching("GET", "/repos/*/collaborators/*/permission")) == 9
+    [run] = await harness.store.runs_on_thread(THREAD)
+    assert harness.run_jobs == [run.id]
+
+
+async def test_a_transient_failure_that_outlasts_every_try_is_recorded_as_an_error(
+    harness: Harness,
+) -> None:
+    harness.gh.fail("POST", "/app/installations/*/access_tokens", 500, times=1000)
     await harness.deliver("issues", labeled(), delivery="broken")
     delivery = await harness.store.delivery("broken")
     assert delivery is not None
     assert delivery.outcome == "error"
+    assert delivery.detail is not None
+    assert delivery.detail.endswith(f"(gave up after {QUICK_RETRY.attempts} tries)")
+    assert delivery.attempts == QUICK_RETRY.attempts
     assert delivery.processed_at is not None
     assert await harness.store.runs_on_thread(THREAD) == []
+
+
+async def test_a_delivery_that_ended_in_error_is_processed_again_when_redelivered(
+    harness: Harness,
+) -> None:
+    """Finding 1: GitHub's Redeliver button was answered `200 duplicate` for a delivery whose
+    work had failed; only a delivery processed successfully is a duplicate."""
+    harness.gh.fail("GET", "/repos/*/collaborators/*/permission", 403, message="Forbidden")
+    first = await harness.deliver("issues", labeled(), delivery="refused-once")
+    delivery = await harness.store.delivery("refused-once")
+    assert delivery is not None
+    assert (first.status_code, delivery.outcome, delivery.attempts) == (202, "error", 1)
+
+    again = await harness.deliver("issues", labeled(), delivery="refused-once")
+    assert again.status_code == 202
+    assert again.json() == {"status": "accepted", "delivery": "refused-once"}
+    delivery = await harness.store.delivery("refused-once")
+    assert delivery is not None
+    assert delivery.outcome == "started"
+    assert len(await harness.store.runs_on_thread(THREAD)) == 1
+
+    third = await harness.deliver("issues", labeled(), delivery="refused-once")
+    assert third.json() == {"status": "duplicate", "delivery": "refused-once"}
+    assert len(await harness.store.runs_on_thread(THREAD)) == 1
 
 
 async def test_a_refused_reaction_does_not_stop_the_run(harness: Harness) -> None:

@@ -77,7 +77,11 @@ async def test_a_duplicate_delivery_is_answered_200_without_new_work(harness: Ha
     ("event", "data", "reason"),
     [
         ("issues", payload("issues.opened"), "issues.opened is not handled"),
-        ("pull_request", payload("pull_request.closed"), "pull_request.closed is not handled"),
+        (
+            "pull_request",
+            payload("pull_request.synchronize") | {"action": "edited"},
+            "pull_request.edited is not handled",
+        ),
         ("issues", payload("issues.labeled"), "the label is not an open-swe label"),
         ("issue_comment", payload("issue_comment.created"), "does not address open-swe"),
         ("star", {"action": "created"}, "star.created is not handled"),

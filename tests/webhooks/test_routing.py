@@ -29,7 +29,9 @@ def commented(body: str) -> dict[str, Any]:
         ("issues", labeled("open-swe-auto"), True),
         ("issues", payload("issues.labeled"), False),  # "bug"
         ("issues", payload("issues.opened"), False),
-        ("issues", labeled("open-swe") | {"action": "unlabeled"}, False),
+        ("issues", labeled("open-swe") | {"action": "unlabeled"}, True),  # stops its run
+        ("issues", payload("issues.unlabeled"), False),  # "bug"
+        ("issues", payload("issues.closed"), True),  # stops the issue's active run
         ("issue_comment", commented(f"@{SLUG} go"), True),
         ("issue_comment", commented("/open-swe status"), True),
         ("issue_comment", commented("/approve"), True),  # the job checks for a waiting plan
@@ -37,7 +39,8 @@ def commented(body: str) -> dict[str, Any]:
         ("issue_comment", commented(f"@{SLUG} go") | {"action": "edited"}, False),
         ("issue_comment", payload("issue_comment.created.on-pull-request"), False),  # "/rebase"
         ("pull_request_review_comment", payload("pull_request_review_comment.created"), False),
-        ("pull_request", payload("pull_request.closed"), False),
+        ("pull_request", payload("pull_request.closed"), True),  # releases its sandbox
+        ("pull_request", payload("pull_request.closed") | {"action": "edited"}, False),
         ("installation", payload("installation.created"), True),
         ("installation", payload("installation.deleted"), True),
         (

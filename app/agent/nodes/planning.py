@@ -93,7 +93,7 @@ async def approval(state: RunState, runtime: Rt) -> Command[Literal["plan", "imp
         revise = ApprovalUpdate(feedback=[*state.get("feedback", []), feedback])
         return Command(goto="plan", update=revise)
     if decision.get("verb") == "stop":
-        reason = f"stopped by {who} at plan approval"
+        reason = decision.get("reason") or f"stopped by {who} at plan approval"
         await announce(runtime, "approval", reason, usage)
         outcome = OutcomeDict(
             status="stopped",

@@ -11,10 +11,11 @@ from app.runs.store.base import async_url
 from app.runs.store.commands import CommandStore
 from app.runs.store.deliveries import DeliveryStore
 from app.runs.store.installations import InstallationStore
+from app.runs.store.retention import RetentionStore
 from app.runs.store.runs import RunStore
 
 __all__ = ["Store", "async_url"]
 
 
-class Store(DeliveryStore, InstallationStore, RunStore, CommandStore):
+class Store(DeliveryStore, InstallationStore, RunStore, CommandStore, RetentionStore):
     """All persistence. Construct with `Store.open(url)`; call `migrate()` once at start-up."""

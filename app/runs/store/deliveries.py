@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Collection, Mapping
+from datetime import datetime
+from typing import Any, Literal
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
-from app.runs.models import Delivery, deliveries
+from app.runs.models import Delivery, deliveries, redeliveries
 from app.runs.store.base import StoreBase, utcnow
+
+# How record_delivery found a delivery: new; seen before but its work ended in error (a
+# redelivery then does the work again); seen before and done, or still being done.
+Receipt = Literal["new", "again", "duplicate"]
+ERROR = "error"  # the outcome of a delivery whose work failed for good
 
 
 class DeliveryStore(StoreBase):
@@ -25,31 +31,41 @@ class DeliveryStore(StoreBase):
         outcome: str,
         detail: str | None = None,
         payload: Mapping[str, Any] | None = None,
-    ) -> bool:
-        """Record a delivery once; False if its id was seen before (a redelivery).
+    ) -> Receipt:
+        """Record a delivery once by its id. A redelivery (the same id) is a duplicate, unless
+        its work ended in error: then it is recorded afresh, to be done again ("again").
 
         A delivery with a payload needs background work: it stays unfinished until
         `finish_delivery`. One without is finished on arrival (ignored, ping).
         """
         now = utcnow()
-        stmt = self._upsert_ignore(
-            deliveries,
-            ["id"],
-            id=delivery_id,
-            event=event,
-            action=action,
-            installation_id=installation_id,
-            repo=repo,
-            received_at=now,
-            outcome=outcome,
-            detail=detail,
-            payload=dict(payload) if payload is not None else None,
-            processed_at=None if payload is not None else now,
-        )
+        values: dict[str, Any] = {
+            "event": event,
+            "action": action,
+            "installation_id": installation_id,
+            "repo": repo,
+            "outcome": outcome,
+            "detail": detail,
+            "payload": dict(payload) if payload is not None else None,
+            "processed_at": None if payload is not None else now,
+        }
+        stmt = self._upsert_ignore(deliveries, ["id"], id=delivery_id, received_at=now, **values)
         async with self._engine.begin() as conn:
             # RETURNING yields a row only when inserted (rowcount is unreliable for INSERT).
-            inserted = (await conn.execute(stmt.returning(deliveries.c.id))).first()
-        return inserted is not None
+            if (await conn.execute(stmt.returning(deliveries.c.id))).first() is not None:
+                return "new"
+            # One statement, so of two redeliveries racing only one finds it in error.
+            reopened = await conn.execute(
+                update(deliveries)
+                .where(
+                    deliveries.c.id == delivery_id,
+                    deliveries.c.outcome == ERROR,
+                    deliveries.c.processed_at.is_not(None),
+                )
+                .values(attempts=0, **values)
+                .returning(deliveries.c.id)
+            )
+            return "again" if reopened.first() is not None else "duplicate"
 
     async def delivery(self, delivery_id: str) -> Delivery | None:
         async with self._engine.connect() as conn:
@@ -68,13 +84,29 @@ class DeliveryStore(StoreBase):
                 .values(outcome=outcome, detail=detail, processed_at=utcnow())
             )
 
-    async def unfinished_deliveries(self) -> list[str]:
-        """Ids of deliveries accepted for background work but not finished, oldest first."""
+    async def begin_delivery_attempt(self, delivery_id: str) -> int | None:
+        """Count one more try of an unfinished delivery's work: how many tries this makes
+        (None when it is finished, or unknown)."""
+        async with self._engine.begin() as conn:
+            tried = await conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id == delivery_id, deliveries.c.processed_at.is_(None))
+                .values(attempts=deliveries.c.attempts + 1)
+                .returning(deliveries.c.attempts)
+            )
+            found = tried.scalar_one_or_none()
+        return int(found) if found is not None else None
+
+    async def unfinished_deliveries(self, *, received_before: datetime | None = None) -> list[str]:
+        """Ids of deliveries accepted for background work but not finished, oldest first
+        (only those received before `received_before`, when given)."""
         query = (
             select(deliveries.c.id)
             .where(deliveries.c.processed_at.is_(None), deliveries.c.payload.is_not(None))
             .order_by(deliveries.c.received_at)
         )
+        if received_before is not None:
+            query = query.where(deliveries.c.received_at < received_before)
         async with self._engine.connect() as conn:
             return list((await conn.execute(query)).scalars())
 
@@ -86,3 +118,39 @@ class DeliveryStore(StoreBase):
                 .where(deliveries.c.id == delivery_id)
                 .values(reply_comment_id=comment_id)
             )
+
+    # Redeliveries asked of GitHub (app.webhooks.redelivery) ---------------------------------
+
+    async def known_deliveries(self, guids: Collection[str]) -> set[str]:
+        """Which of these delivery ids were recorded, or already asked to be redelivered."""
+        wanted = list(guids)
+        if not wanted:
+            return set()
+        recorded = select(deliveries.c.id).where(deliveries.c.id.in_(wanted))
+        asked = select(redeliveries.c.guid).where(redeliveries.c.guid.in_(wanted))
+        async with self._engine.connect() as conn:
+            found = set((await conn.execute(recorded)).scalars())
+            found |= set((await conn.execute(asked)).scalars())
+        return found
+
+    async def note_redelivery(
+        self, guid: str, *, hook_delivery_id: int, event: str, action: str | None
+    ) -> bool:
+        """Remember that GitHub is asked to redeliver `guid`; False if it already was (by this
+        process or another), so nobody asks twice."""
+        stmt = self._upsert_ignore(
+            redeliveries,
+            ["guid"],
+            guid=guid,
+            hook_delivery_id=hook_delivery_id,
+            event=event,
+            action=action,
+            asked_at=utcnow(),
+        )
+        async with self._engine.begin() as conn:
+            return (await conn.execute(stmt.returning(redeliveries.c.guid))).first() is not None
+
+    async def forget_redelivery(self, guid: str) -> None:
+        """The ask failed: a later sweep may ask again."""
+        async with self._engine.begin() as conn:
+            await conn.execute(delete(redeliveries).where(redeliveries.c.guid == guid))

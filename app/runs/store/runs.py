@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Collection
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
@@ -208,6 +209,26 @@ class RunStore(StoreBase):
         suspended, oldest first."""
         query = (
             select(runs).where(runs.c.status.in_(RESUMABLE_STATUSES)).order_by(runs.c.created_at)
+        )
+        async with self._engine.connect() as conn:
+            return [Run(**row._mapping) for row in await conn.execute(query)]
+
+    async def queued_runs(self, *, created_before: datetime) -> list[Run]:
+        """Runs still queued that were started before `created_before`, oldest first."""
+        query = (
+            select(runs)
+            .where(runs.c.status == "queued", runs.c.created_at < created_before)
+            .order_by(runs.c.created_at)
+        )
+        async with self._engine.connect() as conn:
+            return [Run(**row._mapping) for row in await conn.execute(query)]
+
+    async def active_runs_of_installation(self, installation_id: int) -> list[Run]:
+        """The installation's active runs, oldest first."""
+        query = (
+            select(runs)
+            .where(runs.c.installation_id == installation_id, runs.c.status.in_(ACTIVE_STATUSES))
+            .order_by(runs.c.created_at)
         )
         async with self._engine.connect() as conn:
             return [Run(**row._mapping) for row in await conn.execute(query)]
