@@ -137,6 +137,29 @@ def commands_recorded() -> bool:
     return not _quiet.get()
 
 
+# The emitter of the run this task (and the threads it starts) works for: set by the run's job
+# around the run, read by seams below the workflow (the budget's model calls, the sandbox's
+# commands, the GitHub host's writes) that have no run at hand.
+_current: contextvars.ContextVar[Emitter] = contextvars.ContextVar(
+    "transcript", default=NO_TRANSCRIPT
+)
+
+
+def current() -> Emitter:
+    return _current.get()
+
+
+@contextlib.contextmanager
+def recording(emitter: Emitter) -> Iterator[None]:
+    """Events emitted through `current()` inside (and in threads started inside) go to
+    `emitter`."""
+    token = _current.set(emitter)
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
 class Stopwatch:
     """Seconds since it was made, for events that say how long something took."""
 
