@@ -603,24 +603,30 @@ async def test_the_transcript_records_what_the_run_did_as_it_happened(
     assert {"status", "step", "model", "tool", "command", "tests", "push", "github"} <= kinds
     assert {"sandbox", "decision"} <= kinds
     steps = [e.data["step"] for e in events if e.kind == "step"]
-    assert steps[:3] == ["prepare", "plan", "approval"] and "publish" in steps
+    assert steps[:3] == ["prepare", "plan", "approval"]
+    assert "publish" in steps
     assert {"verb": "approve", "by": WRITER} in [e.data for e in events if e.kind == "decision"]
     statuses = [e.data["status"] for e in events if e.kind == "status"]
-    assert statuses[-1] == "succeeded" and "waiting" in statuses
+    assert statuses[-1] == "succeeded"
+    assert "waiting" in statuses
     models = [e.data for e in events if e.kind == "model"]
-    assert models and all(m["input_tokens"] > 0 and m["cost_usd"] > 0 for m in models)
+    assert models
+    assert all(m["input_tokens"] > 0 and m["cost_usd"] > 0 for m in models)
     tools = [e.data for e in events if e.kind == "tool"]
     assert {"name": "read_file"} in [{"name": t["name"]} for t in tools]
     [edit] = [t for t in tools if t["name"] == "edit_file"]
     assert edit["args"]["file_path"].endswith("calc.py")
     commands = [e.data for e in events if e.kind == "command"]
     ran_tests = [c for c in commands if c["command"].endswith(TEST_COMMAND)]
-    assert ran_tests and ran_tests[-1]["exit_code"] == 0 and ran_tests[-1]["seconds"] >= 0
+    assert ran_tests
+    assert ran_tests[-1]["exit_code"] == 0
+    assert ran_tests[-1]["seconds"] >= 0
     assert not any('"file_path"' in c["command"] for c in commands)  # file tools: no noise
     [tests] = [e.data for e in events if e.kind == "tests"]
     assert (tests["command"], tests["passed"], tests["exit_code"]) == (TEST_COMMAND, True, 0)
     [push] = [e.data for e in events if e.kind == "push"]
     assert push["branch"] == "open-swe/issue-1"
     actions = [e.data["action"] for e in events if e.kind == "github"]
-    assert "draft pull request opened" in actions and "status comment posted" in actions
+    assert "draft pull request opened" in actions
+    assert "status comment posted" in actions
     assert "x-access-token" not in str([e.data for e in events])
