@@ -126,10 +126,33 @@ async def test_approve_a_waiting_plan_from_the_dashboard_and_the_run_goes_on(
     await expect(approve).to_be_focused()
     await page.keyboard.press("Enter")
 
-    await expect(page.get_by_role("status")).to_have_text("Approved: the run goes on.")
+    await expect(page.get_by_role("status").first).to_have_text("Approved: the run goes on.")
+    # The transcript: what the run did so far, then the rest as it happens, on this page.
+    transcript = page.locator("#transcript")
+    await expect(transcript.locator('[data-kind="decision"]')).to_contain_text(
+        f"approve by @{MAINTAINER}", timeout=TIMEOUT_MS
+    )
+    await expect(transcript.locator('[data-kind="step"]').first).to_contain_text("Prepare")
+    await page.evaluate("window.stillTheSamePage = true")
     await expect(page.locator('[data-field="status"]')).to_have_text(
         "succeeded", timeout=TIMEOUT_MS
     )
+    await expect(transcript.locator('[data-kind="tests"]')).to_contain_text(
+        "passed", timeout=TIMEOUT_MS
+    )
+    await expect(transcript.locator('[data-kind="push"]')).to_contain_text("open-swe/issue-1")
+    await expect(transcript.locator('[data-kind="github"]').last).to_be_visible()
+    await expect(transcript.locator('[data-kind="model"]').first).to_contain_text("tokens in")
+    await expect(transcript.locator('[data-kind="status"]').last).to_have_text(
+        re.compile("Status: succeeded"), timeout=TIMEOUT_MS
+    )
+    await expect(page.locator('[data-field="transcript-state"]')).to_contain_text(
+        "The run has ended", timeout=TIMEOUT_MS
+    )
+    command = transcript.locator('[data-kind="command"]').filter(has_text="unittest").last
+    await command.get_by_text("Output").click()  # the output, unfolded
+    await expect(command.locator("pre")).to_contain_text("OK")
+    assert await page.evaluate("window.stillTheSamePage") is True  # it all came live
     await expect(page.get_by_role("button", name="Approve the plan")).to_be_hidden()
     await expect(page.locator('[data-field="approved"]')).to_have_text(f"Approved by {MAINTAINER}.")
     run = await world.finished_run()
@@ -191,6 +214,8 @@ async def test_without_access_a_person_sees_no_runs_and_cannot_act(
     api = page.context.request
     assert (await (await api.get(f"{base}/api/runs")).json()) == {"runs": []}
     assert (await api.get(f"{base}/api/runs/{waiting.id}")).status == 404
+    assert (await api.get(f"{base}/api/runs/{waiting.id}/events")).status == 404
+    assert (await api.get(f"{base}/api/runs/{waiting.id}/stream")).status == 404
     assert (await api.get(f"{base}/api/runs?repo={REPO}")).status == 200
     await page.goto(base + "/")
     csrf = await page.locator('input[name="csrf"]').first.get_attribute("value")
@@ -201,6 +226,7 @@ async def test_without_access_a_person_sees_no_runs_and_cannot_act(
     # Someone who can read the repository sees the run but gets no buttons, and no way round.
     page = await signed_in(browser, world, READER, f"/runs/{waiting.id}")
     await expect(page.locator('[data-field="status"]')).to_have_text("waiting for approval")
+    await expect(page.locator('#transcript [data-kind="step"]').first).to_contain_text("Prepare")
     await expect(page.get_by_role("button", name="Approve the plan")).to_be_hidden()
     await expect(page.get_by_role("button", name="Stop the run")).to_be_hidden()
     csrf = await page.locator('input[name="csrf"]').first.get_attribute("value")
