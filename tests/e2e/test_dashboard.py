@@ -93,6 +93,9 @@ async def test_sign_in_and_watch_a_run_progress_live_to_its_pull_request(
     tokens = re.search(r'open_swe_model_tokens_total\{kind="output"\} (\S+)', metrics.text)
     assert tokens is not None
     assert float(tokens.group(1)) > 0
+    created = re.search(r"open_swe_sandbox_create_seconds_count (\S+)", metrics.text)
+    assert created is not None
+    assert float(created.group(1)) == 1  # from the run's transcript
 
     # The run's own page: the plan, every step done, the tests that passed.
     await row.get_by_role("link", name=f"Run {run.id[:8]}: details").click()

@@ -77,7 +77,8 @@ class EventStore(StoreBase):
         if since is not None:
             query = query.where(run_events.c.at >= since)
         async with self._engine.connect() as conn:
-            return [to_event(row._mapping) for row in await conn.execute(query.order_by("at"))]
+            ordered = query.order_by(run_events.c.at, run_events.c.run_id, run_events.c.seq)
+            return [to_event(row._mapping) for row in await conn.execute(ordered)]
 
 
 def to_event(row: Any) -> RunEvent:
