@@ -613,7 +613,8 @@ async def test_the_transcript_records_what_the_run_did_as_it_happened(
     assert models
     assert all(m["input_tokens"] > 0 and m["cost_usd"] > 0 for m in models)
     tools = [e.data for e in events if e.kind == "tool"]
-    assert {"name": "read_file"} in [{"name": t["name"]} for t in tools]
+    [read, *_] = [t for t in tools if t["name"] == "read_file"]
+    assert "def add" in read["result"]  # what the tool gave the model
     [edit] = [t for t in tools if t["name"] == "edit_file"]
     assert edit["args"]["file_path"].endswith("calc.py")
     commands = [e.data for e in events if e.kind == "command"]

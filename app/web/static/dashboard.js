@@ -179,8 +179,12 @@
     verify: "Verify", publish: "Publish", report: "Report"
   };
 
+  // One line for a command: the agent's `cd <repo> || exit 1` prefix and git's hardening
+  // options (`-c key=value`) left out; the whole command is in its details.
   function firstLine(text) {
-    var line = String(text || "").split("\n").filter(function (l) { return l.trim(); }).pop() || "";
+    var lines = String(text || "").split("\n").filter(function (l) { return l.trim(); });
+    if (lines.length > 1 && /^cd .* \|\| exit 1$/.test(lines[0])) lines.shift();
+    var line = (lines[0] || "").replace(/(\s-c\s+[\w.]+=\S*)+/g, "") + (lines.length > 1 ? " …" : "");
     return line.length > 160 ? line.slice(0, 157) + "…" : line;
   }
 
