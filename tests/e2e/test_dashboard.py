@@ -192,6 +192,11 @@ async def test_stop_a_working_run_from_the_dashboard(world: World, browser: Brow
     stopped = await world.finished_run()
     assert (stopped.status, stopped.error) == ("stopped", f"stopped by @{MAINTAINER}")
     await expect(page.locator('[data-field="error"]')).to_have_text(f"stopped by @{MAINTAINER}")
+    transcript = page.locator("#transcript")  # the audit log says who stopped it
+    await expect(transcript.locator('[data-kind="decision"]')).to_contain_text(
+        f"stop by @{MAINTAINER}"
+    )
+    await expect(transcript.locator('[data-kind="status"]').last).to_contain_text("stopped")
     trail = TRAIL[Verb.STOP].format(user=MAINTAINER)
     assert any(c.body.startswith(trail) for c in world.comments())
 
