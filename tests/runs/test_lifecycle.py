@@ -223,7 +223,8 @@ async def test_the_transcript_tells_each_move_and_who_answered_or_stopped(
 ) -> None:
     run = await started(lifecycle, "waiting")
     again = await lifecycle.start(request(run.delivery_id))  # a redelivery: nothing new
-    assert isinstance(again, Run) and again.id == run.id
+    assert isinstance(again, Run)
+    assert again.id == run.id
     assert await lifecycle.hand_over(run, said("approve", by="dave"))
     assert await lifecycle.take_answer(run.id) is not None
     await lifecycle.stop(run, said("stop", by="erin"), "stopped by @erin")
