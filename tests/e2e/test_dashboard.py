@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -18,6 +19,7 @@ from app.commands import Verb
 from app.config import Settings
 from app.server import create_app
 from app.setup_routes import SetupStateStore
+from app.transcript import RunEvent
 from app.web.actions import TRAIL
 from tests.agent.conftest import PLAN, script_fix, script_plan, script_pr
 from tests.e2e.browser import TIMEOUT_MS, Browser, browser
@@ -245,6 +247,42 @@ async def test_without_access_a_person_sees_no_runs_and_cannot_act(
 
     assert (await world.run_in("waiting")).id == waiting.id
     assert len(world.comments()) == comments_before  # nothing was said on GitHub
+
+
+HOSTILE = '<img src=x onerror="window.pwned=1"><script>window.pwned=2</script>'
+
+
+async def test_the_transcript_shows_hostile_output_as_text(world: World, browser: Browser) -> None:
+    """Command output, tool arguments and model names are untrusted: text, never HTML."""
+    script_plan(world.model)
+    await start(world)
+    await world.label("open-swe")
+    waiting = await world.run_in("waiting")
+    assert world.store is not None
+    now = datetime.now(UTC)
+    await world.store.add_events(
+        waiting.id,
+        [
+            RunEvent(waiting.id, "command", now, {"command": HOSTILE, "exit_code": 1,
+                                                  "seconds": 0.1, "output": HOSTILE}),
+            RunEvent(waiting.id, "tool", now, {"name": HOSTILE, "args": {"x": HOSTILE}}),
+            RunEvent(waiting.id, "github", now, {"action": HOSTILE, "number": 1,
+                                                 "url": "javascript:window.pwned=3"}),
+        ],
+    )  # fmt: skip
+
+    page = await signed_in(browser, world, MAINTAINER, f"/runs/{waiting.id}")
+    transcript = page.locator("#transcript")
+    command = transcript.locator('[data-kind="command"]').last
+    await expect(command).to_contain_text("<img src=x")
+    await command.get_by_text("Output").click()
+    await expect(command.locator("pre")).to_contain_text("<script>window.pwned=2</script>")
+    await expect(transcript.locator('[data-kind="tool"]').last).to_contain_text("<img src=x")
+    github = transcript.locator('[data-kind="github"]').last
+    await expect(github).to_contain_text("GitHub: <img")
+    assert await github.locator("a").count() == 0  # not an http(s) address: no link
+    assert await transcript.locator("img, script").count() == 0
+    assert await page.evaluate("window.pwned") is None
 
 
 async def test_the_setup_pages_button_shows_the_app_name_legibly(
