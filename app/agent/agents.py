@@ -34,7 +34,13 @@ from pydantic import BaseModel, Field
 from app.agent import prompts
 from app.agent.budget import Budget, BudgetExhausted, BudgetMiddleware, UsageMeter
 from app.agent.followups import FollowUpMiddleware, FollowUps
-from app.agent.tools import RepoWorkingDirectory, SecretScrubber, ToolResultLimit, filesystem
+from app.agent.tools import (
+    RepoWorkingDirectory,
+    SecretScrubber,
+    ToolResultLimit,
+    ToolTranscript,
+    filesystem,
+)
 from app.agent.workspace import RunFailed
 from app.config import Settings
 from app.sandbox.base import Sandbox
@@ -82,6 +88,7 @@ def _limits(
             trigger=("tokens", SUMMARIZE_AT_TOKENS),
             keep=("messages", KEEP_MESSAGES),
         ),
+        ToolTranscript(),  # outside the limit: the transcript bounds results on its own
         ToolResultLimit(),
         SecretScrubber(redactor),
     ]

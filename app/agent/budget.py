@@ -22,6 +22,7 @@ from langchain_core.outputs import ChatGeneration, LLMResult
 from typing_extensions import TypedDict
 
 from app.config import Settings
+from app.transcript import current
 
 
 @dataclass(frozen=True)
@@ -149,11 +150,20 @@ class Budget:
     def record(self, message: BaseMessage) -> None:
         usage = getattr(message, "usage_metadata", None) or {}
         model = str(message.response_metadata.get("model_name") or self.model)
+        cost = cost_of(message, model)
         with self._lock:
             self.usage.model_calls += 1
             self.usage.input_tokens += int(usage.get("input_tokens") or 0)
             self.usage.output_tokens += int(usage.get("output_tokens") or 0)
-            self.usage.cost_usd += cost_of(message, model)
+            self.usage.cost_usd += cost
+        current().emit(
+            "model",
+            model=model,
+            input_tokens=int(usage.get("input_tokens") or 0),
+            output_tokens=int(usage.get("output_tokens") or 0),
+            cost_usd=cost,
+            tool_calls=[call["name"] for call in getattr(message, "tool_calls", None) or []],
+        )
 
     def check(self) -> None:
         """Raise BudgetExhausted when a limit is reached (called before each model call)."""

@@ -10,6 +10,7 @@ from app.agent.host import RunHost
 from app.config import Settings
 from app.sandbox.base import Sandbox, SandboxProvider
 from app.text.redact import Redactor
+from app.transcript import NO_TRANSCRIPT, Emitter, Stopwatch, commands_quiet
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,8 @@ class RunContext:
     # Every secret of the run (settings' keys, tokens the host hands out), scrubbed from
     # anything bound for the model or for a person (failure reasons).
     redactor: Redactor = field(default_factory=lambda: Redactor(()), repr=False, compare=False)
+    # The run's transcript (app.transcript): what the steps do, as they do it.
+    events: Emitter = field(default=NO_TRANSCRIPT, repr=False, compare=False)
     # Sandboxes acquired in this process, by label set: nodes share one without re-listing.
     _acquired: dict[tuple[tuple[str, str], ...], Sandbox] = field(
         default_factory=dict, repr=False, compare=False
@@ -37,7 +40,11 @@ class RunContext:
         """The run's sandbox: reused while this process holds it, else acquired by labels."""
         key = tuple(sorted(labels.items()))
         if key not in self._acquired:
-            self._acquired[key] = await asyncio.to_thread(self.sandboxes.acquire, labels)
+            watch = Stopwatch()
+            with commands_quiet():  # a provider's own housekeeping is not the run's work
+                sandbox = await asyncio.to_thread(self.sandboxes.acquire, labels)
+            self._acquired[key] = sandbox
+            self.events.emit("sandbox", created=sandbox.created, seconds=watch.seconds)
         return self._acquired[key]
 
     def forget(self, labels: dict[str, str]) -> None:

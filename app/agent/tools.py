@@ -20,6 +20,7 @@ from langgraph.types import Command
 
 from app.sandbox.base import Sandbox
 from app.text.redact import Redactor
+from app.transcript import Stopwatch, commands_quiet, current
 
 READ_ONLY_TOOLS: list[FsToolName] = ["ls", "read_file", "glob", "grep"]
 CODING_TOOLS: list[FsToolName] = [*READ_ONLY_TOOLS, "write_file", "edit_file", "execute"]
@@ -71,6 +72,53 @@ class ToolResultLimit(AgentMiddleware[Any, Any, Any]):
         handler: Callable[[ToolCallRequest], Awaitable[ToolMessage | Command[Any]]],
     ) -> ToolMessage | Command[Any]:
         return self._cut(await handler(request))
+
+
+class ToolTranscript(AgentMiddleware[Any, Any, Any]):
+    """Each tool call into the run's transcript: its name, arguments, how long it took and
+    what it returned. A file tool's own sandbox commands are its detail, not recorded apart;
+    `execute` is recorded by the sandbox too (exit code and output), so here only its call."""
+
+    def _record(self, request: ToolCallRequest, result: object, watch: Stopwatch) -> None:
+        call = request.tool_call
+        data: dict[str, Any] = {
+            "name": call["name"],
+            "args": call["args"],
+            "seconds": watch.seconds,
+        }
+        if isinstance(result, ToolMessage):
+            data["status"] = result.status
+            if call["name"] != "execute":
+                data["result"] = result.text
+        current().emit("tool", **data)
+
+    def wrap_tool_call(
+        self,
+        request: ToolCallRequest,
+        handler: Callable[[ToolCallRequest], ToolMessage | Command[Any]],
+    ) -> ToolMessage | Command[Any]:
+        watch = Stopwatch()
+        if request.tool_call["name"] == "execute":
+            result = handler(request)
+        else:
+            with commands_quiet():
+                result = handler(request)
+        self._record(request, result, watch)
+        return result
+
+    async def awrap_tool_call(
+        self,
+        request: ToolCallRequest,
+        handler: Callable[[ToolCallRequest], Awaitable[ToolMessage | Command[Any]]],
+    ) -> ToolMessage | Command[Any]:
+        watch = Stopwatch()
+        if request.tool_call["name"] == "execute":
+            result = await handler(request)
+        else:
+            with commands_quiet():
+                result = await handler(request)
+        self._record(request, result, watch)
+        return result
 
 
 class RepoWorkingDirectory(AgentMiddleware[Any, Any, Any]):

@@ -45,6 +45,7 @@ from app.hosts.push import push_failure
 from app.sandbox.base import GitCredentials, Sandbox, SandboxError, SandboxGone
 from app.text.github import defuse_mentions, unclose_others
 from app.text.redact import Redactor
+from app.transcript import current
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -224,21 +225,25 @@ class GitHubHost:
             raise
         except SandboxError as exc:
             raise RunFailed(self._scrub(await push_failure(sandbox, change, exc))) from None
+        current().emit("push", repo=self.repo, branch=change.branch, commit=change.commit)
 
     def _open_or_update_pull(self, change: Change, title: str, body: str) -> tuple[PullInfo, bool]:
         existing = self._client.find_pull(self.repo, change.branch)
         if existing is not None:
             pull = self._client.update_pull(self.repo, existing.number, title=title, body=body)
+            wrote("pull request updated", pull.number, pull.html_url)
             return pull, False
         pull = self._client.create_draft_pull(
             self.repo, title=title, body=body, head=change.branch, base=change.base_branch
         )
+        wrote("draft pull request opened", pull.number, pull.html_url)
         return pull, True
 
     async def _request_review(self, number: int) -> None:
         """Best effort: a review request that GitHub refuses never fails the publication."""
         try:
             await self._call(self._client.request_review, self.repo, number, [self.requester.login])
+            wrote(f"review requested from @{self.requester.login}", number)
         except GitHubError as exc:
             log.warning("pull.review_request_failed", run=self.run_id, error=self._scrub(str(exc)))
 
@@ -287,9 +292,11 @@ class GitHubHost:
             if mark.revision == revision:
                 if mark.digest != digest:
                     self._client.update_comment(self.repo, comment.id, body)
+                    wrote(f"plan (revision {revision}) edited", self.issue_number)
                 return
         marker = status.PLAN_MARKER.format(run_id=self.run_id, revision=revision, digest=digest)
         self._client.create_comment(self.repo, self.issue_number, body, marker=marker)
+        wrote(f"plan (revision {revision}) posted", self.issue_number)
 
     # --- the status comment ---------------------------------------------------------------
 
@@ -352,6 +359,7 @@ class GitHubHost:
             if self._status_id is not None:
                 try:  # the GitHub layer retries this edit's server errors (a PATCH repeats safely)
                     self._client.update_comment(self.repo, self._status_id, body)
+                    wrote("status comment edited", self.issue_number)
                     return None
                 except NotFound:  # deleted by someone: post a new one
                     self._status_id = None
@@ -364,6 +372,7 @@ class GitHubHost:
                 self._located = False  # it may exist after all: look before creating again
                 raise
             self._status_id = comment.id
+            wrote("status comment posted", self.issue_number)
             return comment.id
 
     def _locate_status(self) -> None:
@@ -406,6 +415,11 @@ class GitHubHost:
 
     async def _call(self, function: Callable[..., T], *args: object) -> T:
         return await asyncio.to_thread(function, *args)
+
+
+def wrote(action: str, number: int, url: str | None = None) -> None:
+    """A write on GitHub, into the run's transcript (app.transcript)."""
+    current().emit("github", action=action, number=number, url=url)
 
 
 def _mark_waiting(board: status.Board) -> None:

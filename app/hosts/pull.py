@@ -25,7 +25,7 @@ from app.agent.workspace import RunFailed
 from app.github.errors import GitHubError
 from app.github.types import PullInfo, ReviewCommentInfo
 from app.hosts import status
-from app.hosts.github import MAX_COMMENT_CHARS, GitHubHost
+from app.hosts.github import MAX_COMMENT_CHARS, GitHubHost, wrote
 from app.hosts.identity import noreply_identity
 from app.runs.models import StoredCommand
 from app.sandbox.base import Sandbox
@@ -170,12 +170,14 @@ class GitHubPullHost(GitHubHost):
         if any(_in_thread(r, root) and r.author_is_bot and marker in r.body for r in reviews):
             return  # answered before a restart
         self._client.reply_to_review_comment(self.repo, self.issue_number, root, body)
+        wrote("reply in the review thread posted", self.issue_number)
 
     def _comment_once(self, body: str, marker: str) -> None:
         comments = self._client.list_comments(self.repo, self.issue_number)
         if any(self._is_ours(c) and marker in c.body for c in comments):
             return
         self._client.create_comment(self.repo, self.issue_number, body, marker=marker)
+        wrote("answer posted", self.issue_number)
 
 
 def _thread_root(comment: ReviewCommentInfo) -> int:

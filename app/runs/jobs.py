@@ -69,7 +69,10 @@ from app.runs.inbox import RunInbox, lineage
 from app.runs.lifecycle import Lifecycle, end_run, release_sandbox
 from app.runs.models import Run
 from app.runs.store import Store
+from app.runs.transcript import EventWriter
 from app.sandbox.base import SandboxProvider
+from app.text.redact import Redactor
+from app.transcript import NO_TRANSCRIPT, Emitter, recording
 
 log = structlog.get_logger(__name__)
 
@@ -151,11 +154,19 @@ class _Attempt:
     inbox: RunInbox | None = None
     runs: tuple[str, ...] = ()  # the run and those it retries (whose checkpoints it continues)
     payload: Payload = None  # what the workflow was last given
+    events: Emitter = NO_TRANSCRIPT
+    redactor: Redactor | None = None
 
     def context(self, settings: Settings, sandboxes: SandboxProvider) -> RunContext:
         assert self.host is not None
+        # The transcript's redactor: what the run learns (its tokens) is redacted there too.
         return RunContext(
-            settings=settings, host=self.host, sandboxes=sandboxes, follow_ups=self.inbox
+            settings=settings,
+            host=self.host,
+            sandboxes=sandboxes,
+            follow_ups=self.inbox,
+            redactor=self.redactor if self.redactor is not None else Redactor(()),
+            events=self.events,
         )
 
 
@@ -174,7 +185,8 @@ class RunJob:
         self._store = store
         self._github = github
         self._sandboxes = sandboxes
-        self._lifecycle = Lifecycle(store)
+        self._events = EventWriter(store)  # the transcripts of this process's runs
+        self._lifecycle = Lifecycle(store, events=self._events)
         self._graph = build_graph(checkpointer)  # one per process, shared by its runs
 
     async def __call__(self, run_id: str) -> None:
@@ -182,8 +194,18 @@ class RunJob:
         if run is None or not run.active:
             log.info("run.nothing_to_do", run=run_id, status=run.status if run else None)
             return
-        with structlog.contextvars.bound_contextvars(run=run.id, thread=run.thread):
-            await self._drive(_Attempt(run, run_input(run)))
+        self._events.start()
+        redactor = Redactor(self._settings.secret_values())
+        transcript = self._events.transcript(run.id, redactor)
+        attempt = _Attempt(run, run_input(run), events=transcript, redactor=redactor)
+        try:
+            with (
+                structlog.contextvars.bound_contextvars(run=run.id, thread=run.thread),
+                recording(transcript),
+            ):
+                await self._drive(attempt)
+        finally:  # the run's last events stored before its job is done (bounded wait)
+            await self._events.flush_within()
 
     async def _drive(self, attempt: _Attempt) -> None:
         """Work, then end the run in exactly one place: here, or in the stop just below."""

@@ -58,8 +58,10 @@ from app.runs.models import (
     StoredCommand,
 )
 from app.runs.store import Store
+from app.runs.transcript import EventWriter
 from app.sandbox.base import SandboxError, SandboxProvider
 from app.text.sanitize import sanitize
+from app.transcript import EventKind, RunEvent, Transcript
 
 log = structlog.get_logger(__name__)
 
@@ -147,9 +149,12 @@ class Lifecycle:
     """The transitions of stored runs. `queue` is where the front door (re)submits and cancels
     a run's job; a run's own job moves its run without one."""
 
-    def __init__(self, store: Store, queue: Dispatcher | None = None) -> None:
+    def __init__(
+        self, store: Store, queue: Dispatcher | None = None, events: EventWriter | None = None
+    ) -> None:
         self._store = store
         self._queue = queue
+        self._events = events  # a run's job writes its transcript through its writer
 
     # --- the front door -------------------------------------------------------------------
 
@@ -158,6 +163,8 @@ class Lifecycle:
         run: then that one. A redelivery returns the run it started, submitting nothing."""
         result = await self._store.start_run(**dataclasses.asdict(request))
         if isinstance(result, Run) and result.status == "queued":
+            if not await self._store.run_events(result.id, limit=1):  # not a redelivery's
+                await self._note(result.id, "status", status="queued", by=request.requested_by)
             await self._submit(StartRun(result.id))  # a second submission of a job runs it once
         return result
 
@@ -183,6 +190,7 @@ class Lifecycle:
         status will give, and its job cancelled; a run that waits (or parked meanwhile) is
         resumed and takes the stop as its plan's answer, ending itself."""
         recorded = await self._store.add_command(**dataclasses.asdict(command), run_id=run.id)
+        await self._note(run.id, "decision", verb="stop", by=command.author, reason=reason)
         stopped = await self._move(run.id, "stopped", STOPPABLE, error=reason)
         if stopped is not None:
             await self._store.consume_command(recorded.id)  # handled here
@@ -233,6 +241,7 @@ class Lifecycle:
             return None
         decision = plan_decision(taken)
         log.info("run.decision", verb=taken.verb, by=taken.author)
+        await self._note(run_id, "decision", verb=taken.verb, by=taken.author)
         return decision
 
     # --- events that end a run from outside ---------------------------------------------
@@ -268,9 +277,25 @@ class Lifecycle:
         ends has its plan question closed (nobody answers an ended run)."""
         if not set(expected) <= set(TRANSITIONS[to]):
             raise ValueError(f"a run cannot move from {expected} to {to}")
-        return await self._store.set_run_status(
+        moved = await self._store.set_run_status(
             run_id, to, error=error, expected=expected, close_plan_question=to in FINISHED_STATUSES
         )
+        if moved is not None:
+            await self._note(run_id, "status", status=to, reason=error)
+        return moved
+
+    async def _note(self, run_id: str, kind: EventKind, **data: object) -> None:
+        """An event of the run's transcript: through the job's writer, or (the front door)
+        written at once. Best effort: the transcript never fails a transition."""
+        if self._events is not None:
+            self._events.record(run_id, kind, **data)
+            return
+        made: list[RunEvent] = []
+        Transcript(run_id, made.append).emit(kind, **data)
+        try:
+            await self._store.add_events(run_id, made)
+        except Exception as exc:
+            log.warning("transcript.write_failed", run=run_id, error=type(exc).__name__)
 
     async def _with_stop_reason(self, run_id: str, outcome: RunOutcome) -> RunOutcome:
         """A run stopped from outside (the `stop` command, maybe taken by another process)

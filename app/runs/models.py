@@ -179,6 +179,20 @@ redeliveries = Table(
     Column("asked_at", UtcDateTime, nullable=False),
 )
 
+# The transcript of each run (app.transcript): what it did, in order, kept for the retention
+# period. `seq` counts from 1 per run, in commit order (a batch takes the next numbers under
+# the primary key), so a reader that saw event n never misses an event < n committed later.
+run_events = Table(
+    "run_events",
+    metadata,
+    Column("run_id", String(32), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("kind", String(20), nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("data", JSON, nullable=False),
+)
+Index("ix_run_events_kind_at", run_events.c.kind, run_events.c.at)  # /metrics reads by kind
+
 # Running totals of what retention prunes, so counters read from the store never go down:
 # /metrics adds these to what the remaining rows count.
 totals = Table(

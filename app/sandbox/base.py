@@ -21,6 +21,7 @@ from deepagents.backends.sandbox import BaseSandbox
 from deepagents.backends.utils import perform_string_replacement
 
 from app.sandbox.output import Clipped, clean_output
+from app.transcript import Stopwatch, commands_recorded, current
 
 DEFAULT_OUTPUT_LIMIT = 30_000  # characters kept from one command's output (head + tail)
 # deepagents' file tools (read, ls, grep, glob) parse JSON printed by commands through
@@ -106,6 +107,8 @@ class Sandbox(BaseSandbox, ABC):
     #: download_files/upload_files: deepagents passes them through temp files in /tmp, outside
     #: work_dir where file operations may not go.
     inline_edit_bytes = 50_000
+    #: True when the provider made this sandbox for the caller (False: an existing one reused).
+    created = False
 
     def __init__(
         self,
@@ -167,11 +170,21 @@ class Sandbox(BaseSandbox, ABC):
         only as its network policy says (see `granted`).
         """
         full_env = {**COMMAND_ENV, **(env or {})}
+        watch = Stopwatch()
         raw = self._run(
             command, cwd=cwd or self.work_dir, env=full_env, timeout=timeout, networked=networked
         )
         limit = self.output_limit if output_limit is None else output_limit
         text, truncated = clean_output(raw.output, limit=limit, secrets=self._secrets)
+        if commands_recorded():  # the run's transcript: what ran, how it ended (redacted)
+            current().emit(
+                "command",
+                command=command,
+                exit_code=raw.exit_code,
+                timed_out=raw.timed_out,
+                seconds=watch.seconds,
+                output=text,
+            )
         return CommandResult(raw.exit_code, text, raw.timed_out, truncated)
 
     def execute(self, command: str, *, timeout: int | None = None) -> ExecuteResponse:

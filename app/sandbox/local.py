@@ -142,7 +142,9 @@ class LocalProvider(SandboxProvider):
         created = datetime.now(UTC).isoformat()
         state = SandboxState(id=sandbox_id, labels=labels, created_at=created)
         write_state(directory, state)  # last: until now, find() does not see it
-        return self._open(directory, state)
+        sandbox = self._open(directory, state)
+        sandbox.created = True
+        return sandbox
 
     def _open(self, directory: Path, state: SandboxState) -> LocalSandbox:
         return LocalSandbox(

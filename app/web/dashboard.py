@@ -14,7 +14,7 @@ from typing import get_args
 
 from app.agent.history import RunRecord
 from app.config import Settings
-from app.runs.models import FINISHED_STATUSES, RunStatus
+from app.runs.models import FINISHED_STATUSES, Run, RunStatus
 from app.runs.store import Store
 from app.runs.views import RunRow, list_runs, run_row, runs_since
 from app.web.access import Access
@@ -77,6 +77,15 @@ class Dashboard:
         records = await self._records.of([row.run])
         actions = await self.allowed(access, row) if access.can_act(row.run) else ()
         return self._view(row, records[row.run.id], actions)
+
+    @property
+    def store(self) -> Store:
+        return self._store
+
+    async def visible(self, access: Access, run_id: str) -> Run | None:
+        """The run if this person may see it (its row only: cheap enough for each poll)."""
+        run = await self._store.run(run_id)
+        return run if run is not None and access.sees(run) else None
 
     async def allowed(self, access: Access, row: RunRow) -> tuple[Action, ...]:
         """What the buttons offer now (the action itself checks again, with the App)."""

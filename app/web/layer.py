@@ -117,6 +117,16 @@ class WebLayer:
             Route(
                 "/api/runs/{run_id:str}", self._guarded("api", lambda s: s.api.run), methods=["GET"]
             ),
+            Route(
+                "/api/runs/{run_id:str}/events",
+                self._guarded("api", lambda s: s.api.events),
+                methods=["GET"],
+            ),
+            Route(
+                "/api/runs/{run_id:str}/stream",
+                self._guarded("api", lambda s: s.api.stream),
+                methods=["GET"],
+            ),
             Route(CALLBACK_PATH, self._auth("callback"), methods=["GET"]),
             Route("/auth/logout", self._auth("logout"), methods=["GET", "POST"]),
             Route("/metrics", self._metrics, methods=["GET"]),

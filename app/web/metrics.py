@@ -7,8 +7,9 @@ store's running totals of what retention pruned, so counters never go down), the
 procrastinate's table (or, with the in-process queue, from the runs and deliveries waiting), so
 any web process of a deployment sharing one PostgreSQL database answers the same totals.
 
-Not exported yet, because nothing durable records it: the time sandboxes take to be created
-(`open_swe_sandbox_create_seconds`), which needs a per-run event store.
+The time sandboxes take to be created (`open_swe_sandbox_create_seconds`) comes from the
+runs' transcripts (their "sandbox" events, app.runs.store.events), plus what retention folded
+into the totals when it pruned them.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from app.config import Settings
 from app.runs import views
 from app.runs.models import ACTIVE_STATUSES, FINISHED_STATUSES
 from app.runs.store import Store
+from app.runs.store.events import SANDBOX_CREATE, SANDBOX_CREATE_BUCKETS, sandbox_create_seconds
 from app.runs.store.retention import DELIVERIES, MODEL_COST, MODEL_TOKENS, delivery_totals
 from app.web.records import RunRecords
 
@@ -52,6 +54,8 @@ class Snapshot:
     output_tokens: int = 0
     cost_usd: float = 0.0
     queue: dict[tuple[str, str], int] = field(default_factory=dict)
+    sandbox_creates: list[float] = field(default_factory=list)  # seconds, from transcripts
+    sandbox_pruned: dict[str, float] = field(default_factory=dict)  # retention's totals
 
 
 async def snapshot(settings: Settings, store: Store, records: RunRecords) -> Snapshot:
@@ -75,6 +79,8 @@ async def snapshot(settings: Settings, store: Store, records: RunRecords) -> Sna
         output_tokens=int(tokens.get("output", 0))
         + sum(record.usage.output_tokens for record in usage.values()),
         cost_usd=cost.get("", 0.0) + sum(record.usage.cost_usd for record in usage.values()),
+        sandbox_creates=sandbox_create_seconds(await store.events_of_kind("sandbox")),
+        sandbox_pruned=await store.totals_of(SANDBOX_CREATE),
     )
     if settings.queue_backend == "procrastinate":
         taken.queue = await views.procrastinate_jobs(engine, settings.queue_prefix)
@@ -135,14 +141,32 @@ class SnapshotCollector(Collector):
         for (name, status), count in sorted(taken.queue.items()):
             queue.add_metric([name, status], count)
         yield queue
+        yield _histogram(
+            "open_swe_sandbox_create_seconds",
+            "Time to create a sandbox for a run (reused sandboxes not counted).",
+            taken.sandbox_creates,
+            SANDBOX_CREATE_BUCKETS,
+            taken.sandbox_pruned,
+        )
 
 
 def _histogram(
-    name: str, documentation: str, values: Sequence[float], bounds: Sequence[float]
+    name: str,
+    documentation: str,
+    values: Sequence[float],
+    bounds: Sequence[float],
+    pruned: dict[str, float] | None = None,
 ) -> HistogramMetricFamily:
-    buckets = [(_bound(bound), sum(v <= bound for v in values)) for bound in bounds]
-    buckets.append(("+Inf", len(values)))
-    return HistogramMetricFamily(name, documentation, buckets=buckets, sum_value=sum(values))
+    """The histogram of `values`, plus what `pruned` kept (cumulative bucket counts by bound,
+    "count" and "sum") of values no longer stored."""
+    before = pruned or {}
+    buckets = [
+        (_bound(bound), before.get(str(bound), 0.0) + sum(v <= bound for v in values))
+        for bound in bounds
+    ]
+    buckets.append(("+Inf", before.get("count", 0.0) + len(values)))
+    total = before.get("sum", 0.0) + sum(values)
+    return HistogramMetricFamily(name, documentation, buckets=buckets, sum_value=total)
 
 
 def _bound(bound: float) -> str:

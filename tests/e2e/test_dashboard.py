@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -18,6 +19,7 @@ from app.commands import Verb
 from app.config import Settings
 from app.server import create_app
 from app.setup_routes import SetupStateStore
+from app.transcript import RunEvent
 from app.web.actions import TRAIL
 from tests.agent.conftest import PLAN, script_fix, script_plan, script_pr
 from tests.e2e.browser import TIMEOUT_MS, Browser, browser
@@ -93,6 +95,9 @@ async def test_sign_in_and_watch_a_run_progress_live_to_its_pull_request(
     tokens = re.search(r'open_swe_model_tokens_total\{kind="output"\} (\S+)', metrics.text)
     assert tokens is not None
     assert float(tokens.group(1)) > 0
+    created = re.search(r"open_swe_sandbox_create_seconds_count (\S+)", metrics.text)
+    assert created is not None
+    assert float(created.group(1)) == 1  # from the run's transcript
 
     # The run's own page: the plan, every step done, the tests that passed.
     await row.get_by_role("link", name=f"Run {run.id[:8]}: details").click()
@@ -126,10 +131,33 @@ async def test_approve_a_waiting_plan_from_the_dashboard_and_the_run_goes_on(
     await expect(approve).to_be_focused()
     await page.keyboard.press("Enter")
 
-    await expect(page.get_by_role("status")).to_have_text("Approved: the run goes on.")
+    await expect(page.get_by_role("status").first).to_have_text("Approved: the run goes on.")
+    # The transcript: what the run did so far, then the rest as it happens, on this page.
+    transcript = page.locator("#transcript")
+    await expect(transcript.locator('[data-kind="decision"]')).to_contain_text(
+        f"approve by @{MAINTAINER}", timeout=TIMEOUT_MS
+    )
+    await expect(transcript.locator('[data-kind="step"]').first).to_contain_text("Prepare")
+    await page.evaluate("window.stillTheSamePage = true")
     await expect(page.locator('[data-field="status"]')).to_have_text(
         "succeeded", timeout=TIMEOUT_MS
     )
+    await expect(transcript.locator('[data-kind="tests"]')).to_contain_text(
+        "passed", timeout=TIMEOUT_MS
+    )
+    await expect(transcript.locator('[data-kind="push"]')).to_contain_text("open-swe/issue-1")
+    await expect(transcript.locator('[data-kind="github"]').last).to_be_visible()
+    await expect(transcript.locator('[data-kind="model"]').first).to_contain_text("tokens in")
+    await expect(transcript.locator('[data-kind="status"]').last).to_have_text(
+        re.compile("Status: succeeded"), timeout=TIMEOUT_MS
+    )
+    await expect(page.locator('[data-field="transcript-state"]')).to_contain_text(
+        "The run has ended", timeout=TIMEOUT_MS
+    )
+    command = transcript.locator('[data-kind="command"]').filter(has_text="unittest").last
+    await command.get_by_text("Output").click()  # the output, unfolded
+    await expect(command.locator("pre")).to_contain_text("OK")
+    assert await page.evaluate("window.stillTheSamePage") is True  # it all came live
     await expect(page.get_by_role("button", name="Approve the plan")).to_be_hidden()
     await expect(page.locator('[data-field="approved"]')).to_have_text(f"Approved by {MAINTAINER}.")
     run = await world.finished_run()
@@ -166,6 +194,11 @@ async def test_stop_a_working_run_from_the_dashboard(world: World, browser: Brow
     stopped = await world.finished_run()
     assert (stopped.status, stopped.error) == ("stopped", f"stopped by @{MAINTAINER}")
     await expect(page.locator('[data-field="error"]')).to_have_text(f"stopped by @{MAINTAINER}")
+    transcript = page.locator("#transcript")  # the audit log says who stopped it
+    await expect(transcript.locator('[data-kind="decision"]')).to_contain_text(
+        f"stop by @{MAINTAINER}"
+    )
+    await expect(transcript.locator('[data-kind="status"]').last).to_contain_text("stopped")
     trail = TRAIL[Verb.STOP].format(user=MAINTAINER)
     assert any(c.body.startswith(trail) for c in world.comments())
 
@@ -191,6 +224,8 @@ async def test_without_access_a_person_sees_no_runs_and_cannot_act(
     api = page.context.request
     assert (await (await api.get(f"{base}/api/runs")).json()) == {"runs": []}
     assert (await api.get(f"{base}/api/runs/{waiting.id}")).status == 404
+    assert (await api.get(f"{base}/api/runs/{waiting.id}/events")).status == 404
+    assert (await api.get(f"{base}/api/runs/{waiting.id}/stream")).status == 404
     assert (await api.get(f"{base}/api/runs?repo={REPO}")).status == 200
     await page.goto(base + "/")
     csrf = await page.locator('input[name="csrf"]').first.get_attribute("value")
@@ -201,6 +236,7 @@ async def test_without_access_a_person_sees_no_runs_and_cannot_act(
     # Someone who can read the repository sees the run but gets no buttons, and no way round.
     page = await signed_in(browser, world, READER, f"/runs/{waiting.id}")
     await expect(page.locator('[data-field="status"]')).to_have_text("waiting for approval")
+    await expect(page.locator('#transcript [data-kind="step"]').first).to_contain_text("Prepare")
     await expect(page.get_by_role("button", name="Approve the plan")).to_be_hidden()
     await expect(page.get_by_role("button", name="Stop the run")).to_be_hidden()
     csrf = await page.locator('input[name="csrf"]').first.get_attribute("value")
@@ -211,6 +247,42 @@ async def test_without_access_a_person_sees_no_runs_and_cannot_act(
 
     assert (await world.run_in("waiting")).id == waiting.id
     assert len(world.comments()) == comments_before  # nothing was said on GitHub
+
+
+HOSTILE = '<img src=x onerror="window.pwned=1"><script>window.pwned=2</script>'
+
+
+async def test_the_transcript_shows_hostile_output_as_text(world: World, browser: Browser) -> None:
+    """Command output, tool arguments and model names are untrusted: text, never HTML."""
+    script_plan(world.model)
+    await start(world)
+    await world.label("open-swe")
+    waiting = await world.run_in("waiting")
+    assert world.store is not None
+    now = datetime.now(UTC)
+    await world.store.add_events(
+        waiting.id,
+        [
+            RunEvent(waiting.id, "command", now, {"command": HOSTILE, "exit_code": 1,
+                                                  "seconds": 0.1, "output": HOSTILE}),
+            RunEvent(waiting.id, "tool", now, {"name": HOSTILE, "args": {"x": HOSTILE}}),
+            RunEvent(waiting.id, "github", now, {"action": HOSTILE, "number": 1,
+                                                 "url": "javascript:window.pwned=3"}),
+        ],
+    )  # fmt: skip
+
+    page = await signed_in(browser, world, MAINTAINER, f"/runs/{waiting.id}")
+    transcript = page.locator("#transcript")
+    command = transcript.locator('[data-kind="command"]').last
+    await expect(command).to_contain_text("<img src=x")
+    await command.get_by_text("Output").click()
+    await expect(command.locator("pre")).to_contain_text("<script>window.pwned=2</script>")
+    await expect(transcript.locator('[data-kind="tool"]').last).to_contain_text("<img src=x")
+    github = transcript.locator('[data-kind="github"]').last
+    await expect(github).to_contain_text("GitHub: <img")
+    assert await github.locator("a").count() == 0  # not an http(s) address: no link
+    assert await transcript.locator("img, script").count() == 0
+    assert await page.evaluate("window.pwned") is None
 
 
 async def test_the_setup_pages_button_shows_the_app_name_legibly(

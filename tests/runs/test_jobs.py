@@ -35,7 +35,7 @@ from app.runs.models import NewCommand, Run, RunKind, RunStatus
 from app.runs.store import Store
 from app.sandbox.local import LocalProvider
 from app.webhooks import messages
-from tests.agent.conftest import REPO_FILES, script_fix, script_plan, script_pr
+from tests.agent.conftest import REPO_FILES, TEST_COMMAND, script_fix, script_plan, script_pr
 from tests.e2e.conftest import (
     INSTALLATION,
     MAINTAINER,
@@ -574,3 +574,60 @@ async def test_a_stop_just_after_an_answer_was_taken_stops_the_resumed_run(
     assert status.HEADER_STOPPED.format(reason=reason) in comment.body
     assert provider.find({"open-swe.run": run.id}) == []
     assert await store.pending_commands(run.thread) == []
+
+
+async def test_the_transcript_records_what_the_run_did_as_it_happened(
+    job: RunJob,
+    store: Store,
+    gh: FakeGitHub,
+    model: ScriptedModel,
+    cloneable: Path,
+    parking: list[Callable[[], Awaitable[None]]],
+) -> None:
+    """The audit log: steps, model calls, tool calls with their arguments, sandbox commands
+    with exit codes and output, the tests, the push, GitHub writes, who approved."""
+    script_plan(model)
+    script_fix(model)
+    script_pr(model)
+    run = await new_run(store)
+
+    async def approve() -> None:
+        await answer(store, run, "approve", by=WRITER)
+
+    parking.append(approve)
+    await job(run.id)
+
+    events = await store.run_events(run.id)
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    kinds = {e.kind for e in events}
+    assert {"status", "step", "model", "tool", "command", "tests", "push", "github"} <= kinds
+    assert {"sandbox", "decision"} <= kinds
+    steps = [e.data["step"] for e in events if e.kind == "step"]
+    assert steps[:3] == ["prepare", "plan", "approval"]
+    assert "publish" in steps
+    assert {"verb": "approve", "by": WRITER} in [e.data for e in events if e.kind == "decision"]
+    statuses = [e.data["status"] for e in events if e.kind == "status"]
+    assert statuses[-1] == "succeeded"
+    assert "waiting" in statuses
+    models = [e.data for e in events if e.kind == "model"]
+    assert models
+    assert all(m["input_tokens"] > 0 and m["cost_usd"] > 0 for m in models)
+    tools = [e.data for e in events if e.kind == "tool"]
+    [read, *_] = [t for t in tools if t["name"] == "read_file"]
+    assert "def add" in read["result"]  # what the tool gave the model
+    [edit] = [t for t in tools if t["name"] == "edit_file"]
+    assert edit["args"]["file_path"].endswith("calc.py")
+    commands = [e.data for e in events if e.kind == "command"]
+    ran_tests = [c for c in commands if c["command"].endswith(TEST_COMMAND)]
+    assert ran_tests
+    assert ran_tests[-1]["exit_code"] == 0
+    assert ran_tests[-1]["seconds"] >= 0
+    assert not any('"file_path"' in c["command"] for c in commands)  # file tools: no noise
+    [tests] = [e.data for e in events if e.kind == "tests"]
+    assert (tests["command"], tests["passed"], tests["exit_code"]) == (TEST_COMMAND, True, 0)
+    [push] = [e.data for e in events if e.kind == "push"]
+    assert push["branch"] == "open-swe/issue-1"
+    actions = [e.data["action"] for e in events if e.kind == "github"]
+    assert "draft pull request opened" in actions
+    assert "status comment posted" in actions
+    assert "x-access-token" not in str([e.data for e in events])

@@ -218,6 +218,28 @@ async def test_a_stop_ends_a_working_run_and_answers_a_waiting_plan(
     assert await lifecycle.take_answer(waiting.id) == {"verb": "stop", "by": "erin"}
 
 
+async def test_the_transcript_tells_each_move_and_who_answered_or_stopped(
+    lifecycle: Lifecycle, store: Store
+) -> None:
+    run = await started(lifecycle, "waiting")
+    again = await lifecycle.start(request(run.delivery_id))  # a redelivery: nothing new
+    assert isinstance(again, Run)
+    assert again.id == run.id
+    assert await lifecycle.hand_over(run, said("approve", by="dave"))
+    assert await lifecycle.take_answer(run.id) is not None
+    await lifecycle.stop(run, said("stop", by="erin"), "stopped by @erin")
+
+    told = [(e.kind, e.data) for e in await store.run_events(run.id)]
+    assert told == [
+        ("status", {"status": "queued", "by": "carol"}),
+        ("status", {"status": "running", "reason": None}),
+        ("status", {"status": "waiting", "reason": None}),
+        ("decision", {"verb": "approve", "by": "dave"}),
+        ("decision", {"verb": "stop", "by": "erin", "reason": "stopped by @erin"}),
+        ("status", {"status": "stopped", "reason": "stopped by @erin"}),
+    ]
+
+
 async def test_a_stopped_run_cannot_park_or_be_taken_over(lifecycle: Lifecycle) -> None:
     run = await started(lifecycle, "running")
     await lifecycle.stop(run, said("stop"), "stopped by @carol")

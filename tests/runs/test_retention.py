@@ -23,6 +23,7 @@ from app.runs.models import Run, RunStatus, deliveries, runs, thread_key
 from app.runs.retention import Retention
 from app.runs.store import Store
 from app.runs.store.retention import UsageTotals
+from app.transcript import RunEvent
 from app.web.metrics import Snapshot, snapshot
 from app.web.records import RunRecords
 from tests.runs.postgres_schema import postgres_schema
@@ -161,6 +162,9 @@ async def test_what_ended_long_ago_is_pruned_and_the_counters_keep_counting(
         await world.delivery("old-unfinished", received=LONG_AGO)  # its work is still due
         await world.delivery("recent-ignored", received=datetime.now(UTC), work=False)
         await store.note_redelivery("old-guid", hook_delivery_id=1, event="issues", action=None)
+        for run, seconds in ((old, 12.0), (recent, 3.0)):  # their transcripts
+            sandbox = RunEvent(run.id, "sandbox", LONG_AGO, {"created": True, "seconds": seconds})
+            await store.add_events(run.id, [sandbox])
         before = await world.metrics()
 
         pruned = await Retention(store, 30, saver)()
@@ -184,6 +188,8 @@ async def test_what_ended_long_ago_is_pruned_and_the_counters_keep_counting(
         assert await store.delivery("old-unfinished") is not None
         assert await store.delivery("recent-ignored") is not None
         assert await store.known_deliveries(["old-guid"]) == {"old-guid"}  # asked just now
+        assert await store.run_events(old.id) == []  # the old run's transcript went
+        assert len(await store.run_events(recent.id)) == 1
 
         after = await world.metrics()
         assert after.deliveries == before.deliveries
@@ -194,6 +200,9 @@ async def test_what_ended_long_ago_is_pruned_and_the_counters_keep_counting(
         )
         assert after.cost_usd == pytest.approx(before.cost_usd)
         assert after.runs == before.runs
+        assert sorted(before.sandbox_creates) == [3.0, 12.0]
+        assert (after.sandbox_creates, after.sandbox_pruned["count"]) == ([3.0], 1)
+        assert after.sandbox_pruned["sum"] == 12.0
 
         assert await Retention(store, 30, saver)() == 0  # nothing more
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from app.github.app import GitHubApp
 from app.runs.queue import ensure_schema
 from app.runs.views import procrastinate_jobs
+from app.transcript import RunEvent
 from app.web.metrics import Snapshot, render
 from tests.fakes.github import FakeGitHub
 from tests.runs.postgres_schema import postgres_schema
@@ -55,7 +57,15 @@ async def test_metrics_count_what_the_store_holds(
         runs = Runs(harness.store)
         await runs.add("succeeded", number=2)
         await runs.add("failed", number=3)
-        await runs.add("waiting", number=4)
+        waiting = await runs.add("waiting", number=4)
+        now = datetime.now(UTC)
+        await harness.store.add_events(
+            waiting.id,
+            [
+                RunEvent(waiting.id, "sandbox", now, {"created": True, "seconds": 4.0}),
+                RunEvent(waiting.id, "sandbox", now, {"created": False, "seconds": 0.2}),
+            ],
+        )
         text = (
             await harness.client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
         ).text
@@ -76,6 +86,9 @@ async def test_metrics_count_what_the_store_holds(
     assert found[("open_swe_run_duration_seconds_bucket", (("le", "+Inf"),))] == 2
     assert found[("open_swe_model_tokens_total", (("kind", "input"),))] == 0
     assert found[("open_swe_model_cost_usd_total", ())] == 0
+    assert found[("open_swe_sandbox_create_seconds_count", ())] == 1  # the reused one: no
+    assert found[("open_swe_sandbox_create_seconds_bucket", (("le", "5.0"),))] == 1
+    assert found[("open_swe_sandbox_create_seconds_bucket", (("le", "2.5"),))] == 0
     queue = {dict(labels)["queue"] for (name, labels) in found if name == "open_swe_queue_jobs"}
     assert queue == {"deliveries", "runs"}
 
@@ -91,6 +104,8 @@ def test_the_text_format_of_every_family() -> None:
             output_tokens=300,
             cost_usd=0.25,
             queue={("runs", "todo"): 1},
+            sandbox_creates=[0.5, 7.0],
+            sandbox_pruned={"1.0": 2.0, "10.0": 3.0, "60.0": 3.0, "count": 3.0, "sum": 14.0},
         )
     ).decode()
 
@@ -105,6 +120,13 @@ def test_the_text_format_of_every_family() -> None:
     assert found[("open_swe_model_cost_usd_total", ())] == 0.25
     assert found[("open_swe_queue_jobs", (("queue", "runs"), ("status", "todo")))] == 1
     assert "# TYPE open_swe_run_duration_seconds histogram" in text
+    # Sandboxes: two still in transcripts, three pruned (kept as totals).
+    assert found[("open_swe_sandbox_create_seconds_bucket", (("le", "1.0"),))] == 3
+    assert found[("open_swe_sandbox_create_seconds_bucket", (("le", "10.0"),))] == 5
+    assert found[("open_swe_sandbox_create_seconds_bucket", (("le", "+Inf"),))] == 5
+    assert found[("open_swe_sandbox_create_seconds_count", ())] == 5
+    assert found[("open_swe_sandbox_create_seconds_sum", ())] == 21.5
+    assert "# TYPE open_swe_sandbox_create_seconds histogram" in text
 
 
 @pytest.mark.postgres

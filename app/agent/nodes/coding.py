@@ -111,6 +111,15 @@ async def verify(state: RunState, runtime: Rt) -> Command[Literal["implement", "
         output=clip(output.strip(), FAILURE_OUTPUT_CHARS),
         attempts=attempts,
     )
+    runtime.context.events.emit(
+        "tests",
+        command=command,
+        passed=result.ok,
+        exit_code=result.exit_code,
+        timed_out=result.timed_out,
+        attempt=attempts,
+        output=report["output"],
+    )
     usage = budget.spent()
     update = VerifyUpdate(tests=report, usage=usage, steps_done=done(state, "verify"))
     if result.ok:

@@ -12,6 +12,7 @@ from app.agent.context import RunContext
 from app.agent.models import Step, model_label
 from app.agent.state import Prepared, Redo, RunInput, RunState, StepName, is_follow_up
 from app.sandbox.base import Sandbox, SandboxGone
+from app.transcript import commands_quiet
 
 Rt = Runtime[RunContext]
 MAX_REBUILDS = 2
@@ -39,7 +40,8 @@ async def acquire(state: RunState, runtime: Rt) -> Sandbox:
     labels = sandbox_labels(state)
     sandbox = await runtime.context.sandbox(labels)
     try:
-        await workspace.run(sandbox, "true")
+        with commands_quiet():  # a liveness probe, not the run's work
+            await workspace.run(sandbox, "true")
     except SandboxGone:
         runtime.context.forget(labels)
         sandbox = await runtime.context.sandbox(labels)
@@ -111,6 +113,9 @@ async def redo_in_new_workspace(state: RunState, runtime: Rt, step: StepName) ->
 
 
 async def announce(runtime: Rt, step: StepName, detail: str, usage: Usage) -> None:
+    runtime.context.events.emit(
+        "step", step=step, detail=detail, tokens=usage.tokens, cost_usd=usage.cost_usd
+    )
     await runtime.context.host.progress(step, detail, usage)
 
 

@@ -1,4 +1,5 @@
-"""The durable store: deliveries, installations, runs and the per-thread command inbox.
+"""The durable store: deliveries, installations, runs, the per-thread command inbox and the
+runs' transcripts.
 
 One `Store`, its queries grouped by family of tables (a module each beside this one). Every
 write that must not happen twice (a delivery, a run per thread, a command per delivery) is
@@ -10,6 +11,7 @@ from __future__ import annotations
 from app.runs.store.base import async_url
 from app.runs.store.commands import CommandStore
 from app.runs.store.deliveries import DeliveryStore
+from app.runs.store.events import EventStore
 from app.runs.store.installations import InstallationStore
 from app.runs.store.retention import RetentionStore
 from app.runs.store.runs import RunStore
@@ -17,5 +19,5 @@ from app.runs.store.runs import RunStore
 __all__ = ["Store", "async_url"]
 
 
-class Store(DeliveryStore, InstallationStore, RunStore, CommandStore, RetentionStore):
+class Store(DeliveryStore, InstallationStore, RunStore, CommandStore, RetentionStore, EventStore):
     """All persistence. Construct with `Store.open(url)`; call `migrate()` once at start-up."""

@@ -22,10 +22,17 @@ from app.runs.models import (
     commands,
     deliveries,
     redeliveries,
+    run_events,
     runs,
     totals,
 )
 from app.runs.store.base import StoreBase, utcnow
+from app.runs.store.events import (
+    SANDBOX_CREATE,
+    histogram_totals,
+    sandbox_create_seconds,
+    to_event,
+)
 
 DELIVERIES = "deliveries"  # labels: "<event>|<outcome>"
 MODEL_TOKENS = "model_tokens"  # labels: "input" or "output"
@@ -98,7 +105,8 @@ class RetentionStore(StoreBase):
 
     async def mark_pruned(self, thread: str, run_ids: list[str], usage: UsageTotals) -> bool:
         """In one transaction, unless a run became active on the thread meanwhile (False):
-        the runs' usage added to the totals, the runs marked pruned, and the thread's commands
+        the runs' usage added to the totals, the runs marked pruned, their transcripts deleted
+        (what /metrics reads from them added to the totals), and the thread's commands
         that no active run may still read deleted (those of these runs, and consumed ones of
         no run), except those that started a run."""
         async with self._engine.begin() as conn:
@@ -117,6 +125,7 @@ class RetentionStore(StoreBase):
             await _add(conn, self, MODEL_TOKENS, "input", usage.input_tokens)
             await _add(conn, self, MODEL_TOKENS, "output", usage.output_tokens)
             await _add(conn, self, MODEL_COST, "", usage.cost_usd)
+            await _prune_events(conn, self, run_ids)
             started_a_run = exists().where(runs.c.delivery_id == commands.c.delivery_id)
             await conn.execute(
                 delete(commands).where(
@@ -146,6 +155,18 @@ async def _add(
         index_elements=["metric", "labels"], set_={"value": totals.c.value + value}
     )
     await conn.execute(stmt)
+
+
+async def _prune_events(conn: AsyncConnection, store: StoreBase, run_ids: list[str]) -> None:
+    """The runs' transcripts deleted, what /metrics reads from them added to the totals."""
+    sandboxes = await conn.execute(
+        select(run_events).where(run_events.c.run_id.in_(run_ids), run_events.c.kind == "sandbox")
+    )
+    seconds = sandbox_create_seconds(to_event(row._mapping) for row in sandboxes)
+    if seconds:
+        for labels, value in histogram_totals(seconds).items():
+            await _add(conn, store, SANDBOX_CREATE, labels, value)
+    await conn.execute(delete(run_events).where(run_events.c.run_id.in_(run_ids)))
 
 
 def delivery_totals(found: Mapping[str, float]) -> dict[tuple[str, str], int]:

@@ -117,7 +117,9 @@ class DaytonaProvider(SandboxProvider):
             return sandbox
         created = await self._create(labels)
         try:
-            return await self._wrap(created)
+            sandbox = await self._wrap(created)
+            sandbox.created = True
+            return sandbox
         except BaseException:
             await asyncio.shield(self.api.delete_quietly(created))
             raise

@@ -171,7 +171,107 @@
     });
   }
 
+  // A run's transcript: every stored event, then each new one as it is stored, from the
+  // server-sent events of /api/runs/{id}/stream (the browser resumes from the last id itself).
+
+  var STEP_NAMES = {
+    prepare: "Prepare", plan: "Plan", approval: "Approval", implement: "Implement",
+    verify: "Verify", publish: "Publish", report: "Report"
+  };
+
+  // One line for a command: the agent's `cd <repo> || exit 1` prefix and git's hardening
+  // options (`-c key=value`) left out; the whole command is in its details.
+  function firstLine(text) {
+    var lines = String(text || "").split("\n").filter(function (l) { return l.trim(); });
+    if (lines.length > 1 && /^cd .* \|\| exit 1$/.test(lines[0])) lines.shift();
+    var line = (lines[0] || "").replace(/(\s-c\s+[\w.]+=\S*)+/g, "") + (lines.length > 1 ? " …" : "");
+    return line.length > 160 ? line.slice(0, 157) + "…" : line;
+  }
+
+  function money(value) { return "$" + Number(value || 0).toFixed(4); }
+
+  function describe(event) {
+    var d = event.data || {};
+    switch (event.kind) {
+      case "status": return "Status: " + d.status + (d.by ? " (by @" + d.by + ")" : "") + (d.reason ? ": " + d.reason : "");
+      case "step": return (STEP_NAMES[d.step] || d.step) + ": " + (d.detail || "done");
+      case "decision": return d.verb + " by @" + d.by + (d.reason ? ": " + d.reason : "");
+      case "model": return d.model + ": " + d.input_tokens + " tokens in, " + d.output_tokens + " out, ~" + money(d.cost_usd) +
+        (d.tool_calls && d.tool_calls.length ? " → " + d.tool_calls.join(", ") : "");
+      case "tool": return d.name + (d.args && d.args.file_path ? " " + d.args.file_path : "") + (d.status === "error" ? " (error)" : "");
+      case "command": return "$ " + firstLine(d.command) + " → exit " + d.exit_code + (d.timed_out ? " (timed out)" : "") + " in " + d.seconds + "s";
+      case "tests": return (d.command || "no test command") + ": " + (d.passed ? "passed" : "failed") + " (exit " + d.exit_code + ", attempt " + d.attempt + ")";
+      case "sandbox": return (d.created ? "Sandbox created in " : "Sandbox reused in ") + d.seconds + "s";
+      case "push": return "Pushed " + d.branch + " at " + String(d.commit || "").slice(0, 12);
+      case "github": return "GitHub: " + d.action + (d.number ? " (#" + d.number + ")" : "");
+      default: return event.kind;
+    }
+  }
+
+  function detailOf(event) {
+    var d = event.data || {};
+    if (event.kind === "command" || event.kind === "tests") {
+      return (event.kind === "command" ? "$ " + d.command + "\n\n" : "") + (d.output || "(no output)");
+    }
+    if (event.kind === "tool") {
+      return JSON.stringify(d.args, null, 2) + (d.result ? "\n\n" + d.result : "");
+    }
+    return null;
+  }
+
+  function eventItem(event) {
+    var d = event.data || {};
+    var failed = (event.kind === "command" && d.exit_code !== 0) || (event.kind === "tests" && !d.passed) ||
+      (event.kind === "status" && d.status === "failed");
+    var li = el("li", null, { class: "event event-" + event.kind + (failed ? " event-failed" : ""), "data-event": String(event.id), "data-kind": event.kind });
+    var at = new Date(event.at);
+    li.appendChild(el("time", isNaN(at) ? "" : at.toLocaleTimeString(), { class: "event-time", datetime: String(event.at) }));
+    li.appendChild(el("span", event.kind, { class: "event-kind" }));
+    var text = el("span", describe(event), { class: "event-text" });
+    if (event.kind === "github" && typeof d.url === "string" && /^https?:\/\//.test(d.url)) {
+      text = webLink(d.url, describe(event));
+      text.className = "event-text";
+    }
+    li.appendChild(text);
+    var more = detailOf(event);
+    if (more !== null) {
+      var details = el("details");
+      details.appendChild(el("summary", event.kind === "tool" ? "Arguments and result" : "Output"));
+      details.appendChild(el("pre", more));
+      li.appendChild(details);
+    }
+    return li;
+  }
+
+  function liveTranscript(list) {
+    var state = field(document, "transcript-state");
+    if (typeof window.EventSource !== "function") {
+      setText(state, "This browser cannot show the transcript live.");
+      return;
+    }
+    var source = new window.EventSource(list.getAttribute("data-stream"));
+    var seen = 0;
+    setText(state, "Live: new events appear as they happen.");
+    source.onmessage = function (message) {
+      var event;
+      try { event = JSON.parse(message.data); } catch (e) { return; }
+      if (event.id <= seen) return;  // already shown (a reconnection sent it again)
+      seen = event.id;
+      list.appendChild(eventItem(event));
+      setText(state, "Live: " + seen + (seen === 1 ? " event" : " events") + " so far.");
+    };
+    source.addEventListener("end", function () {
+      source.close();
+      setText(state, "The run has ended: " + seen + (seen === 1 ? " event." : " events."));
+    });
+    source.onerror = function () {
+      if (source.readyState === window.EventSource.CLOSED) setText(state, "The transcript stopped updating; reload the page.");
+    };
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    var transcript = document.querySelector('[data-live="transcript"]');
+    if (transcript) liveTranscript(transcript);
     var runs = document.querySelector('[data-live="runs"]');
     if (runs) liveRuns(runs);
     var run = document.querySelector('[data-live="run"]');
