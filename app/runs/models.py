@@ -348,7 +348,7 @@ class CiPull:
     comment_id: int | None
     noted_at: datetime | None
     history: list[dict[str, Any]] | None
-    files: list[Any] | None
+    files: dict[str, Any] | None  # {sha, files, workflows}: before the last fix run
     updated_at: datetime
 
 

@@ -16,6 +16,7 @@ from app.runs.store.base import StoreBase, utcnow
 
 DECIDING = "deciding"
 DEFERRED = "deferred"  # another run worked on the thread: decided again once it ends
+DROPPED = "dropped"  # deferred, then nothing to decide (no longer the head...): a new event may
 
 
 class CiStore(StoreBase):
@@ -44,7 +45,7 @@ class CiStore(StoreBase):
 
     async def claim_commit(self, repo: str, sha: str, number: int, installation_id: int) -> bool:
         """Claim the decision on a commit's CI: True for the one caller that gets it (a new
-        commit, or one deferred until the thread's run ended)."""
+        commit, or one deferred until the thread's run ended, or dropped meanwhile)."""
         now = utcnow()
         stmt = self._upsert_ignore(
             ci_commits,
@@ -64,7 +65,7 @@ class CiStore(StoreBase):
                 .where(
                     ci_commits.c.repo == repo,
                     ci_commits.c.sha == sha,
-                    ci_commits.c.decision == DEFERRED,
+                    ci_commits.c.decision.in_((DEFERRED, DROPPED)),
                 )
                 .values(decision=DECIDING, decided_at=now)
             )
@@ -90,6 +91,19 @@ class CiStore(StoreBase):
                     ci_commits.c.sha == sha,
                     ci_commits.c.decision == DECIDING,
                 )
+            )
+
+    async def drop_deferred(self, repo: str, sha: str) -> None:
+        """A deferred commit that needs no decision any more (no longer a pull request's head)."""
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(ci_commits)
+                .where(
+                    ci_commits.c.repo == repo,
+                    ci_commits.c.sha == sha,
+                    ci_commits.c.decision == DEFERRED,
+                )
+                .values(decision=DROPPED, decided_at=utcnow())
             )
 
     async def ci_commit(self, repo: str, sha: str) -> CiCommit | None:
