@@ -51,6 +51,12 @@ PERMISSIONS_NOTE = (
 MAX_TASK_CHARS = 40_000
 
 
+def cell(text: str, limit: int = 80) -> str:
+    """CI text as a table cell: a code span (inert: no markup, no mentions) whose pipes are
+    escaped, as GitHub tables need even inside code."""
+    return code(text, limit).replace("|", "\\|")
+
+
 def task(sha: str, failures: Sequence[Failure]) -> str:
     """The fix run's request: which checks failed and what they printed."""
     parts = [TASK_INTRO.format(sha=sha[:12])]
@@ -94,7 +100,7 @@ def status_comment(
     rows = ["| Commit | Failed checks | What open-swe did |", "| --- | --- | --- |"]
     review: list[str] = []
     for item in history[-20:]:
-        checks = ", ".join(code(str(c), 80) for c in item.get("checks", [])[:8]) or "none"
+        checks = ", ".join(cell(str(c)) for c in item.get("checks", [])[:8]) or "none"
         base_failing = [str(c) for c in item.get("base_failing", [])]
         action = ACTIONS.get(str(item.get("action")), str(item.get("action")))
         run_id = item.get("run_id")
@@ -102,12 +108,12 @@ def status_comment(
             run=f"`{str(run_id)[:8]}`" if run_id else "",
             attempt=item.get("attempt", 0),
             limit=limit,
-            base=code(base, 60),
+            base=cell(base, 60),
         )
         if base_failing and item.get("action") != "base-failing":
-            did += "; also failing on " + code(base, 60) + " (not attempted): "
-            did += ", ".join(code(c, 80) for c in base_failing[:8])
-        rows.append(f"| {code(str(item.get('sha', ''))[:12], 14)} | {checks} | {did} |")
+            did += "; also failing on " + cell(base, 60) + " (not attempted): "
+            did += ", ".join(cell(c) for c in base_failing[:8])
+        rows.append(f"| {cell(str(item.get('sha', ''))[:12], 14)} | {checks} | {did} |")
         review += [inline(str(r), 200) for r in item.get("review", [])]
     last = str(history[-1].get("action")) if history else ""
     lines = [HEADER, "", *rows, "", f"Fix attempts: {attempts} of {limit}."]

@@ -58,7 +58,8 @@ class CiStore(StoreBase):
             decided_at=now,
         )
         async with self._engine.begin() as conn:
-            if (await conn.execute(stmt)).rowcount == 1:
+            # RETURNING, not rowcount: drivers disagree on an upsert's rowcount.
+            if (await conn.execute(stmt.returning(ci_commits.c.sha))).first() is not None:
                 return True
             taken = await conn.execute(
                 update(ci_commits)
