@@ -21,12 +21,12 @@ import pytest
 
 from app.ci import report
 from app.runs.models import Run, thread_key
-from tests.agent.conftest import TEST_COMMAND, edit_calc, git, repo_path, script_pr
+from tests.agent.conftest import FIXED, TEST_COMMAND, edit_calc, git, repo_path, script_pr
 from tests.e2e.conftest import REPO, SLUG, WRITER, World, eventually, payload
 from tests.e2e.test_pull_requests import deliver, on_pull_request
 from tests.fakes.github import PullRequest
 from tests.fakes.github_checks import FakeJob
-from tests.fakes.model import ModelRequest, Reply, offers, text, tool
+from tests.fakes.model import ModelRequest, Reply, Slow, offers, text, tool
 
 pytestmark = pytest.mark.slow
 
@@ -421,3 +421,111 @@ async def test_an_installation_without_the_checks_permission_gets_one_note(
     assert "Actions: read" in notes[0]
     assert "Settings → GitHub Apps" in notes[0]
     assert await runs(world) == []
+
+
+# --- around the attempts ---------------------------------------------------------------------
+
+
+async def test_ci_waits_for_the_run_active_on_the_pull_request_then_is_decided(
+    world: World, pull: PullRequest, http: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    push(world, tmp_path, "calc.py", FIXED)  # the branch's tests pass: a run may change nothing
+    world.model.on(
+        offers("edit_file"),
+        Slow(2, text("Nothing needs to change.")),  # the run a person asked for
+        note(1),  # then the fix run
+        text("Wrote fix-1.md."),
+    )
+    script_pr(world.model)
+    await world.start(outbox_sweep_seconds=1.0)
+    asked = world.gh.add_comment(REPO, NUMBER, "/open-swe tidy the notes", user=WRITER)
+    await deliver(world, http, "issue_comment", on_pull_request(asked))
+    sha = head(world)
+    red(world, sha)
+
+    [answer] = await completed(world, http, sha)
+    assert world.store is not None
+    decided = await world.store.ci_commit(REPO, sha)
+    assert decided is not None
+    assert decided.decision == "deferred"
+    assert len(await runs(world)) == 1
+
+    fix = await finished(world, 2)  # the sweep decides once the first run ended
+    assert fix.status == "succeeded", fix.error
+    assert answer["status"] == "accepted"
+    assert git(world.remote, "rev-parse", f"{head(world)}~1") == sha
+    assert "(attempt 1 of 3)" in ci_comment(world)
+
+
+async def test_a_persons_commit_resets_the_attempts(
+    world: World, pull: PullRequest, http: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    world.model.on(
+        offers("edit_file"),
+        edit_calc,
+        tool("execute", command=TEST_COMMAND),
+        text("Fixed add()."),
+        note(2),
+        text("Wrote fix-2.md."),
+    )
+    world.model.on(
+        offers("PullRequestText"),
+        tool("PullRequestText", title="Fix CI", summary="Fixes the failing check."),
+        repeat_last=True,
+    )
+    await world.start(max_ci_fix_attempts=1)
+    red(world, head(world))
+    await completed(world, http, head(world))
+    await finished(world, 1)
+
+    # a person pushes; the same failure on their commit is theirs: the count starts again
+    sha = push(world, tmp_path, "HUMAN.md", "mine\n", author="Carol")
+    red(world, sha, author="Carol")
+    await completed(world, http, sha)
+    run = await finished(world, 2)
+
+    assert run.status == "succeeded", run.error
+    assert "Fix attempts: 1 of 1." in ci_comment(world)
+    assert world.store is not None
+    state = await world.store.ci_pull(REPO, NUMBER)
+    assert state is not None
+    assert state.attempts == 1
+
+
+async def test_a_fix_that_skips_a_test_is_listed_for_a_reviewer(
+    world: World, pull: PullRequest, http: httpx.AsyncClient
+) -> None:
+    def skip_test(request: ModelRequest) -> Reply:
+        return tool(
+            "edit_file",
+            file_path=f"{repo_path(request)}/test_calc.py",
+            old_string="    def test_add(self):",
+            new_string="    @unittest.skip('flaky')\n    def test_add(self):",
+        )
+
+    world.model.on(
+        offers("edit_file"),
+        skip_test,
+        tool("execute", command=TEST_COMMAND),
+        text("Skipped the flaky test."),
+    )
+    script_pr(world.model)
+    pull.live_files = True
+    await world.start()
+    red(world, head(world))
+    await completed(world, http, head(world))
+    run = await finished(world, 1)
+    assert run.status == "succeeded", run.error
+
+    fixed = head(world)
+    world.gh.checks.workflow(
+        REPO, fixed, "CI", jobs=[world.gh.checks.job("test", conclusion="success")], author=BOT
+    )
+    await completed(world, http, fixed)
+
+    comment = ci_comment(world)
+    assert report.REVIEW in comment
+    assert "- skips tests in test_calc.py" in comment
+    assert "Outcome: CI passed." in comment
+    assert world.gh.pulls[(REPO, NUMBER)].draft is False  # never touched: not marked ready
+    assert not world.gh.calls_matching("PATCH", f"/repos/{REPO}/pulls/{NUMBER}")

@@ -188,6 +188,7 @@ class PullRequest:
     draft: bool = False
     requested_reviewers: list[str] = field(default_factory=list)
     files: list[tuple[str, str, int, int]] = field(default_factory=list)
+    live_files: bool = False  # files and patches from the bare clone (base...head), not `files`
 
 
 @dataclass
@@ -1702,6 +1703,8 @@ class FakeGitHub:
 
     def _pull_files(self, ctx: Ctx) -> Any:
         pull = self._pull(ctx)
+        if pull.live_files:
+            return self.checks.diff_files(pull)
         base = f"{self.web_url}/{pull.issue.repo}"
         return [
             {

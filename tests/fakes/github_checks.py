@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import base64
 import itertools
+import subprocess
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
 
 if TYPE_CHECKING:
     from tests.fakes.github import FakeGitHub, _Endpoint
@@ -331,6 +333,37 @@ class FakeChecks:
             "content": base64.b64encode(text.encode()).decode(),
             "sha": "0" * 40,
         }
+
+    def diff_files(self, pull: Any) -> list[dict[str, Any]]:
+        """A pull request's files as GitHub lists them, from its bare clone: each file changed
+        between the base branch and the head, with its unified diff as `patch`."""
+        repo = self._gh.repos[pull.issue.repo]
+        git_dir = urlparse(repo.clone_url or "").path
+        spec = f"{pull.base_ref}...{pull.head_ref}"
+
+        def run(*args: str) -> str:
+            return subprocess.run(
+                ["git", "--git-dir", git_dir, *args], capture_output=True, text=True, check=True
+            ).stdout
+
+        statuses = {"A": "added", "D": "removed", "M": "modified"}
+        files = []
+        for line in run("diff", "--name-status", spec).splitlines():
+            code, name = line.split("\t", 1)
+            patch = run("diff", spec, "--", name).split("\n@@", 1)
+            counts = run("diff", "--numstat", spec, "--", name).split("\t")
+            files.append(
+                {
+                    "sha": "0" * 40,
+                    "filename": name,
+                    "status": statuses.get(code[:1], "modified"),
+                    "additions": int(counts[0]),
+                    "deletions": int(counts[1]),
+                    "changes": int(counts[0]) + int(counts[1]),
+                    "patch": "@@" + patch[1] if len(patch) == 2 else "",
+                }
+            )
+        return files
 
     # JSON ---------------------------------------------------------------------------------
 
