@@ -23,7 +23,7 @@ NODES = {
     "workflow_job": "workflow_job",
 }
 _SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
-NO_COMMIT = "the event names no completed commit"
+NO_COMMIT = "the event names no completed commit (or its check suite still runs)"
 GONE = frozenset({404, 410, 422})
 
 
@@ -60,6 +60,13 @@ def _numbers(pulls: Any, repo: str) -> tuple[int, ...]:
 
 
 def completed(event: Event, _slug: str | None) -> bool:
+    """Pure: the event names a commit, and (for a check run) its suite has completed too; the
+    suite's own `completed` event follows otherwise, so nothing is missed."""
+    if event.name == "check_run" and event.get("check_run", "check_suite", "status") not in (
+        None,
+        "completed",
+    ):
+        return False
     return trigger(event) is not None
 
 

@@ -24,11 +24,13 @@ from app.github.errors import Forbidden, GitHubError
 from app.github.types import PullInfo
 from app.runs.models import ActiveRunExists, CiPull, NewRun, thread_key
 from app.runs.store.base import utcnow
+from app.runs.store.ci import DEFERRED, DROPPED
 from app.webhooks.context import HandlerContext
 from app.webhooks.routing import Outcome
 
 log = structlog.get_logger(__name__)
 MAX_PULLS = 5  # pull requests of one commit looked at
+MAX_HISTORY = 50  # decisions kept per pull request (the comment shows the last 20)
 SOURCE = "ci"  # the inbox's `source` of a fix request (answered on the conversation)
 
 
@@ -80,6 +82,10 @@ class CiFix:
         return await _call(self.ctx, self.trigger, action)
 
     async def run(self) -> Outcome:
+        decided = await self.ctx.store.ci_commit(self.repo, self.sha)
+        if decided is not None and decided.decision not in (DEFERRED, DROPPED):
+            # Most events of a commit come after its decision: no GitHub call for them.
+            return Outcome("ignored", f"{self.sha[:12]} was decided on already")
         pull: PullInfo = await self.call(lambda c: c.get_pull(self.repo, self.number))
         if pull.is_fork:
             return Outcome("ignored", f"#{self.number} comes from a fork")
@@ -237,7 +243,9 @@ class CiFix:
                 attempt=attempt,
             )
         )
-        saved = await store.save_ci_pull(self.repo, self.number, history=history, **values)
+        saved = await store.save_ci_pull(
+            self.repo, self.number, history=history[-MAX_HISTORY:], **values
+        )
         await store.decide_commit(self.repo, self.sha, decision.value, run_id=run_id)
         await self._show(saved, pull.base_ref)
         if decision is Decision.ATTEMPT:
