@@ -15,7 +15,8 @@ controls are removed first, and nothing is matched through Unicode case folding)
   are ignored); `revise <feedback>` revises the plan (the feedback may span lines); nothing at all
   is `help`; a single word that is none of these is `unknown` (answered with help rather than
   started as an instruction, so a typo such as `aprove` costs nothing); anything else is
-  free-text instructions.
+  free-text instructions. `autofix on` / `autofix off` (alone on the line) turn CI autofix on
+  or off for a pull request; `autofix` with anything else is `unknown`.
 - A mention elsewhere in the text makes the whole comment the instructions.
 - A bare `/approve` or `/revise <feedback>` leading a comment is the same command with
   `bare=True`: it counts only where a plan is waiting for approval (the handler checks).
@@ -44,12 +45,14 @@ class Verb(StrEnum):
     RETRY = "retry"
     STATUS = "status"
     HELP = "help"
+    AUTOFIX = "autofix"  # CI autofix on a pull request; text is "on" or "off"
     INSTRUCT = "instruct"  # free-text instructions (a follow-up change)
     UNKNOWN = "unknown"  # a one-word command we do not know; text holds the word
 
 
 ALONE_ON_LINE = frozenset({Verb.APPROVE, Verb.STOP, Verb.RETRY, Verb.STATUS, Verb.HELP})
 BARE_VERBS = (Verb.APPROVE, Verb.REVISE)
+AUTOFIX_SWITCHES = ("on", "off")
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +161,11 @@ def _interpret(rest: str, *, bare: bool) -> Command:
     head = head.lower() if head.isascii() else head
     if head in ALONE_ON_LINE and len(words) == 1:
         return Command(Verb(head), bare=bare)
+    if head == Verb.AUTOFIX and not bare:
+        switch = words[1].lower() if len(words) == 2 and words[1].isascii() else ""
+        if switch in AUTOFIX_SWITCHES:
+            return Command(Verb.AUTOFIX, switch)
+        return Command(Verb.UNKNOWN, " ".join(words[:2]))
     if head == Verb.REVISE:
         feedback = rest[len(words[0]) :].strip()
         return (

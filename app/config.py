@@ -106,6 +106,8 @@ class Settings(BaseSettings):
     )
     outbox_sweep_seconds: float = Field(5.0, validation_alias="OPEN_SWE_OUTBOX_SWEEP_SECONDS", gt=0)
     retention_days: int = Field(30, validation_alias="OPEN_SWE_RETENTION_DAYS", ge=1)
+    # CI autofix (app.ci): fix runs per pull request before open-swe leaves CI to people.
+    max_ci_fix_attempts: int = Field(3, validation_alias="OPEN_SWE_MAX_CI_FIX_ATTEMPTS", ge=0)
 
     # Sandboxes
     sandbox: Literal["daytona", "local"] | None = Field(None, validation_alias="OPEN_SWE_SANDBOX")

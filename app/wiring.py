@@ -32,6 +32,7 @@ from app.runs.retention import Retention
 from app.runs.store import Store
 from app.sandbox.base import SandboxProvider
 from app.sandbox.factory import make_provider
+from app.webhooks.ci_fix import CiDeferredSweep
 from app.webhooks.context import AppSlug, HandlerContext
 from app.webhooks.handlers import DeliveryProcessor
 from app.webhooks.redelivery import RedeliverySweep
@@ -141,6 +142,7 @@ class Wiring:
             slug,
             self.settings.github_web_url,
             sandboxes=self.sandboxes,
+            max_ci_fix_attempts=self.settings.max_ci_fix_attempts,
         )
         self._stack.push_async_callback(queue.aclose)
         await queue.start(DeliveryProcessor(ctx))
@@ -171,10 +173,27 @@ class Wiring:
             Sweep("retention", HOURLY, retention),
             Sweep("sandbox-janitor", HOURLY, janitor),
         ]
+        sweeps.append(Sweep("ci-deferred", outbox, self._ci_deferred(queue)))
         if settings.redelivery_sweep_minutes > 0:
             every = expressible(settings.redelivery_sweep_minutes * 60)
             sweeps.append(Sweep("redelivery", every, RedeliverySweep(store, self.github())))
         return sweeps
+
+    def _ci_deferred(self, queue: Dispatcher) -> CiDeferredSweep:
+        """CI autofix decisions that waited for a run on their pull request (app.webhooks)."""
+
+        async def context() -> HandlerContext:
+            github = self.github()
+            return HandlerContext(
+                await self.store(),
+                github,
+                queue,
+                AppSlug(self.settings.github_app_slug, github),
+                self.settings.github_web_url,
+                max_ci_fix_attempts=self.settings.max_ci_fix_attempts,
+            )
+
+        return CiDeferredSweep(context)
 
 
 @asynccontextmanager

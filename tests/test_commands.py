@@ -27,6 +27,13 @@ CASES: list[tuple[str, Command | None]] = [
     ("/open-swe fix the flaky test", Command(INS, "fix the flaky test")),
     ("/open-swe stop using tabs", Command(INS, "stop using tabs")),  # not alone: instructions
     ("/open-swe approve it", Command(INS, "approve it")),
+    ("/open-swe autofix on", Command(Verb.AUTOFIX, "on")),
+    ("/open-swe AutoFix OFF", Command(Verb.AUTOFIX, "off")),
+    ("@open-swe autofix off\nthanks", Command(Verb.AUTOFIX, "off")),
+    ("/open-swe autofix", Command(U, "autofix")),
+    ("/open-swe autofix maybe", Command(U, "autofix maybe")),
+    ("/open-swe autofix on please", Command(U, "autofix on")),
+    ("/open-swe autofixes the build", Command(INS, "autofixes the build")),
     ("/open-swex approve", None),
     ("/open-swe-auto approve", None),
     # Mentions

@@ -7,6 +7,8 @@
     test: python3 -m pytest -q   # the command verify runs
     network: setup        # none | setup (default) | always: which commands may use the
                           # network (capped by the server's OPEN_SWE_SANDBOX_NETWORK)
+    autofix: true         # CI autofix on the pull requests open-swe opens (default true);
+                          # `/open-swe autofix on|off` on a pull request overrides it
 
 Without `test`, the command comes from AGENTS.md (a line such as "Test command: `make test`"
 or "Run tests with `npm test`"), else it is detected from the files: pytest, npm test,
@@ -39,6 +41,7 @@ class RepoConfig:
     setup: str | None = None
     test: str | None = None
     network: NetworkPolicy = "setup"
+    autofix: bool = True
 
 
 def parse_config(text: str | None) -> RepoConfig:
@@ -51,8 +54,10 @@ def parse_config(text: str | None) -> RepoConfig:
     if data is None:
         return RepoConfig()
     if not isinstance(data, dict):
-        raise RepoConfigError(f"{CONFIG_FILE} must be a mapping with keys setup, test, network")
-    unknown = sorted(set(map(str, data)) - {"setup", "test", "network"})
+        raise RepoConfigError(
+            f"{CONFIG_FILE} must be a mapping with keys setup, test, network, autofix"
+        )
+    unknown = sorted(set(map(str, data)) - {"setup", "test", "network", "autofix"})
     if unknown:
         raise RepoConfigError(f"{CONFIG_FILE}: unknown key(s) {', '.join(unknown)}")
     values: dict[str, str | None] = {}
@@ -61,7 +66,12 @@ def parse_config(text: str | None) -> RepoConfig:
         if value is not None and not isinstance(value, str):
             raise RepoConfigError(f"{CONFIG_FILE}: {key} must be a string (a shell command)")
         values[key] = value.strip() or None if isinstance(value, str) else None
-    return RepoConfig(setup=values["setup"], test=values["test"], network=_network(data))
+    autofix = data.get("autofix", True)
+    if not isinstance(autofix, bool):
+        raise RepoConfigError(f"{CONFIG_FILE}: autofix must be true or false")
+    return RepoConfig(
+        setup=values["setup"], test=values["test"], network=_network(data), autofix=autofix
+    )
 
 
 def _network(data: dict[object, object]) -> NetworkPolicy:

@@ -15,6 +15,7 @@ from github.Organization import Organization
 from github.PullRequest import PullRequest
 from github.PullRequestComment import PullRequestComment
 
+from app.github.checks import ChecksMixin
 from app.github.errors import GitHubError, NotFound
 from app.github.transport import (
     RETRIES,
@@ -45,7 +46,7 @@ _REACTION_PATHS = {
 }
 
 
-class InstallationClient:
+class InstallationClient(ChecksMixin):
     """Blocking calls as one installation (async callers: `anyio.to_thread.run_sync`).
 
     Built by `GitHubApp.client(...)`; `from_token` serves tests and tools holding a token.
@@ -302,7 +303,8 @@ class InstallationClient:
         with github_errors(f"list files of #{number} in {full_name}"):
             pull = self._github.get_repo(full_name).get_pull(number)
             return [
-                PullFile(f.filename, f.status, f.additions, f.deletions) for f in pull.get_files()
+                PullFile(f.filename, f.status, f.additions, f.deletions, f.patch or "")
+                for f in pull.get_files()
             ]
 
 
@@ -353,4 +355,5 @@ def _pull(pull: PullRequest, base_repo: str) -> PullInfo:
         state=pull.state,
         author=pull.user.login,
         base_repo=base_repo,
+        head_sha=pull.head.sha or "",
     )

@@ -94,6 +94,7 @@ class PullInfo:
     state: str
     author: str
     base_repo: str  # full name of the repository the PR targets
+    head_sha: str = ""  # the head commit (CI autofix acts on it only)
 
     @property
     def is_fork(self) -> bool:
@@ -106,6 +107,7 @@ class PullFile(NamedTuple):
     status: str  # added, removed, modified, renamed, copied, changed, unchanged
     additions: int
     deletions: int
+    patch: str = ""  # the unified diff of the file (GitHub omits it for large files)
 
 
 @dataclass(frozen=True)
@@ -137,3 +139,73 @@ class HookDelivery:
     @property
     def succeeded(self) -> bool:
         return 200 <= self.status_code < 300
+
+
+# Checks and Actions (CI autofix) -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CommitAuthor:
+    name: str
+    email: str
+
+
+@dataclass(frozen=True)
+class CheckSuiteInfo:
+    id: int
+    status: str  # queued, in_progress, completed...
+    conclusion: str | None
+    app_slug: str | None
+    runs_count: int  # latest_check_runs_count: a suite without runs never completes
+    head_author: CommitAuthor | None  # of the commit the suite checks
+
+
+@dataclass(frozen=True)
+class CheckAnnotation:
+    path: str
+    start_line: int | None
+    level: str | None  # notice, warning, failure
+    title: str | None
+    message: str
+
+
+@dataclass(frozen=True)
+class CheckRunInfo:
+    id: int
+    name: str
+    status: str
+    conclusion: str | None
+    app_slug: str | None
+    html_url: str | None
+    title: str | None  # output.title, .summary, .text: what the CI said
+    summary: str | None
+    text: str | None
+    annotations_count: int
+
+
+@dataclass(frozen=True)
+class WorkflowRunInfo:
+    id: int
+    name: str
+    status: str
+    conclusion: str | None
+    path: str  # .github/workflows/ci.yml
+    html_url: str | None
+    run_attempt: int
+
+
+@dataclass(frozen=True)
+class JobStep:
+    number: int
+    name: str
+    conclusion: str | None
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    id: int
+    name: str
+    status: str
+    conclusion: str | None
+    html_url: str | None
+    steps: tuple[JobStep, ...]

@@ -203,6 +203,36 @@ totals = Table(
     Column("value", Float, nullable=False),
 )
 
+# CI autofix (app.ci): per pull request, whether autofix is on and what it tried; per commit,
+# the one decision taken on its CI (however many check events arrive).
+ci_pulls = Table(
+    "ci_pulls",
+    metadata,
+    Column("repo", String(300), primary_key=True),
+    Column("number", Integer, primary_key=True, autoincrement=False),
+    Column("autofix", Boolean),  # `/open-swe autofix on|off`; NULL: the repository's default
+    Column("attempts", Integer, nullable=False, server_default="0"),  # fix runs since reset
+    Column("signature", String(64)),  # of the failure the last fix run was given
+    Column("comment_id", BigInteger),  # the CI-fix status comment, edited in place
+    Column("noted_at", UtcDateTime),  # when the missing-permissions note was posted
+    Column("history", JSON(none_as_null=True)),  # what the status comment lists
+    Column("files", JSON(none_as_null=True)),  # the PR's files before the last fix run
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+ci_commits = Table(
+    "ci_commits",
+    metadata,
+    Column("repo", String(300), primary_key=True),
+    Column("sha", String(64), primary_key=True),
+    Column("number", Integer, nullable=False),
+    Column("installation_id", BigInteger, nullable=False),
+    Column("decision", String(20), nullable=False),  # deciding | deferred | attempted | ...
+    Column("run_id", String(32)),
+    Column("decided_at", UtcDateTime, nullable=False),
+)
+Index("ix_ci_commits_decision", ci_commits.c.decision)
+
 
 # Rows -------------------------------------------------------------------------------------
 
@@ -318,3 +348,32 @@ class StoredCommand:
 
 def thread_key(repo: str, number: int) -> str:
     return f"{repo}#{number}"
+
+
+@dataclass(frozen=True, slots=True)
+class CiPull:
+    """What CI autofix knows of one pull request (the `ci_pulls` row)."""
+
+    repo: str
+    number: int
+    autofix: bool | None
+    attempts: int
+    signature: str | None
+    comment_id: int | None
+    noted_at: datetime | None
+    history: list[dict[str, Any]] | None
+    files: dict[str, Any] | None  # {sha, files, workflows}: before the last fix run
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CiCommit:
+    """The decision taken on one commit's CI (the `ci_commits` row)."""
+
+    repo: str
+    sha: str
+    number: int
+    installation_id: int
+    decision: str
+    run_id: str | None
+    decided_at: datetime

@@ -205,6 +205,23 @@ async def _cannot_change(ctx: HandlerContext, event: Event) -> Outcome | None:
     return None
 
 
+async def _autofix(
+    ctx: HandlerContext, event: Event, command: Command, active: Run | None
+) -> Outcome:
+    """`/open-swe autofix on|off`: the pull request's own setting, over the repository's."""
+    repo, number = event.repo, event.issue_number
+    assert repo is not None
+    assert number is not None
+    if not event.is_pull_request:
+        await ctx.reply_once(event, messages.AUTOFIX_NOT_PULL)
+        return Outcome("replied", "autofix on an issue")
+    on = command.text == "on"
+    await ctx.store.save_ci_pull(repo, number, autofix=on)
+    detail = messages.AUTOFIX_ON_DETAIL.format(limit=ctx.max_ci_fix_attempts) if on else ""
+    await ctx.reply_once(event, messages.AUTOFIX_SET.format(state=command.text, detail=detail))
+    return Outcome("replied", f"autofix {command.text}")
+
+
 ACTIONS: dict[Verb, Action] = {
     Verb.HELP: _help,
     Verb.UNKNOWN: _unknown,
@@ -214,4 +231,5 @@ ACTIONS: dict[Verb, Action] = {
     Verb.APPROVE: _answer_plan,
     Verb.REVISE: _answer_plan,
     Verb.INSTRUCT: _instruct,
+    Verb.AUTOFIX: _autofix,
 }

@@ -94,6 +94,7 @@ class HandlerContext:
     # Where runs' sandboxes live, built on first use: a closed pull request's kept one is
     # released (None: no sandbox to release here, e.g. in tests of other events).
     sandboxes: Callable[[], SandboxProvider] | None = None
+    max_ci_fix_attempts: int = 3  # CI autofix: fix runs per pull request (app.ci)
     lifecycle: Lifecycle = field(init=False)  # how handlers move runs: start, answer, stop
 
     def __post_init__(self) -> None:

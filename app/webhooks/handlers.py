@@ -7,12 +7,12 @@ import structlog
 from app.github.errors import GitHubError
 from app.runs.retry import DELIVERY_RETRY, RetryPolicy, as_transient
 from app.runs.store.deliveries import ERROR
-from app.webhooks import comments, endings, installations, labels
+from app.webhooks import checks, comments, endings, installations, labels
 from app.webhooks.context import HandlerContext
 from app.webhooks.event import Event
 from app.webhooks.routing import Outcome, Router
 
-ROUTER = Router(labels.router, comments.router, installations.router, endings.router)
+ROUTER = Router(labels.router, comments.router, installations.router, endings.router, checks.router)
 log = structlog.get_logger(__name__)
 
 

@@ -18,6 +18,7 @@ Here is what I understand (put the command alone on the first line of a comment)
 | `/open-swe stop` | stop the active run |
 | `/open-swe retry` | run the last request again |
 | `/open-swe status` | show the state of the latest run |
+| `/open-swe autofix on` or `off` | on a pull request: fix failing CI checks, or stop doing so |
 | `/open-swe help` | show this help |
 
 Only people with write access to the repository can give me commands."""
@@ -79,3 +80,9 @@ FORM_CONTENT_TYPE = (
     "GitHub sent this delivery as application/x-www-form-urlencoded; open-swe needs JSON. "
     "In the GitHub App's settings, under Webhook, set Content type to application/json."
 )
+
+AUTOFIX_SET = "CI autofix is now **{state}** for this pull request{detail}."
+AUTOFIX_ON_DETAIL = (
+    ": when its checks fail, I push a fix (at most {limit} attempts, never the same failure twice)"
+)
+AUTOFIX_NOT_PULL = "CI autofix works on pull requests: ask for it on one."

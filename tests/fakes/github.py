@@ -52,6 +52,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tests.fakes.github_checks import FakeChecks, PlainText
 from tests.fakes.github_hooks import FakeHook
 from tests.fakes.github_oauth import FakeOAuth
 
@@ -187,6 +188,7 @@ class PullRequest:
     draft: bool = False
     requested_reviewers: list[str] = field(default_factory=list)
     files: list[tuple[str, str, int, int]] = field(default_factory=list)
+    live_files: bool = False  # files and patches from the bare clone (base...head), not `files`
 
 
 @dataclass
@@ -363,6 +365,7 @@ class FakeGitHub:
         self._port = 0
         self.oauth = FakeOAuth(self)  # the App's user authorization (github_oauth.py)
         self.hook = FakeHook(self)  # the App's webhook deliveries (github_hooks.py)
+        self.checks = FakeChecks(self)  # check suites and runs, Actions (github_checks.py)
         self._endpoints = self._build_endpoints()
 
     # Lifecycle --------------------------------------------------------------------------
@@ -709,6 +712,8 @@ class FakeGitHub:
         headers = self._rate_headers() | headers  # a fault's own headers win
         if payload is None:
             return Response(status_code=status, headers=headers)
+        if isinstance(payload, PlainText):
+            return Response(str(payload), status, headers=headers, media_type="text/plain")
         return JSONResponse(payload, status, headers=headers)
 
     def _answer(
@@ -905,6 +910,28 @@ class FakeGitHub:
             check=False,
         )
         return out.stdout.strip() if out.returncode == 0 else None
+
+    def _pull_head_sha(self, pull: PullRequest) -> str:
+        """The head as seeded, else the head branch's commit in the bare clone (pushes move it)."""
+        if pull.head_sha != "0" * 40 or pull.head_repo not in self.repos:
+            return pull.head_sha
+        return self._branch_sha(pull.head_repo, pull.head_ref) or pull.head_sha
+
+    def _file_at(self, full_name: str, ref: str, path: str) -> str | None:
+        """A file's text at `ref` in the repo's bare clone; None when absent."""
+        repo = self.repos.get(full_name)
+        if repo is None or not repo.clone_url:
+            return None
+        parsed = urlparse(repo.clone_url)
+        if parsed.scheme not in {"file", ""}:
+            return None
+        out = subprocess.run(
+            ["git", "--git-dir", parsed.path, "show", f"{ref}:{path}"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        return out.stdout if out.returncode == 0 else None
 
     # JSON builders (shapes from GitHub's OpenAPI examples) ------------------------------
 
@@ -1164,7 +1191,7 @@ class FakeGitHub:
             "assignees": [],
             "requested_reviewers": [self._user_json(u) for u in pull.requested_reviewers],
             "requested_teams": [],
-            "head": self._ref_json(pull.head_repo, pull.head_ref, pull.head_sha),
+            "head": self._ref_json(pull.head_repo, pull.head_ref, self._pull_head_sha(pull)),
             "base": self._ref_json(issue.repo, pull.base_ref, "0" * 40),
             "_links": {
                 "self": {"href": api},
@@ -1342,6 +1369,7 @@ class FakeGitHub:
             e("GET", repo + "/pulls/{number}/comments", "token", self._list_review_comments),
             e("GET", repo + "/pulls/comments/{id}", "token", self._get_review_comment),
             e("POST", repo + "/pulls/{number}/comments/{id}/replies", "token", self._reply),
+            *self.checks.endpoints(e, repo),  # CI: checks, Actions, branches, contents
             # A person, with their user token (github_oauth.py)
             e("GET", "/user", "user", lambda c: self.oauth.user(str(c.user))),
             e(
@@ -1675,6 +1703,8 @@ class FakeGitHub:
 
     def _pull_files(self, ctx: Ctx) -> Any:
         pull = self._pull(ctx)
+        if pull.live_files:
+            return self.checks.diff_files(pull)
         base = f"{self.web_url}/{pull.issue.repo}"
         return [
             {

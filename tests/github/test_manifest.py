@@ -41,6 +41,8 @@ def test_the_shipped_manifest_asks_for_what_the_bot_needs() -> None:
         "issues": "write",
         "pull_requests": "write",
         "metadata": "read",
+        "checks": "read",
+        "actions": "read",
     }
     assert set(manifest["default_events"]) == {
         "issues",
@@ -48,6 +50,9 @@ def test_the_shipped_manifest_asks_for_what_the_bot_needs() -> None:
         "pull_request",
         "pull_request_review",
         "pull_request_review_comment",
+        "check_suite",
+        "check_run",
+        "workflow_run",
     }
 
 

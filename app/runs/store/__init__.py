@@ -9,6 +9,7 @@ guarded by a key in the database, not by a check-then-act in Python.
 from __future__ import annotations
 
 from app.runs.store.base import async_url
+from app.runs.store.ci import CiStore
 from app.runs.store.commands import CommandStore
 from app.runs.store.deliveries import DeliveryStore
 from app.runs.store.events import EventStore
@@ -19,5 +20,13 @@ from app.runs.store.runs import RunStore
 __all__ = ["Store", "async_url"]
 
 
-class Store(DeliveryStore, InstallationStore, RunStore, CommandStore, RetentionStore, EventStore):
+class Store(
+    DeliveryStore,
+    InstallationStore,
+    RunStore,
+    CommandStore,
+    RetentionStore,
+    EventStore,
+    CiStore,
+):
     """All persistence. Construct with `Store.open(url)`; call `migrate()` once at start-up."""
