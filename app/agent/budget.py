@@ -124,6 +124,13 @@ class BudgetExhausted(Exception):
         super().__init__(f"budget exhausted: {limit} ({detail})")
 
 
+def steps_exhausted(settings: Settings | None) -> BudgetExhausted:
+    """The steps limit (LangGraph's recursion limit) as a named limit: a model that never
+    finishes (a planner that never submits its plan) ends with it, not an internal error."""
+    steps = f"{settings.max_agent_steps:,} per agent" if settings else "the limit"
+    return BudgetExhausted("steps", steps)
+
+
 class Budget:
     """The run's usage so far plus this step's, checked against the Settings limits."""
 

@@ -1,4 +1,4 @@
-"""The durable store: deliveries, installations, runs and the per-thread command inbox.
+"""The durable store: deliveries, installations, runs, the per-thread command inbox, usage.
 
 One `Store`, its queries grouped by family of tables (a module each beside this one). Every
 write that must not happen twice (a delivery, a run per thread, a command per delivery) is
@@ -13,9 +13,10 @@ from app.runs.store.deliveries import DeliveryStore
 from app.runs.store.installations import InstallationStore
 from app.runs.store.retention import RetentionStore
 from app.runs.store.runs import RunStore
+from app.runs.store.usage import UsageStore
 
 __all__ = ["Store", "async_url"]
 
 
-class Store(DeliveryStore, InstallationStore, RunStore, CommandStore, RetentionStore):
+class Store(DeliveryStore, InstallationStore, RunStore, CommandStore, RetentionStore, UsageStore):
     """All persistence. Construct with `Store.open(url)`; call `migrate()` once at start-up."""
