@@ -511,3 +511,36 @@ async def test_a_planner_that_never_submits_a_plan_ends_at_the_named_steps_limit
         variable="OPEN_SWE_MAX_AGENT_STEPS"
     )
     assert 1 < len(model.requests) <= 12
+
+
+async def test_a_run_on_a_branch_pushed_without_its_pull_request_opens_it(
+    settings: Settings,
+    model: ScriptedModel,
+    repo: Path,
+    remote: Path,
+    provider: LocalProvider,
+    tmp_path: Path,
+) -> None:
+    """Finding 3: an earlier try pushed the fix, then failed to open the pull request; the
+    retry, rebuilt from the pushed branch, finds nothing new to change, and still publishes
+    (never "no changes", never a success without the pull request)."""
+    pushed = tmp_path / "earlier-try"
+    git(tmp_path, "clone", "-q", str(remote), str(pushed))
+    git(pushed, "checkout", "-q", "-b", "open-swe/issue-7")
+    (pushed / "calc.py").write_text(FIXED)
+    git(pushed, "-c", "user.name=bot", "-c", "user.email=bot@x", "commit", "-qam", "fix")
+    git(pushed, "push", "-q", "origin", "open-swe/issue-7")
+    sha = git(pushed, "rev-parse", "HEAD").strip()
+    script_plan(model)
+    model.on(offers("edit_file"), text("add() already returns the sum: nothing to change."))
+    script_pr(model)
+    host = RecordingHost(remote)
+
+    outcome = await run(settings, host, provider, run_input())
+
+    assert outcome.status == "succeeded", outcome.reason
+    assert outcome.url == "https://example.test/pr/open-swe/issue-7"
+    [change] = host.calls("publish")
+    assert change.commit == sha  # nothing new committed: the pushed work is published
+    [request] = model.requests_offering("PullRequestText")
+    assert "return a + b" in request.text  # the branch's whole diff, for the PR's words
