@@ -187,7 +187,7 @@ async def implement(
 async def write_pull_request(
     *, budget: Budget, model: BaseChatModel, request: str
 ) -> PullRequestText:
-    budget.check()
+    await budget.admit(len(prompts.PR_SYSTEM) + len(request))
     writer = model.with_structured_output(PullRequestText)
     config: RunnableConfig = {"callbacks": [UsageMeter(budget)]}
     result = await writer.ainvoke([SystemMessage(prompts.PR_SYSTEM), HumanMessage(request)], config)

@@ -68,6 +68,7 @@ from app.hosts.identity import Requester, noreply_domain
 from app.hosts.pull import GitHubPullHost
 from app.runs.faults import FaultPolicy
 from app.runs.inbox import RunInbox, lineage
+from app.runs.ledger import RunLedger
 from app.runs.lifecycle import Lifecycle, end_run, release_sandbox
 from app.runs.models import Run
 from app.runs.retry import TryAgain, as_transient
@@ -180,10 +181,16 @@ class _Attempt:
     runs: tuple[str, ...] = ()  # the run and those it retries (whose checkpoints it continues)
     payload: Payload = None  # what the workflow was last given
 
+    ledger: RunLedger | None = None
+
     def context(self, settings: Settings, sandboxes: SandboxProvider) -> RunContext:
         assert self.host is not None
         return RunContext(
-            settings=settings, host=self.host, sandboxes=sandboxes, follow_ups=self.inbox
+            settings=settings,
+            host=self.host,
+            sandboxes=sandboxes,
+            follow_ups=self.inbox,
+            ledger=self.ledger,
         )
 
 
@@ -246,6 +253,7 @@ class RunJob:
         run = attempt.run
         attempt.runs = await lineage(self._store, run)
         attempt.inbox = RunInbox(self._store, run, attempt.runs)
+        attempt.ledger = RunLedger(self._store, run.id, attempt.runs)
         attempt.host = await self._host(attempt)
         first = await self._first_payload(attempt)
         if isinstance(first, _Nothing):

@@ -253,6 +253,8 @@ async def test_a_run_whose_final_status_was_not_stored_is_finished_by_the_reaper
     assert done is not None
     assert done.status == "succeeded"
     assert len(model.requests) == calls  # nothing redone
+    spent = await store.spent_by([run.id])
+    assert spent.model_calls == calls  # every call in the ledger, as it ended
     assert len(opened(gh)) == 1
     [again] = status_comments(gh)
     assert re.search(r"/pull/\d+", again.body)
