@@ -259,3 +259,52 @@ async def test_a_run_whose_final_status_was_not_stored_is_finished_by_the_reaper
     [again] = status_comments(gh)
     assert re.search(r"/pull/\d+", again.body)
     assert await store.active_run(run.thread) is None
+
+
+async def test_a_checkpoint_that_cannot_be_written_suspends_the_run_before_it_publishes(
+    fault_settings: Any,
+    store: Store,
+    gh: FakeGitHub,
+    model: ScriptedModel,
+    github: GitHubApp,
+    provider: LocalProvider,
+    checkpointer: BaseCheckpointSaver[str],
+    cloneable: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Finding 4: the checkpoint writes failed while the run went on to push, open the pull
+    request, then report an internal error and delete its sandbox. Now the step whose
+    checkpoint cannot be written stops the run there, waiting on the database."""
+    model.on(offers("SubmitPlan"), read_calc, tool("SubmitPlan", **PLAN))
+    script_fix(model)
+    script_pr(model)
+    job = RunJob(fault_settings, store, github, provider, checkpointer)
+    run = await auto_run(store)
+    real = checkpointer.aput
+    failed: list[str] = []
+
+    async def disk_gone(config: Any, checkpoint: Any, *args: Any) -> Any:
+        if "tests" in checkpoint["channel_values"] and not failed:  # the step after verify
+            failed.append("verify")
+            raise sqlite3.OperationalError("disk I/O error")
+        return await real(config, checkpoint, *args)
+
+    monkeypatch.setattr(checkpointer, "aput", disk_gone)
+    await job(run.id)
+
+    faulted = await store.run(run.id)
+    assert faulted is not None
+    assert failed == ["verify"]
+    assert faulted.status == "faulted", faulted.error
+    assert opened(gh) == []  # nothing published past a checkpoint that was not written
+    assert model.requests_offering("PullRequestText") == []
+    [comment] = status_comments(gh)
+    assert f"waiting: {DATABASE} unavailable" in comment.body
+    assert provider.find({"open-swe.run": run.id}) != []
+
+    await job(run.id)  # the reaper's resumption: from the last checkpoint that was written
+
+    done = await store.run(run.id)
+    assert done is not None
+    assert done.status == "succeeded", done.error
+    assert len(opened(gh)) == 1
