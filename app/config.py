@@ -159,6 +159,18 @@ class Settings(BaseSettings):
     max_cost_usd: float = Field(10.0, validation_alias="OPEN_SWE_MAX_COST_USD", gt=0)
     max_run_minutes: float = Field(60.0, validation_alias="OPEN_SWE_MAX_RUN_MINUTES", gt=0)
     max_test_attempts: int = Field(3, validation_alias="OPEN_SWE_MAX_TEST_ATTEMPTS", ge=1)
+    # Steps of one agent (a model call and its tool calls are a few each): LangGraph's
+    # recursion limit, so a model that never finishes ends with a named limit.
+    max_agent_steps: int = Field(1_000, validation_alias="OPEN_SWE_MAX_AGENT_STEPS", ge=10)
+    # A run that meets a transient fault (model, GitHub, database unavailable) waits at its
+    # last checkpoint and resumes by itself, backing off from the first wait; it fails only
+    # once the fault has lasted this long.
+    transient_retry_minutes: float = Field(
+        30.0, validation_alias="OPEN_SWE_TRANSIENT_RETRY_MINUTES", gt=0
+    )
+    transient_first_wait_seconds: float = Field(
+        15.0, validation_alias="OPEN_SWE_TRANSIENT_FIRST_WAIT_SECONDS", gt=0
+    )
 
     # Web layer: dashboard sessions (generated into the env file when absent) and /metrics
     session_secret: SecretStr | None = Field(None, validation_alias="OPEN_SWE_SESSION_SECRET")

@@ -28,6 +28,7 @@ from app.runs.jobs import make_run_job
 from app.runs.outbox import queue_uncarried
 from app.runs.periodic import Sweep, expressible
 from app.runs.queue import ProcrastinateDispatcher, WorkerOptions
+from app.runs.reaper import Reaper
 from app.runs.retention import Retention
 from app.runs.store import Store
 from app.sandbox.base import SandboxProvider
@@ -150,7 +151,8 @@ class Wiring:
 
     async def sweeps(self, queue: Dispatcher) -> list[Sweep]:
         """What the deployment repeats on a timer (app.runs.periodic), run wherever `queue`
-        runs them: queue recorded work no job carries, ask GitHub for missed deliveries,
+        runs them: queue recorded work no job carries, resume runs whose fault is waited out
+        or whose job was lost (the reaper), ask GitHub for missed deliveries,
         prune what retention lets go, delete orphaned sandboxes. Add a sweep here."""
         settings, store = self.settings, await self.store()
         prune_jobs = queue.prune_jobs if isinstance(queue, ProcrastinateDispatcher) else None
@@ -170,6 +172,7 @@ class Wiring:
                 outbox,
                 partial(queue_uncarried, store, queue, grace=timedelta(seconds=outbox)),
             ),
+            Sweep("reaper", outbox, Reaper(store, queue)),
             Sweep("retention", HOURLY, retention),
             Sweep("sandbox-janitor", HOURLY, janitor),
         ]

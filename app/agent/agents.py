@@ -29,10 +29,19 @@ from langchain_anthropic.middleware import AnthropicPromptCachingMiddleware
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables.config import var_child_runnable_config
+from langgraph._internal._constants import CONFIG_KEY_DURABILITY
+from langgraph.errors import GraphRecursionError
 from pydantic import BaseModel, Field
 
 from app.agent import prompts
-from app.agent.budget import Budget, BudgetExhausted, BudgetMiddleware, UsageMeter
+from app.agent.budget import (
+    Budget,
+    BudgetExhausted,
+    BudgetMiddleware,
+    UsageMeter,
+    steps_exhausted,
+)
 from app.agent.followups import FollowUpMiddleware, FollowUps
 from app.agent.tools import (
     RepoWorkingDirectory,
@@ -94,9 +103,22 @@ def _limits(
     ]
 
 
+def _parent_configurable() -> dict[str, Any]:
+    """The configurable keys the agent would inherit from the workflow's step."""
+    parent = var_child_runnable_config.get() or {}
+    return dict(parent.get("configurable") or {})
+
+
 async def _run_agent(agent: Any, message: str, budget: Budget) -> dict[str, Any]:
     """Invoke an agent under the budget: usage metered, wall time and call limits enforced."""
-    config: RunnableConfig = {"callbacks": [UsageMeter(budget)], "recursion_limit": 1_000}
+    config: RunnableConfig = {
+        "callbacks": [UsageMeter(budget)],
+        "recursion_limit": budget.settings.max_agent_steps,
+        # The workflow writes each step's checkpoint before the next ("sync"); an agent
+        # inherits that, but keeps no checkpoints, and langgraph 1.2 then awaits a write it
+        # never made. Its own durability is "async" (nothing to write, nothing awaited).
+        "configurable": {**_parent_configurable(), CONFIG_KEY_DURABILITY: "async"},
+    }
     try:
         async with asyncio.timeout(max(budget.remaining_seconds, 0.001)):
             result: dict[str, Any] = await agent.ainvoke(
@@ -106,6 +128,8 @@ async def _run_agent(agent: Any, message: str, budget: Budget) -> dict[str, Any]
         raise BudgetExhausted("time", f"{budget.settings.max_run_minutes:g} minutes") from None
     except ModelCallLimitExceededError:
         raise BudgetExhausted("model calls", f"{budget.settings.max_model_calls} per run") from None
+    except GraphRecursionError:
+        raise steps_exhausted(budget.settings) from None
     return result
 
 
@@ -170,7 +194,7 @@ async def implement(
 async def write_pull_request(
     *, budget: Budget, model: BaseChatModel, request: str
 ) -> PullRequestText:
-    budget.check()
+    await budget.admit(len(prompts.PR_SYSTEM) + len(request))
     writer = model.with_structured_output(PullRequestText)
     config: RunnableConfig = {"callbacks": [UsageMeter(budget)]}
     result = await writer.ainvoke([SystemMessage(prompts.PR_SYSTEM), HumanMessage(request)], config)

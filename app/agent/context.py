@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+from app.agent.budget import UsageLedger
 from app.agent.followups import FollowUps
 from app.agent.host import RunHost
 from app.config import Settings
@@ -22,6 +23,8 @@ class RunContext:
     sandboxes: SandboxProvider
     # Instructions sent while the run works, delivered to its agents (None: nobody can).
     follow_ups: FollowUps | None = None
+    # Where each model call's usage is written as it ends (None: only the checkpoint keeps it).
+    ledger: UsageLedger | None = None
     # Every secret of the run (settings' keys, tokens the host hands out), scrubbed from
     # anything bound for the model or for a person (failure reasons).
     redactor: Redactor = field(default_factory=lambda: Redactor(()), repr=False, compare=False)

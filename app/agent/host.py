@@ -9,6 +9,7 @@ GitHub host edits a status comment, pushes the branch and opens a draft pull req
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal, Protocol
 
 from app.agent.budget import Usage
@@ -149,4 +150,9 @@ class RunHost(Protocol):
 
     async def finish(self, outcome: RunOutcome) -> None:
         """Report the final status (never leave a stale 'working' status behind)."""
+        ...
+
+    async def waiting_on(self, what: str, retry_at: datetime) -> None:
+        """The run waits out a transient fault: `what` is unavailable, it tries again at
+        `retry_at` (GitHub: the status comment says so)."""
         ...

@@ -2,7 +2,9 @@
 
 It returns how the run turned out: the workflow's own end (published, nothing changed, stopped
 at approval), a failure (one line a person can act on, from any error), or "waiting" when the
-host will answer the plan later (GitHub: a comment; a terminal answers at once). It ends
+host will answer the plan later (GitHub: a comment; a terminal answers at once). A transient
+fault (app.faults: the model API, GitHub or the database unavailable) is not a failure: it
+raises `Faulted`, the run stopped at its last checkpoint, for its driver to wait out. It ends
 nothing itself: showing the final status and releasing the sandbox are the run's lifecycle's
 (app.runs.lifecycle.end_run), whoever drives the run. A cancellation propagates; the driver
 asks `unfinished_outcome` what to report.
@@ -17,16 +19,18 @@ import anthropic
 import openai
 import structlog
 from langchain_core.runnables import RunnableConfig
+from langgraph.errors import GraphRecursionError
 from langgraph.types import Command
 
-from app.agent.budget import BudgetExhausted, Usage
+from app.agent.budget import BudgetExhausted, Usage, steps_exhausted
 from app.agent.context import RunContext
 from app.agent.graph import Graph
 from app.agent.host import ApprovalRequest, OutcomeStatus, RunOutcome
 from app.agent.nodes.delivery import outcome_of
 from app.agent.state import PlanDecision, RunInput, RunState
 from app.agent.workspace import RunFailed
-from app.config import ConfigError
+from app.config import ConfigError, Settings
+from app.faults import Faulted, transient
 from app.sandbox.base import SandboxError
 
 log = structlog.get_logger(__name__)
@@ -38,8 +42,10 @@ SUSPEND = "open-swe:suspend"
 STOPPED = "the run was stopped"
 
 
-def thread_config(thread_id: str) -> RunnableConfig:
-    return {"configurable": {"thread_id": thread_id}, "recursion_limit": 200}
+def thread_config(thread_id: str, steps: int = 200) -> RunnableConfig:
+    """The run's checkpoint thread; `steps` bounds the workflow's steps (LangGraph's recursion
+    limit: OPEN_SWE_MAX_AGENT_STEPS)."""
+    return {"configurable": {"thread_id": thread_id}, "recursion_limit": steps}
 
 
 async def execute_run(
@@ -51,14 +57,17 @@ async def execute_run(
 ) -> RunOutcome:
     """Start (RunInput), resume after approval (PlanDecision) or go on from the last step
     (None)."""
-    config = thread_config(thread_id)
+    config = thread_config(thread_id, context.settings.max_agent_steps)
     payload: Any = Command(resume=start) if _is_decision(start) else start
     try:
         while True:
-            # Default durability ("async": a step's checkpoint is written while the next
-            # runs). "sync" would be inherited by the checkpoint-less agents inside the steps,
-            # which langgraph 1.2 trips over (it awaits a checkpoint write they never make).
-            result = await graph.ainvoke(payload, config, context=context, version="v2")
+            # Durability "sync": a step's checkpoint is written before the next step starts,
+            # so a checkpoint that cannot be written stops the run at once (a transient
+            # fault, waited out), never after the next step published. The agents inside the
+            # steps run with durability "exit" of their own (app.agent.agents).
+            result = await graph.ainvoke(
+                payload, config, context=context, version="v2", durability="sync"
+            )
             state: RunState = result.value
             if not result.interrupts:
                 return outcome_of(state)
@@ -68,7 +77,11 @@ async def execute_run(
                 return RunOutcome("waiting", state["run_id"], Usage.from_dict(state.get("usage")))
             payload = Command(resume=decision)
     except Exception as exc:
-        reason = describe_failure(exc)
+        fault = transient(exc)
+        if fault is not None:
+            log.warning("run.faulted", what=fault.what, detail=context.redactor.scrub(fault.detail))
+            raise Faulted(fault) from exc
+        reason = describe_failure(exc, context.settings)
         return await unfinished_outcome(graph, context, thread_id, "failed", reason, start)
 
 
@@ -81,10 +94,13 @@ def _is_decision(start: object) -> bool:
     return isinstance(start, dict) and "verb" in start
 
 
-def describe_failure(exc: BaseException) -> str:
-    """One line a person can act on; never a stack trace."""
+def describe_failure(exc: BaseException, settings: Settings | None = None) -> str:
+    """One line a person can act on; never a stack trace. A limit names itself (and its
+    status comment the setting that raises it), never "internal error"."""
     if isinstance(exc, BudgetExhausted | RunFailed | ConfigError):
         return str(exc)
+    if isinstance(exc, GraphRecursionError):
+        return str(steps_exhausted(settings))
     if isinstance(exc, anthropic.APITimeoutError | openai.APITimeoutError):
         return "the model API timed out (retried with backoff); try again later"
     if isinstance(exc, anthropic.APIConnectionError | openai.APIConnectionError):

@@ -188,6 +188,12 @@ async def has_changes(sandbox: Sandbox, repo_dir: str, start_sha: str) -> bool:
     return bool(dirty) or head != start_sha
 
 
+async def fork_point(sandbox: Sandbox, repo_dir: str, base_sha: str) -> str:
+    """Where the work branch left the default branch: its commits since are the branch's
+    work, pushed by an earlier try or not (a retried run resumes on the pushed branch)."""
+    return await git(sandbox, repo_dir, "merge-base", base_sha, "HEAD")
+
+
 async def staged_diff(sandbox: Sandbox, repo_dir: str, start_sha: str) -> tuple[str, str]:
     """Stage everything; (diff --stat, diff) against where the work branch started."""
     await git(sandbox, repo_dir, "add", "-A")

@@ -20,6 +20,7 @@ import asyncio
 import re
 import threading
 from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime
 from typing import Protocol, TypeVar
 
 import structlog
@@ -36,6 +37,7 @@ from app.agent.host import (
 )
 from app.agent.state import PlanDecision, PlanDict, StepName
 from app.agent.workspace import RunFailed
+from app.faults import transient
 from app.github.client import InstallationClient
 from app.github.errors import GitHubError, NotFound
 from app.github.types import CommentInfo, PullInfo
@@ -115,6 +117,7 @@ class GitHubHost:
         self._board = status.Board()
         self._pending: list[Callable[[status.Board], None]] = []  # not yet applied to _board
         self._usage = Usage()
+        self._fault: status.Fault | None = None
 
     def __repr__(self) -> str:
         return f"GitHubHost(repo={self.repo!r}, issue={self.issue_number}, run={self.run_id!r})"
@@ -181,6 +184,8 @@ class GitHubHost:
         try:
             await self._call(self._post_plan, plan, awaiting_approval, revision)
         except GitHubError as exc:
+            if awaiting_approval and transient(exc) is not None:
+                raise  # waited out, then posted
             if awaiting_approval:  # nobody could approve a plan nobody can see
                 message = PLAN_FAILED.format(number=self.issue_number, error=exc)
                 raise RunFailed(self._scrub(message)) from None
@@ -200,6 +205,8 @@ class GitHubHost:
         try:
             pull, created = await self._call(self._open_or_update_pull, change, title, body)
         except GitHubError as exc:
+            if transient(exc) is not None:
+                raise  # waited out: the resumed run finds the pushed branch and opens its PR
             message = PULL_FAILED.format(branch=change.branch, error=exc)
             raise RunFailed(self._scrub(message)) from None
         await self._request_review(pull.number)
@@ -210,6 +217,11 @@ class GitHubHost:
     async def finish(self, outcome: RunOutcome) -> None:
         """The final status (or "waiting" for approval); never leaves "working" behind."""
         await self._write_status(None, usage=outcome.usage, outcome=outcome)
+
+    async def waiting_on(self, what: str, retry_at: datetime) -> None:
+        """A transient fault: the status says what is unavailable and when the run resumes."""
+        self._fault = status.Fault(what, retry_at)
+        await self._write_status(None, final=False)
 
     # --- publishing -----------------------------------------------------------------------
 
@@ -353,8 +365,9 @@ class GitHubHost:
             if final:
                 self._closed = True
             body = status.render_status(
-                self.run_id, self._board, self._usage, self.app_slug, outcome
+                self.run_id, self._board, self._usage, self.app_slug, outcome, self._fault
             )
+            self._fault = None  # shown once: the next write is the run at work again
             body = self._scrub(body)[:MAX_COMMENT_CHARS]
             if self._status_id is not None:
                 try:  # the GitHub layer retries this edit's server errors (a PATCH repeats safely)

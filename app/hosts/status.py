@@ -16,6 +16,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from app.agent.budget import Usage
@@ -73,6 +74,10 @@ HEADER_TESTS_FAILING_BRANCH = (
 HEADER_NO_CHANGES = (
     "ℹ️ **Finished without changes**: the run did not change any file, so there is no pull request."
 )
+HEADER_FAULTED = (
+    "⏳ **waiting: {what} unavailable, retrying at {time} UTC.** The run goes on from its "
+    "last step by itself; nothing is lost."
+)
 HEADER_FAILED = "❌ **The run failed**: {reason}"
 HEADER_STOPPED = "⏹️ **Stopped**: {reason}"
 DEFAULT_STOP_REASON = "the run was stopped"
@@ -100,6 +105,7 @@ BUDGET_VARIABLES = {
     "tokens": "OPEN_SWE_MAX_TOKENS_PER_RUN",
     "cost": "OPEN_SWE_MAX_COST_USD",
     "time": "OPEN_SWE_MAX_RUN_MINUTES",
+    "steps": "OPEN_SWE_MAX_AGENT_STEPS",
 }
 
 TESTS_PASSED = "Tests: {command} passed."
@@ -222,7 +228,23 @@ def _reason(reason: str) -> str:
     return text + ("\n\n" + block(rest) if rest.strip() else "")
 
 
-def _header(board: Board, outcome: RunOutcome | None, slug: str) -> list[str]:
+@dataclass(frozen=True)
+class Fault:
+    """A transient fault the run waits out: what is unavailable, and when it tries again."""
+
+    what: str
+    retry_at: datetime
+
+    def header(self) -> str:
+        time = self.retry_at.astimezone(UTC).strftime("%H:%M")
+        return HEADER_FAULTED.format(what=self.what, time=time)
+
+
+def _header(
+    board: Board, outcome: RunOutcome | None, slug: str, fault: Fault | None = None
+) -> list[str]:
+    if outcome is None and fault is not None:
+        return [fault.header()]
     if outcome is None:
         if board.waiting and board.reached + 1 == _index("approval"):
             return [HEADER_WAITING.format(approve=approve_hint(slug), revise=REVISE_HINT)]
@@ -282,12 +304,18 @@ def duration(seconds: float) -> str:
 
 
 def render_status(
-    run_id: str, board: Board, usage: Usage, slug: str, outcome: RunOutcome | None = None
+    run_id: str,
+    board: Board,
+    usage: Usage,
+    slug: str,
+    outcome: RunOutcome | None = None,
+    fault: Fault | None = None,
 ) -> str:
-    """The status comment: live (outcome None) or final (succeeded, failed, waiting...)."""
+    """The status comment: live (outcome None; waiting out a `fault`) or final (succeeded,
+    failed, waiting...)."""
     parts = [
         STATUS_MARKER.format(run_id=run_id),
-        "\n\n".join(_header(board, outcome, slug)),
+        "\n\n".join(_header(board, outcome, slug, fault)),
         "\n".join(_checklist(board, outcome)),
         FOOTER.format(run=code(run_id), usage=usage.describe(), duration=duration(usage.seconds)),
     ]

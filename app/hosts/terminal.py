@@ -17,6 +17,7 @@ import re
 import subprocess
 import threading
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -166,6 +167,10 @@ class LocalHost:
         else:
             self._say(f"open-swe: run failed: {outcome.reason}")
         self._say(f"open-swe: usage: {outcome.usage.describe()}")
+
+    async def waiting_on(self, what: str, retry_at: datetime) -> None:
+        when = retry_at.astimezone(UTC).strftime("%H:%M:%S")
+        self._say(f"open-swe: waiting: {what} unavailable, retrying at {when} UTC")
 
     def _report_branch(self, outcome: RunOutcome) -> None:
         base = self.repo.branch or self.repo.head[:12]

@@ -61,14 +61,19 @@ from app.agent.runner import (
 from app.agent.state import PlanDecision, RunInput
 from app.agent.workspace import RunFailed
 from app.config import ConfigError, Settings
+from app.faults import Faulted, Transient, transient
 from app.github.app import GitHubApp
 from app.hosts.github import GitHubHost
 from app.hosts.identity import Requester, noreply_domain
 from app.hosts.pull import GitHubPullHost
+from app.runs.faults import FaultPolicy
 from app.runs.inbox import RunInbox, lineage
+from app.runs.ledger import RunLedger
 from app.runs.lifecycle import Lifecycle, end_run, release_sandbox
 from app.runs.models import Run
+from app.runs.retry import TryAgain, as_transient
 from app.runs.store import Store
+from app.runs.store.base import utcnow
 from app.runs.transcript import EventWriter
 from app.sandbox.base import SandboxProvider
 from app.text.redact import Redactor
@@ -110,9 +115,10 @@ async def run_to_end(
 ) -> RunOutcome:
     """Drive a run whose host answers its plan at once (a terminal) to its end, through
     `end_run` whatever happens; a stop (cancellation) ends it stopped and propagates. A host
-    that answers later leaves the run waiting, its sandbox stopped."""
+    that answers later leaves the run waiting, its sandbox stopped. A transient fault is
+    waited out here, in the process (its sandbox kept), with the stored runs' backoff."""
     try:
-        outcome = await execute_run(graph, context, thread_id=run["thread_id"], start=payload)
+        outcome = await _wait_out_faults(graph, context, run, payload)
     except asyncio.CancelledError as exc:
         if not is_suspension(exc):
             await asyncio.shield(_end_stopped(graph, context, run, payload, stop_reason(exc)))
@@ -124,6 +130,29 @@ async def run_to_end(
             end_run(outcome, host=context.host, sandboxes=context.sandboxes, run=run)
         )
     return outcome
+
+
+async def _wait_out_faults(
+    graph: Graph, context: RunContext, run: RunInput, payload: Payload
+) -> RunOutcome:
+    policy = FaultPolicy.from_settings(context.settings)
+    since, tries = None, 0
+    while True:
+        try:
+            return await execute_run(graph, context, thread_id=run["thread_id"], start=payload)
+        except Faulted as exc:
+            now = utcnow()
+            since = since or now
+            retry_at = policy.next_try(since, tries, now, exc.fault.retry_after)
+            if retry_at is None:
+                reason = policy.gave_up(exc.fault)
+                return await unfinished_outcome(
+                    graph, context, run["thread_id"], "failed", reason, payload
+                )
+            await context.host.waiting_on(exc.fault.what, retry_at)
+            await asyncio.sleep((retry_at - now).total_seconds())
+            tries += 1
+            payload = None  # from the last checkpoint
 
 
 async def _end_stopped(
@@ -157,6 +186,8 @@ class _Attempt:
     events: Emitter = NO_TRANSCRIPT
     redactor: Redactor | None = None
 
+    ledger: RunLedger | None = None
+
     def context(self, settings: Settings, sandboxes: SandboxProvider) -> RunContext:
         assert self.host is not None
         # The transcript's redactor: what the run learns (its tokens) is redacted there too.
@@ -167,6 +198,7 @@ class _Attempt:
             follow_ups=self.inbox,
             redactor=self.redactor if self.redactor is not None else Redactor(()),
             events=self.events,
+            ledger=self.ledger,
         )
 
 
@@ -187,6 +219,7 @@ class RunJob:
         self._sandboxes = sandboxes
         self._events = EventWriter(store)  # the transcripts of this process's runs
         self._lifecycle = Lifecycle(store, events=self._events)
+        self._faults = FaultPolicy.from_settings(settings)
         self._graph = build_graph(checkpointer)  # one per process, shared by its runs
 
     async def __call__(self, run_id: str) -> None:
@@ -220,8 +253,14 @@ class RunJob:
             raise
         except _StoppedWhileParked as exc:
             ending = self._ending(attempt, "stopped", str(exc))
+        except Faulted as exc:
+            ending = await self._wait_out(attempt, exc.fault)
         except Exception as exc:
-            ending = self._ending(attempt, "failed", describe_failure(exc))
+            fault = transient(exc)  # before the workflow ran: GitHub or the store unavailable
+            if fault is None:
+                ending = self._ending(attempt, "failed", describe_failure(exc, self._settings))
+            else:
+                ending = await self._wait_out(attempt, fault)
         if ending is None:
             ending = await self._left_active(attempt)
         if ending is not None:
@@ -233,6 +272,7 @@ class RunJob:
         run = attempt.run
         attempt.runs = await lineage(self._store, run)
         attempt.inbox = RunInbox(self._store, run, attempt.runs)
+        attempt.ledger = RunLedger(self._store, run.id, attempt.runs)
         attempt.host = await self._host(attempt)
         first = await self._first_payload(attempt)
         if isinstance(first, _Nothing):
@@ -285,6 +325,45 @@ class RunJob:
             attempt.start = run_input(attempt.run, await attempt.host.head_branch())
         check_models(self._settings)  # a new start fails at once without a model key
         return attempt.start
+
+    async def _wait_out(self, attempt: _Attempt, fault: Transient) -> RunOutcome | None:
+        """The run met a transient fault: it waits at its last checkpoint, its sandbox kept
+        (stopped), until the reaper resumes it; or, once the fault outlasted the policy, it
+        fails saying why (None: it waits). When even the fault cannot be recorded (the
+        store is gone too), the queue tries this job again later (TryAgain)."""
+        run = attempt.run
+        await release_sandbox(self._sandboxes, sandbox_labels(attempt.start), keep=True)
+        try:
+            waited = await self._lifecycle.fault(
+                run.id, fault, checkpoint=await self._checkpoint_id(run.thread), policy=self._faults
+            )
+        except Exception as exc:
+            if as_transient(exc) is None:
+                raise
+            raise TryAgain(f"the run's fault could not be recorded: {exc}") from exc
+        if isinstance(waited, str):
+            if attempt.host is None:
+                return self._ending(attempt, "failed", waited)
+            context = attempt.context(self._settings, self._sandboxes)
+            return await unfinished_outcome(
+                self._graph, context, run.thread, "failed", waited, attempt.payload
+            )
+        if waited is None:  # stopped meanwhile: the stop's reason is the store's
+            return self._ending(attempt, "stopped", STOPPED)
+        log.warning("run.waiting_on_fault", what=fault.what, retry_at=waited.isoformat())
+        if attempt.host is not None:
+            await attempt.host.waiting_on(fault.what, waited)
+        return None
+
+    async def _checkpoint_id(self, thread: str) -> str | None:
+        """Where the run stands (its last checkpoint), or None when that cannot be read."""
+        try:
+            snapshot = await self._graph.aget_state(thread_config(thread))
+        except Exception as exc:
+            log.warning("run.checkpoint_unreadable", error=f"{type(exc).__name__}: {exc}")
+            return None
+        found = snapshot.config.get("configurable", {}).get("checkpoint_id")
+        return str(found) if found else None
 
     def _ending(
         self, attempt: _Attempt, status: Literal["failed", "stopped"], reason: str

@@ -14,10 +14,11 @@ A run's status (the `runs` row) moves only here:
 - running: its job drives the workflow (`take_over`; and `take_answer`, which takes a person's
   answer to the waiting plan and resumes in the same transaction).
 - waiting: the plan waits for a person, the sandbox stopped (`park`).
-- faulted (waiting on a fault) and suspended: modelled for the fault-tolerance work, which will
-  enter them (a transient fault waited out; a run put aside to be resumed); nothing enters
-  them yet. A run shut down with its process stays `running` and is resumed at the next start.
-  Both count as active (one active run per thread) and `take_over` resumes them.
+- faulted: waiting out a transient fault at its last checkpoint, its sandbox kept (`fault`);
+  the reaper resumes it when its next try is due (app.runs.faults has the backoff).
+- suspended: a run put aside to be resumed (a run shut down with its process stays `running`
+  and is resumed at the next start, or by the reaper). Both count as active (one active run
+  per thread) and `take_over` resumes them.
 - succeeded, failed, stopped: final. `end_run` is the one place a run ends (the front door's
   `stop` finishes a run in the store, and its job then ends it through `end_run`).
 
@@ -40,13 +41,17 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
 
 import structlog
 
 from app.agent.host import RunHost, RunOutcome
 from app.agent.nodes.common import sandbox_labels
 from app.agent.state import PlanDecision, RunInput, is_follow_up
+from app.faults import Transient
 from app.runs.dispatch import Dispatcher, ResumeRun, StartRun
+from app.runs.faults import FaultPolicy
 from app.runs.models import (
     ACTIVE_STATUSES,
     FINISHED_STATUSES,
@@ -58,6 +63,7 @@ from app.runs.models import (
     StoredCommand,
 )
 from app.runs.store import Store
+from app.runs.store.base import utcnow
 from app.runs.transcript import EventWriter
 from app.sandbox.base import SandboxError, SandboxProvider
 from app.text.sanitize import sanitize
@@ -70,8 +76,8 @@ TRANSITIONS: dict[RunStatus, tuple[RunStatus, ...]] = {
     "queued": (),  # a new row (start)
     "running": ("queued", "running", "suspended", "faulted", "waiting"),
     "waiting": ("running",),
-    "faulted": ("running",),  # the fault-tolerance work will enter it
-    "suspended": ("running",),  # the fault-tolerance work will enter it
+    "faulted": ("queued", "running", "faulted"),  # a transient fault, waited out (fault)
+    "suspended": ("running",),
     "succeeded": ACTIVE_STATUSES,
     "failed": ACTIVE_STATUSES,
     "stopped": ACTIVE_STATUSES,
@@ -88,6 +94,7 @@ FINAL_STATUS: dict[str, RunStatus] = {
     "failed": "failed",
     "stopped": "stopped",
 }
+RECORD_END_WAITS = (0.5, 2.0)  # seconds between tries to store a run's end
 EVENT_SOURCE = "event"  # a stop recorded for an event (issue closed...), not a comment
 TESTS_FAILING = "the tests still fail; the draft pull request says so: {url}"
 TESTS_FAILING_PUSHED = "the tests still fail on {branch}, where the changes were pushed"
@@ -230,6 +237,38 @@ class Lifecycle:
         meanwhile (then the job ends it)."""
         return await self._move(run_id, "waiting", ("running",)) is not None
 
+    async def fault(
+        self,
+        run_id: str,
+        fault: Transient,
+        *,
+        checkpoint: str | None,
+        policy: FaultPolicy,
+        now: datetime | None = None,
+    ) -> datetime | str | None:
+        """running -> faulted until its next try, which is returned; or, once the fault has
+        outlasted `policy`, the reason to fail the run with (str). None: the run was stopped
+        meanwhile. `checkpoint` is where the run stands: a fault met from another checkpoint
+        than the last fault's is a new one (the run made progress), with its own deadline."""
+        run = await self._store.run(run_id)
+        if run is None or run.status not in TRANSITIONS["faulted"]:
+            return None
+        now = now or utcnow()
+        same = run.fault_since is not None and run.fault_checkpoint == checkpoint
+        since, tries = (run.fault_since, run.fault_tries) if same and run.fault_since else (now, 0)
+        retry_at = policy.next_try(since, tries, now, fault.retry_after)
+        if retry_at is None:
+            return policy.gave_up(fault)
+        timing = {
+            "fault_since": since,
+            "retry_at": retry_at,
+            "fault_tries": tries + 1,
+            "fault_checkpoint": checkpoint,
+        }
+        error = f"waiting: {fault.what} unavailable ({fault.detail})"
+        moved = await self._move(run_id, "faulted", (run.status,), error=error, extra=timing)
+        return retry_at if moved is not None else None
+
     async def take_answer(self, run_id: str) -> PlanDecision | None:
         """The oldest answer to the waiting plan (a stop first), consumed, and the run moved
         to running with its plan question closed, in one transaction; None when no answer
@@ -272,13 +311,19 @@ class Lifecycle:
         expected: tuple[RunStatus, ...],
         *,
         error: str | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> Run | None:
         """Compare-and-set: the run moves to `to` if it is in one of `expected`. A run that
         ends has its plan question closed (nobody answers an ended run)."""
         if not set(expected) <= set(TRANSITIONS[to]):
             raise ValueError(f"a run cannot move from {expected} to {to}")
         moved = await self._store.set_run_status(
-            run_id, to, error=error, expected=expected, close_plan_question=to in FINISHED_STATUSES
+            run_id,
+            to,
+            error=error,
+            expected=expected,
+            close_plan_question=to in FINISHED_STATUSES,
+            extra=extra,
         )
         if moved is not None:
             await self._note(run_id, "status", status=to, reason=error)
@@ -319,13 +364,22 @@ class Lifecycle:
                 if outcome.url
                 else TESTS_FAILING_PUSHED.format(branch=outcome.branch)
             )
-        try:
-            status = FINAL_STATUS[outcome.status]
-            ended = await asyncio.shield(self._move(run_id, status, ACTIVE_STATUSES, error=error))
-        except Exception as exc:
-            log.error("run.status_not_saved", error=f"{type(exc).__name__}: {exc}")
+        status = FINAL_STATUS[outcome.status]
+        for wait in (*RECORD_END_WAITS, None):
+            try:
+                ended = await asyncio.shield(
+                    self._move(run_id, status, ACTIVE_STATUSES, error=error)
+                )
+            except Exception as exc:
+                # The reaper finishes a run whose end was not stored (it resumes it, and the
+                # workflow, already at its end, ends it again): never blocked for good.
+                log.error("run.status_not_saved", error=f"{type(exc).__name__}: {exc}", wait=wait)
+                if wait is None:
+                    return
+                await asyncio.sleep(wait)
+                continue
+            log.info("run.outcome", status=outcome.status, stored=ended is not None)
             return
-        log.info("run.outcome", status=outcome.status, stored=ended is not None)
 
 
 @dataclasses.dataclass(frozen=True)

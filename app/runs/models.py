@@ -136,6 +136,13 @@ runs = Table(
     # When retention pruned what the run left (checkpoints, commands); its usage was folded
     # into `totals` first.
     Column("pruned_at", UtcDateTime),
+    # A transient fault the run waits out (app.runs.faults): since when, when it tries again,
+    # how many times it has tried since, and the checkpoint it stood at (progress past it
+    # makes the next fault a new one).
+    Column("fault_since", UtcDateTime),
+    Column("retry_at", UtcDateTime),
+    Column("fault_tries", Integer, nullable=False, server_default="0"),
+    Column("fault_checkpoint", String(64)),
 )
 _active = runs.c.status.in_(ACTIVE_STATUSES)
 Index(
@@ -167,6 +174,21 @@ commands = Table(
     Column("consumed_at", UtcDateTime),
 )
 Index("ix_commands_thread_pending", commands.c.thread, commands.c.consumed_at)
+
+# Every model call's usage, written as the call ends: the budget of a run (and of the runs
+# that retry it) is their sum, so a suspend, a crash or a retry forgets nothing spent.
+model_calls = Table(
+    "model_calls",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(32), nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("input_tokens", Integer, nullable=False),
+    Column("output_tokens", Integer, nullable=False),
+    Column("cost_usd", Float, nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+)
+Index("ix_model_calls_run", model_calls.c.run_id)
 
 # Deliveries the App asked GitHub to send again (the redelivery sweep): never asked twice.
 redeliveries = Table(
@@ -287,6 +309,10 @@ class Run:
     error: str | None
     plan_question: int | None
     pruned_at: datetime | None = None
+    fault_since: datetime | None = None
+    retry_at: datetime | None = None
+    fault_tries: int = 0
+    fault_checkpoint: str | None = None
 
     @property
     def active(self) -> bool:

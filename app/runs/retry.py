@@ -14,9 +14,8 @@ from datetime import UTC, datetime, timedelta
 import structlog
 from procrastinate.jobs import Job
 from procrastinate.retry import BaseRetryStrategy, RetryDecision
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from app.github.errors import GitHubError, RateLimited
+from app.faults import transient
 
 log = structlog.get_logger(__name__)
 
@@ -53,23 +52,13 @@ DELIVERY_RETRY = RetryPolicy()  # 2, 4, 8 ... 128 s: about four minutes in all
 
 def as_transient(exc: BaseException) -> TryAgain | None:
     """The TryAgain `exc` amounts to, or None when it is not transient (a refusal, a 404, a
-    bug): trying again would fail the same way."""
+    bug): trying again would fail the same way. One classifier (app.faults) for jobs and runs."""
     if isinstance(exc, TryAgain):
         return exc
-    if isinstance(exc, RateLimited):
-        return TryAgain(str(exc), retry_after=exc.retry_after)
-    if isinstance(exc, GitHubError):
-        # No answer at all, or a server error: GitHub (or the way to it) is having trouble.
-        if exc.status is None or exc.status >= 500:
-            return TryAgain(str(exc))
+    fault = transient(exc)
+    if fault is None:
         return None
-    if isinstance(exc, OperationalError | InterfaceError) or (
-        isinstance(exc, DBAPIError) and exc.connection_invalidated
-    ):
-        return TryAgain(f"the database is unavailable: {type(exc.orig).__name__}")
-    if isinstance(exc, ConnectionError | TimeoutError):
-        return TryAgain(f"{type(exc).__name__}: {exc}")
-    return None
+    return TryAgain(f"{fault.what} is unavailable: {fault.detail}", retry_after=fault.retry_after)
 
 
 class ProcrastinateRetry(BaseRetryStrategy):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -237,3 +238,6 @@ class RecordingHost:
 
     async def finish(self, outcome: RunOutcome) -> None:
         self.outcomes.append(outcome)
+
+    async def waiting_on(self, what: str, retry_at: datetime) -> None:
+        self.events.append(("waiting_on", (what, retry_at)))

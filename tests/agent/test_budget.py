@@ -1,15 +1,19 @@
 from typing import Any
 
 import pytest
-from langchain_core.messages import AIMessage
+from langchain.agents.middleware import ModelRequest
+from langchain_core.language_models.fake_chat_models import FakeListChatModel
+from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.outputs import ChatGeneration, LLMResult
 
 from app.agent.budget import (
     DEFAULT_PRICE,
+    MIN_OUTPUT_TOKENS,
     PRICES,
     Budget,
     BudgetExhausted,
     BudgetMiddleware,
+    Call,
     Usage,
     UsageMeter,
     cost_of,
@@ -68,12 +72,12 @@ def test_cost_counts_cached_tokens_at_their_own_rates() -> None:
     assert cost_of(AIMessage("no usage"), "claude-sonnet-4-5") == 0
 
 
-def test_meter_records_every_response_and_uses_the_reported_model() -> None:
+async def test_meter_records_every_response_and_uses_the_reported_model() -> None:
     budget = Budget(settings(), None, model="claude-sonnet-4-5")
     meter = UsageMeter(budget)
     result = LLMResult(generations=[[ChatGeneration(message=reply(1000, 200, model="gpt-4.1"))]])
-    meter.on_llm_end(result)
-    meter.on_llm_end(LLMResult(generations=[[ChatGeneration(message=reply(10, 5))]]))
+    await meter.on_llm_end(result)
+    await meter.on_llm_end(LLMResult(generations=[[ChatGeneration(message=reply(10, 5))]]))
     assert (budget.usage.model_calls, budget.usage.tokens) == (2, 1215)
     expected = (1000 * 2.0 + 200 * 8.0 + 10 * 3.0 + 5 * 15.0) / 1_000_000
     assert budget.usage.cost_usd == pytest.approx(expected)
@@ -128,17 +132,108 @@ def test_wall_time_counts_earlier_steps() -> None:
         late.check()
 
 
-async def test_middleware_refuses_the_next_call() -> None:
-    budget = Budget(settings(max_tokens_per_run=10), None, model="x")
-    middleware = BudgetMiddleware(budget)
-    calls: list[object] = []
+def model_request(text: str) -> ModelRequest[Any]:
+    return ModelRequest(
+        model=FakeListChatModel(responses=["ok"]),
+        messages=[HumanMessage(text)],
+        system_message=None,
+        tool_choice=None,
+        tools=[],
+        response_format=None,
+        state={"messages": []},
+        runtime=None,  # type: ignore[arg-type]
+        model_settings={},
+    )
 
-    async def handler(request: object) -> object:
+
+async def test_middleware_bounds_the_call_then_refuses_the_next() -> None:
+    budget = Budget(settings(max_tokens_per_run=10_000), None, model="x")
+    middleware = BudgetMiddleware(budget)
+    calls: list[ModelRequest[Any]] = []
+
+    async def handler(request: ModelRequest[Any]) -> Any:
         calls.append(request)
         return "response"
 
-    assert await middleware.awrap_model_call("request", handler) == "response"  # type: ignore[arg-type]
-    budget.record(reply(20, 0))
+    assert await middleware.awrap_model_call(model_request("x" * 4_000), handler) == "response"
+    assert calls[0].model_settings["max_tokens"] == 10_000 - 1_000
+    budget.record(reply(9_000, 900))
     with pytest.raises(BudgetExhausted):
-        await middleware.awrap_model_call("request", handler)  # type: ignore[arg-type]
-    assert calls == ["request"]
+        await middleware.awrap_model_call(model_request("again"), handler)
+    assert len(calls) == 1
+
+
+class Ledger:
+    """An in-memory UsageLedger: what the store's model_calls would hold."""
+
+    def __init__(self, *before: Call) -> None:
+        self.calls = list(before)
+
+    async def record(self, call: Call) -> None:
+        self.calls.append(call)
+
+    async def spent(self) -> Usage:
+        return Usage(
+            model_calls=len(self.calls),
+            input_tokens=sum(c.input_tokens for c in self.calls),
+            output_tokens=sum(c.output_tokens for c in self.calls),
+            cost_usd=sum(c.cost_usd for c in self.calls),
+        )
+
+
+async def test_a_call_the_remaining_tokens_cannot_cover_is_never_started() -> None:
+    """Finding 7: a probe billed 800k tokens under a 500k cap (checked only before a call,
+    against what earlier calls used). Now the next call's input is foreseen (at least the
+    last call's input and output), and its output bounded by what remains."""
+    budget = Budget(settings(max_tokens_per_run=500_000), None, model="claude-sonnet-4-5")
+    meter = UsageMeter(budget)
+    billed: list[int] = []
+
+    async def probe() -> None:
+        while True:
+            room = await budget.admit(input_chars=4_000)
+            assert room >= MIN_OUTPUT_TOKENS
+            message = reply(200_000, 100)
+            await meter.on_llm_end(LLMResult(generations=[[ChatGeneration(message=message)]]))
+            billed.append(200_100)
+
+    with pytest.raises(BudgetExhausted, match=r"tokens \(400,200 of 500,000; the next call"):
+        await probe()
+    assert sum(billed) == 400_200 <= 500_000
+
+
+async def test_the_output_is_bounded_by_what_remains_of_the_token_and_cost_caps() -> None:
+    tokens = Budget(settings(max_tokens_per_run=10_000), None, model="claude-sonnet-4-5")
+    assert await tokens.admit(input_chars=8_000) == 10_000 - 2_000
+    cost = Budget(settings(max_cost_usd=0.03), None, model="claude-sonnet-4-5")
+    # $0.03, less 2,000 input tokens at $3/M, leaves $0.024: 1,600 output tokens at $15/M.
+    assert await cost.admit(input_chars=8_000) == 1_600
+
+
+async def test_the_ledger_keeps_the_count_across_a_crash_a_suspend_and_a_retry() -> None:
+    ledger = Ledger()
+    first = Budget(settings(), None, model="claude-sonnet-4-5", ledger=ledger)
+    await first.admit()
+    await UsageMeter(first).on_llm_end(
+        LLMResult(generations=[[ChatGeneration(message=reply(900, 100))]])
+    )
+    assert len(ledger.calls) == 1  # written as the call ended, before any checkpoint
+    # The step never checkpointed (a crash): the next budget starts from the ledger.
+    again = Budget(
+        settings(max_tokens_per_run=1_200), None, model="claude-sonnet-4-5", ledger=ledger
+    )
+    with pytest.raises(BudgetExhausted, match=r"tokens \(1,000 of 1,200"):
+        await again.admit()
+    assert again.usage.model_calls == 1
+
+
+async def test_a_call_that_cannot_be_written_is_not_forgotten_silently() -> None:
+    class Gone(Ledger):
+        async def record(self, call: Call) -> None:
+            raise ConnectionError("the database went away")
+
+    budget = Budget(settings(), None, model="x", ledger=Gone())
+    with pytest.raises(ConnectionError):
+        await UsageMeter(budget).on_llm_end(
+            LLMResult(generations=[[ChatGeneration(message=reply(1, 1))]])
+        )

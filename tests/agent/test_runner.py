@@ -18,6 +18,9 @@ from app.agent.graph import build_graph
 from app.agent.host import RunOutcome
 from app.agent.state import RunInput
 from app.config import Settings
+from app.faults import MODEL, Transient
+from app.hosts import status
+from app.runs.faults import FaultPolicy
 from app.runs.jobs import run_to_end
 from app.sandbox.local import LocalProvider
 from tests.agent.conftest import (
@@ -312,40 +315,64 @@ async def test_transient_model_errors_are_retried(
 
 
 @pytest.mark.parametrize(
-    ("overrides", "fault", "reason"),
+    ("overrides", "fault", "detail"),
     [
+        ({}, Fault(500, message="overloaded upstream"), "HTTP 500"),
+        ({}, Fault(529, message="Overloaded"), "HTTP 529"),
+        ({}, Fault(429, message="rate limited"), "HTTP 429"),
         (
-            {},
-            Fault(500, message="overloaded upstream"),
-            "the model API answered HTTP 500 (retried with backoff): overloaded upstream",
-        ),
-        (
-            {"model_timeout": 0.3, "model_max_retries": 1},
+            {"model_timeout": 0.3, "model_max_retries": 1, "transient_retry_minutes": 0.05},
             Slow(1.5, text("too late")),
-            "the model API timed out (retried with backoff); try again later",
+            "timed out",
         ),
     ],
 )
-async def test_persistent_model_errors_fail_the_run_with_the_reason(
+async def test_a_model_outage_is_waited_out_then_fails_naming_it(
     tmp_path: Path,
     model: ScriptedModel,
     remote: Path,
     provider: LocalProvider,
     overrides: dict[str, Any],
     fault: Fault | Slow,
-    reason: str,
+    detail: str,
 ) -> None:
-    settings = make_settings(tmp_path, model, **overrides)
+    """Finding 2: an outage beyond the SDK's retries is waited out, from the last checkpoint,
+    with backoff; only after OPEN_SWE_TRANSIENT_RETRY_MINUTES does the run fail, saying so."""
+    waits = {"transient_retry_minutes": 0.02, "transient_first_wait_seconds": 0.2}
+    settings = make_settings(tmp_path, model, **(waits | overrides))
     model.on(anything, fault, repeat_last=True)
     host = RecordingHost(remote)
 
     outcome = await run(settings, host, provider, run_input())
 
+    policy = FaultPolicy.from_settings(settings)
     assert outcome.status == "failed"
-    assert outcome.reason == reason
+    assert outcome.reason == policy.gave_up(Transient(MODEL, detail))
+    waited = [value for name, value in host.events if name == "waiting_on"]
+    assert len(waited) >= 2, "it tried again, more than once"
+    assert {what for what, _ in waited} == {MODEL}
     assert host.outcomes == [outcome]
-    assert len(model.requests) == settings.model_max_retries + 1
+    tries = settings.model_max_retries + 1
+    assert len(model.requests) == tries * (len(waited) + 1)
     assert provider.find(LABELS) == []
+
+
+async def test_a_model_outage_shorter_than_the_limit_only_delays_the_run(
+    tmp_path: Path, model: ScriptedModel, remote: Path, provider: LocalProvider
+) -> None:
+    waits = {"transient_retry_minutes": 1.0, "transient_first_wait_seconds": 0.2}
+    settings = make_settings(tmp_path, model, model_max_retries=0, **waits)
+    outage = [Fault(529, message="Overloaded")] * 3
+    model.on(offers("SubmitPlan"), *outage, read_calc, tool("SubmitPlan", **PLAN))
+    script_fix(model)
+    script_pr(model)
+    host = RecordingHost(remote)
+
+    outcome = await run(settings, host, provider, run_input())
+
+    assert outcome.status == "succeeded", outcome
+    assert len([name for name, _ in host.events if name == "waiting_on"]) == 3
+    assert len(host.calls("publish")) == 1
 
 
 @pytest.mark.parametrize(
@@ -466,3 +493,54 @@ async def test_a_setup_script_without_the_network_it_was_granted_is_noted_in_pro
     assert detail.endswith(
         "; setup ran without network: neither slirp4netns nor pasta is installed"
     )
+
+
+async def test_a_planner_that_never_submits_a_plan_ends_at_the_named_steps_limit(
+    tmp_path: Path, model: ScriptedModel, remote: Path, provider: LocalProvider
+) -> None:
+    """Finding 10: LangGraph's recursion limit is a named limit, never "internal error"."""
+    settings = make_settings(tmp_path, model, max_agent_steps=12)
+    model.on(offers("SubmitPlan"), tool("ls", path="/"), repeat_last=True)
+    host = RecordingHost(remote)
+
+    outcome = await run(settings, host, provider, run_input())
+
+    assert outcome.status == "failed"
+    assert outcome.reason == "budget exhausted: steps (12 per agent)"
+    assert status.next_step(outcome.reason) == status.NEXT_RAISE_LIMIT.format(
+        variable="OPEN_SWE_MAX_AGENT_STEPS"
+    )
+    assert 1 < len(model.requests) <= 12
+
+
+async def test_a_run_on_a_branch_pushed_without_its_pull_request_opens_it(
+    settings: Settings,
+    model: ScriptedModel,
+    repo: Path,
+    remote: Path,
+    provider: LocalProvider,
+    tmp_path: Path,
+) -> None:
+    """Finding 3: an earlier try pushed the fix, then failed to open the pull request; the
+    retry, rebuilt from the pushed branch, finds nothing new to change, and still publishes
+    (never "no changes", never a success without the pull request)."""
+    pushed = tmp_path / "earlier-try"
+    git(tmp_path, "clone", "-q", str(remote), str(pushed))
+    git(pushed, "checkout", "-q", "-b", "open-swe/issue-7")
+    (pushed / "calc.py").write_text(FIXED)
+    git(pushed, "-c", "user.name=bot", "-c", "user.email=bot@x", "commit", "-qam", "fix")
+    git(pushed, "push", "-q", "origin", "open-swe/issue-7")
+    sha = git(pushed, "rev-parse", "HEAD").strip()
+    script_plan(model)
+    model.on(offers("edit_file"), text("add() already returns the sum: nothing to change."))
+    script_pr(model)
+    host = RecordingHost(remote)
+
+    outcome = await run(settings, host, provider, run_input())
+
+    assert outcome.status == "succeeded", outcome.reason
+    assert outcome.url == "https://example.test/pr/open-swe/issue-7"
+    [change] = host.calls("publish")
+    assert change.commit == sha  # nothing new committed: the pushed work is published
+    [request] = model.requests_offering("PullRequestText")
+    assert "return a + b" in request.text  # the branch's whole diff, for the PR's words

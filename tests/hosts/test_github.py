@@ -18,8 +18,10 @@ from app.agent.graph import build_graph
 from app.agent.host import ApprovalRequest, Change, OutcomeStatus, RunHost, RunOutcome
 from app.agent.state import PlanDict, RunInput
 from app.agent.workspace import RunFailed
+from app.faults import transient
 from app.github.app import GitHubApp
 from app.github.client import InstallationClient
+from app.github.errors import GitHubError
 from app.github.transport import RETRIES
 from app.hosts import status
 from app.hosts.github import GitHubHost
@@ -515,10 +517,20 @@ async def test_an_auto_approved_plan_says_so(host: GitHubHost, gh: FakeGitHub) -
 async def test_a_plan_nobody_can_see_fails_the_run_only_when_it_needs_approval(
     host: GitHubHost, gh: FakeGitHub
 ) -> None:
-    gh.fail("POST", "/repos/*/issues/1/comments", 500, times=12)
+    gh.fail("POST", "/repos/*/issues/1/comments", 403, times=12, message="Resource not accessible")
     with pytest.raises(RunFailed, match="could not post the plan on #1"):
         await host.post_plan(PLAN, awaiting_approval=True)
     await host.post_plan(PLAN, awaiting_approval=False)  # logged only
+
+
+async def test_a_plan_github_cannot_take_now_is_a_transient_fault(
+    host: GitHubHost, gh: FakeGitHub
+) -> None:
+    """A 5xx is waited out by the run (app.runs.faults), then the plan is posted."""
+    gh.fail("POST", "/repos/*/issues/1/comments", 500, times=12)
+    with pytest.raises(GitHubError) as raised:
+        await host.post_plan(PLAN, awaiting_approval=True)
+    assert transient(raised.value) is not None
 
 
 async def test_decide_waits_for_a_comment(host: GitHubHost) -> None:

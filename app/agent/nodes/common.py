@@ -32,7 +32,12 @@ def sandbox_labels(state: RunInput) -> dict[str, str]:
 
 def budget_for(state: RunState, runtime: Rt, step: Step) -> Budget:
     settings = runtime.context.settings
-    return Budget(settings, state.get("usage"), model=model_label(settings, step))
+    return Budget(
+        settings,
+        state.get("usage"),
+        model=model_label(settings, step),
+        ledger=runtime.context.ledger,
+    )
 
 
 async def acquire(state: RunState, runtime: Rt) -> Sandbox:

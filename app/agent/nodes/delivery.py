@@ -38,7 +38,7 @@ from app.agent.state import (
     is_follow_up,
 )
 from app.agent.tools import clip
-from app.sandbox.base import GitIdentity
+from app.sandbox.base import GitIdentity, Sandbox
 from app.text.github import defuse_mentions, unclose_others
 from app.text.sanitize import sanitize
 
@@ -105,7 +105,8 @@ async def publish(state: RunState, runtime: Rt) -> Command[Literal["report", "im
         return Command(goto="implement", update=more)
     repo_dir = workspace.repo_dir_of(sandbox)
     tests = state.get("tests")
-    if not await workspace.has_changes(sandbox, repo_dir, state["start_sha"]):
+    since = await _work_since(state, sandbox, repo_dir)
+    if not await workspace.has_changes(sandbox, repo_dir, since):
         outcome = OutcomeDict(
             status="no_changes", branch=state["branch"], url=None, commit=None, title=None
         )
@@ -119,7 +120,7 @@ async def publish(state: RunState, runtime: Rt) -> Command[Literal["report", "im
             outcome=outcome, usage=budget.spent(), steps_done=done(state, "publish")
         )
         return Command(goto="report", update=nothing)
-    stat, diff = await workspace.staged_diff(sandbox, repo_dir, state["start_sha"])
+    stat, diff = await workspace.staged_diff(sandbox, repo_dir, since)
     text = await agents.write_pull_request(
         budget=budget,
         model=chat_model(ctx.settings, "summarize"),
@@ -161,6 +162,16 @@ async def publish(state: RunState, runtime: Rt) -> Command[Literal["report", "im
     )
     published = PublishUpdate(outcome=outcome, usage=usage, steps_done=done(state, "publish"))
     return Command(goto="report", update=published)
+
+
+async def _work_since(state: RunState, sandbox: Sandbox, repo_dir: str) -> str:
+    """The commit the run's work is measured from. An issue's branch: where it left the
+    default branch, so work an earlier try pushed (then failed to open its pull request for)
+    is still published, never reported as "no changes" (finding 3). A pull request's branch:
+    where this run started (the work before it is published already)."""
+    if is_follow_up(state):
+        return state["start_sha"]
+    return await workspace.fork_point(sandbox, repo_dir, state["base_sha"])
 
 
 def outcome_of(state: RunState) -> RunOutcome:

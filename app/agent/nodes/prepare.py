@@ -90,7 +90,8 @@ def _read_task(task: TaskText, issue_number: int | None, follow_up: bool) -> tup
 
 
 async def prepare(state: RunState, runtime: Rt) -> Command[Literal["plan", "implement"]]:
-    budget = Budget(runtime.context.settings, None, model="")  # a new run starts from zero
+    # A new run starts from zero, or from what the runs it retries spent (the ledger's).
+    budget = Budget(runtime.context.settings, None, model="", ledger=runtime.context.ledger)
     task = await runtime.context.host.load_task()
     follow_up = is_follow_up(state)
     # People's text is parsed in a thread: linear, but CPU work the event loop must not wait on.

@@ -1,5 +1,5 @@
-"""The durable store: deliveries, installations, runs, the per-thread command inbox and the
-runs' transcripts.
+"""The durable store: deliveries, installations, runs, the per-thread command inbox, usage,
+the runs' transcripts and CI autofix.
 
 One `Store`, its queries grouped by family of tables (a module each beside this one). Every
 write that must not happen twice (a delivery, a run per thread, a command per delivery) is
@@ -16,6 +16,7 @@ from app.runs.store.events import EventStore
 from app.runs.store.installations import InstallationStore
 from app.runs.store.retention import RetentionStore
 from app.runs.store.runs import RunStore
+from app.runs.store.usage import UsageStore
 
 __all__ = ["Store", "async_url"]
 
@@ -28,5 +29,6 @@ class Store(
     RetentionStore,
     EventStore,
     CiStore,
+    UsageStore,
 ):
     """All persistence. Construct with `Store.open(url)`; call `migrate()` once at start-up."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -124,6 +124,7 @@ class RunStore(StoreBase):
         error: str | None = None,
         expected: Collection[RunStatus] = ACTIVE_STATUSES,
         close_plan_question: bool = False,
+        extra: Mapping[str, Any] | None = None,
     ) -> Run | None:
         """Move a run in one of the `expected` (active) statuses to `status`; None if the run
         is unknown or in another status (e.g. already finished). app.runs.lifecycle is the one
@@ -137,6 +138,7 @@ class RunStore(StoreBase):
         values: dict[str, Any] = {"status": status, "error": error, "updated_at": utcnow()}
         if close_plan_question:
             values["plan_question"] = None
+        values.update(extra or {})  # e.g. a fault's timing (app.runs.faults)
         async with self._engine.begin() as conn:
             result = await conn.execute(
                 update(runs).where(runs.c.id == run_id, runs.c.status.in_(allowed)).values(values)
@@ -222,6 +224,33 @@ class RunStore(StoreBase):
         )
         async with self._engine.connect() as conn:
             return [Run(**row._mapping) for row in await conn.execute(query)]
+
+    async def runs_in(
+        self, statuses: Collection[RunStatus], *, updated_before: datetime
+    ) -> list[Run]:
+        """Runs in one of `statuses` last changed before `updated_before`, oldest first (the
+        reaper's look-up)."""
+        query = (
+            select(runs)
+            .where(runs.c.status.in_(list(statuses)), runs.c.updated_at < updated_before)
+            .order_by(runs.c.updated_at)
+        )
+        async with self._engine.connect() as conn:
+            return [Run(**row._mapping) for row in await conn.execute(query)]
+
+    async def faulted_runs_due(self, now: datetime) -> list[Run]:
+        """Faulted runs whose next try is due, oldest first."""
+        query = (
+            select(runs)
+            .where(runs.c.status == "faulted", runs.c.retry_at <= now)
+            .order_by(runs.c.retry_at)
+        )
+        async with self._engine.connect() as conn:
+            return [Run(**row._mapping) for row in await conn.execute(query)]
+
+    async def touch_run(self, run_id: str) -> None:
+        """The run's job is alive and at work (the reaper's heartbeat)."""
+        await self._update_run(run_id)
 
     async def active_runs_of_installation(self, installation_id: int) -> list[Run]:
         """The installation's active runs, oldest first."""
