@@ -7,8 +7,8 @@
   `GET /_bench/settle` waits for the background work and reports what it did.
 - `github`: the loopback fake GitHub (tests/fakes/github.py), seeded for the benchmark payloads.
 
-`bare` and `app` run under the same uvicorn configuration as `open-swe serve` (asyncio loop,
-h11, log level info with access log, proxy headers), logging to the file given by the parent.
+`bare` and `app` run under the same uvicorn configuration as `open-swe serve` (uvloop and
+httptools from uvicorn[standard], log level info with access log, proxy headers), logging to the file given by the parent.
 Each writes `{"url": ...}` to `--ready-file` once it accepts connections, then serves until
 SIGTERM or SIGINT.
 """
