@@ -16,6 +16,7 @@ from github.PullRequest import PullRequest
 from github.PullRequestComment import PullRequestComment
 
 from app.github.errors import GitHubError, NotFound
+from app.github.pacing import Pace, unpaced
 from app.github.transport import (
     RETRIES,
     backoff_factor,
@@ -59,10 +60,13 @@ class InstallationClient:
         token: Callable[[], str],
         *,
         backoff: float = backoff_factor(throttle=True),
+        pace: Pace = unpaced,
     ) -> None:
         self._github = github
         self._token = token
         self._backoff = backoff
+        # `await client.pace(urgent=...)` before a write, on the event loop (app.github.pacing).
+        self.pace = pace
 
     @classmethod
     def from_token(
