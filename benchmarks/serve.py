@@ -114,9 +114,13 @@ class BenchControl:
             await asyncio.sleep(0.002)
             settled = await self._settled()
         query = select(deliveries.c.outcome, func.count()).group_by(deliveries.c.outcome)
+        with_work = select(func.count()).where(deliveries.c.payload.is_not(None))
+        await self._store.flush_deliveries()
         async with self._store.engine.connect() as conn:
             outcomes = {str(outcome): int(count) for outcome, count in await conn.execute(query)}
-        stats = {"outcomes": outcomes, "runs": len(self._run_jobs)}
+            accepted = int((await conn.execute(with_work)).scalar_one())
+        # accepted: deliveries kept for background work (all processed, once settled)
+        stats = {"outcomes": outcomes, "runs": len(self._run_jobs), "accepted": accepted}
         return JSONResponse(stats, status_code=200 if settled else 504)
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.runs.models import Delivery, deliveries, redeliveries
 from app.runs.store.base import StoreBase, utcnow
@@ -94,7 +95,7 @@ class DeliveryStore(StoreBase):
         stmt: Any = self._insert(deliveries).values(list(rows.values()))
         stmt = stmt.on_conflict_do_nothing(index_elements=["id"]).returning(deliveries.c.id)
         receipts: list[Receipt] = []
-        async with self._engine.begin() as conn:
+        async with self._engine.connect() as conn, _durable(conn), conn.begin():
             # RETURNING yields a row only for those inserted (rowcount is unreliable here).
             inserted = set((await conn.execute(stmt)).scalars())
             for record in batch:
@@ -204,6 +205,21 @@ class DeliveryStore(StoreBase):
         """The ask failed: a later sweep may ask again."""
         async with self._engine.begin() as conn:
             await conn.execute(delete(redeliveries).where(redeliveries.c.guid == guid))
+
+
+@asynccontextmanager
+async def _durable(conn: AsyncConnection) -> AsyncIterator[None]:
+    """On SQLite, the commit inside is fsynced (synchronous=FULL) whatever the store's default."""
+    if conn.dialect.name != "sqlite":
+        yield  # PostgreSQL fsyncs every commit
+        return
+    await conn.exec_driver_sql("PRAGMA synchronous=FULL")
+    await conn.commit()
+    try:
+        yield
+    finally:
+        await conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
+        await conn.commit()
 
 
 def _record(
