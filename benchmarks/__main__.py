@@ -62,9 +62,18 @@ def machine_line(postgres_version: str | None) -> str:
     return (
         f"machine: {cpus} CPUs ({usable} usable), load {load}; "
         f"{platform.python_implementation()} {platform.python_version()}, "
-        f"{platform.system()} {platform.machine()}; uvicorn {version('uvicorn')} (asyncio, h11), "
+        f"{platform.system()} {platform.machine()}; uvicorn {version('uvicorn')} ({_uvicorn_parts()}), "
         f"httpx {version('httpx')}; {database}"
     )
+
+
+def _uvicorn_parts() -> str:
+    """What uvicorn's "auto" picks here: uvloop and httptools when installed (uvicorn[standard])."""
+    from importlib.util import find_spec
+
+    loop = "uvloop" if find_spec("uvloop") else "asyncio"
+    http = "httptools" if find_spec("httptools") else "h11"
+    return f"{loop}, {http}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

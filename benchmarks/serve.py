@@ -7,8 +7,8 @@
   `GET /_bench/settle` waits for the background work and reports what it did.
 - `github`: the loopback fake GitHub (tests/fakes/github.py), seeded for the benchmark payloads.
 
-`bare` and `app` run under the same uvicorn configuration as `open-swe serve` (asyncio loop,
-h11, log level info with access log, proxy headers), logging to the file given by the parent.
+`bare` and `app` run under the same uvicorn configuration as `open-swe serve` (uvloop and
+httptools from uvicorn[standard], log level info with access log, proxy headers), logging to the file given by the parent.
 Each writes `{"url": ...}` to `--ready-file` once it accepts connections, then serves until
 SIGTERM or SIGINT.
 """
@@ -114,9 +114,13 @@ class BenchControl:
             await asyncio.sleep(0.002)
             settled = await self._settled()
         query = select(deliveries.c.outcome, func.count()).group_by(deliveries.c.outcome)
+        with_work = select(func.count()).where(deliveries.c.payload.is_not(None))
+        await self._store.flush_deliveries()
         async with self._store.engine.connect() as conn:
             outcomes = {str(outcome): int(count) for outcome, count in await conn.execute(query)}
-        stats = {"outcomes": outcomes, "runs": len(self._run_jobs)}
+            accepted = int((await conn.execute(with_work)).scalar_one())
+        # accepted: deliveries kept for background work (all processed, once settled)
+        stats = {"outcomes": outcomes, "runs": len(self._run_jobs), "accepted": accepted}
         return JSONResponse(stats, status_code=200 if settled else 504)
 
 

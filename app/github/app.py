@@ -17,6 +17,7 @@ from requests.utils import parse_header_links
 
 from app.github.client import InstallationClient
 from app.github.errors import GitHubError, NotFound
+from app.github.pacing import WRITE_INTERVAL, Pacer
 from app.github.transport import backoff_factor, github_errors, github_options, repeatable_posts
 from app.github.types import HookDelivery, InstallationInfo, InstallationToken
 from app.logs import redact_from_logs
@@ -69,6 +70,8 @@ class GitHubApp:
         self._private_key = _load_private_key(private_key)
         self._options = github_options(max_retry_wait=max_retry_wait, throttle=throttle)
         self._backoff = backoff_factor(throttle=throttle)
+        # Writes are paced per installation, shared by every client of this process.
+        self.pacer = Pacer(WRITE_INTERVAL if throttle else 0)
         self._github = Github(auth=_AppJWT(self), base_url=self.api_url, **self._options)
         self._slug: str | None = None
         self._tokens: dict[tuple[int, str | None], InstallationToken] = {}
@@ -141,7 +144,12 @@ class GitHubApp:
         """A client acting as the installation; its token refreshes itself when needed."""
         auth = _CachedInstallationToken(self, installation_id, repo)
         github = Github(auth=auth, base_url=self.api_url, **self._options)
-        return InstallationClient(github, lambda: auth.token, backoff=self._backoff)
+        return InstallationClient(
+            github,
+            lambda: auth.token,
+            backoff=self._backoff,
+            pace=self.pacer.pace_for(installation_id),
+        )
 
     def forget_installation(self, installation_id: int) -> int:
         """Drop the installation's cached tokens (it was uninstalled or suspended); how many."""

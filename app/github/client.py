@@ -17,6 +17,7 @@ from github.PullRequestComment import PullRequestComment
 
 from app.github.checks import ChecksMixin
 from app.github.errors import GitHubError, NotFound
+from app.github.pacing import Pace, unpaced
 from app.github.transport import (
     RETRIES,
     backoff_factor,
@@ -60,10 +61,13 @@ class InstallationClient(ChecksMixin):
         token: Callable[[], str],
         *,
         backoff: float = backoff_factor(throttle=True),
+        pace: Pace = unpaced,
     ) -> None:
         self._github = github
         self._token = token
         self._backoff = backoff
+        # `await client.pace(urgent=...)` before a write, on the event loop (app.github.pacing).
+        self.pace = pace
 
     @classmethod
     def from_token(

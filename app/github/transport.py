@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import Any
 
 import requests
-from github import Consts, GithubException, GithubRetry, RateLimitExceededException
+from github import GithubException, GithubRetry, RateLimitExceededException
 from github.GithubException import RateLimitExceededExceedsMaxWait
 from urllib3 import Retry
 from urllib3.connectionpool import ConnectionPool
@@ -120,8 +120,10 @@ def may_have_acted(error: GitHubError) -> bool:
 def github_options(*, max_retry_wait: float, throttle: bool) -> dict[str, Any]:
     """Keyword arguments for `github.Github(...)`: retries, timeout and request spacing.
 
-    `throttle=False` (tests) drops PyGithub's default pauses between requests and writes and
-    the exponential backoff between 5xx retries; a `Retry-After` is still honoured.
+    PyGithub's own pauses between requests and writes (`time.sleep` per client, in the calling
+    thread) are always off: writes are paced per installation, asynchronously, by
+    app.github.pacing. `throttle=False` (tests) drops the exponential backoff between 5xx
+    retries; a `Retry-After` is still honoured.
     """
     retry = BoundedRetry(
         total=RETRIES,
@@ -132,8 +134,8 @@ def github_options(*, max_retry_wait: float, throttle: bool) -> dict[str, Any]:
     return {
         "retry": retry,
         "timeout": TIMEOUT,
-        "seconds_between_requests": Consts.DEFAULT_SECONDS_BETWEEN_REQUESTS if throttle else None,
-        "seconds_between_writes": Consts.DEFAULT_SECONDS_BETWEEN_WRITES if throttle else None,
+        "seconds_between_requests": None,
+        "seconds_between_writes": None,
         "lazy": True,  # build objects from known URLs without fetching them first
     }
 

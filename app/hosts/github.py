@@ -17,6 +17,7 @@ Nothing posted carries a secret: every body goes through the redaction policy
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import threading
 from collections.abc import Awaitable, Callable, Iterable
@@ -54,6 +55,10 @@ T = TypeVar("T")
 
 MAX_COMMENT_CHARS = 65_000  # GitHub refuses bodies over 65,536 characters
 MAX_PR_TITLE_CHARS = 256
+# Live status edits of one run: at most one per this many seconds, written in the background
+# like the other writes the run need not wait for (the run goes on); 0 writes each at once,
+# in order, and waits for it.
+STATUS_INTERVAL = 3.0
 PULL_FAILED = "pushed the branch {branch}, but could not open or update its pull request: {error}"
 PLAN_FAILED = "could not post the plan on #{number}, so nobody could approve it: {error}"
 
@@ -95,6 +100,7 @@ class GitHubHost:
         secrets: Iterable[str] = (),
         bot_user_id: int | None = None,
         email_domain: str = GITHUB_NOREPLY,
+        status_interval: float = STATUS_INTERVAL,
     ) -> None:
         if not status.RUN_ID.fullmatch(run_id):
             raise ValueError(f"run id {run_id!r} must be 1-100 letters, digits or . _ : -")
@@ -116,8 +122,15 @@ class GitHubHost:
         self._closed = False  # a final status was written: later live updates are dropped
         self._board = status.Board()
         self._pending: list[Callable[[status.Board], None]] = []  # not yet applied to _board
+        self._pending_lock = threading.Lock()  # held briefly, never across a GitHub call
         self._usage = Usage()
         self._fault: status.Fault | None = None
+        # Writes that need not hold the run back (live status, review request, an
+        # auto-approved plan) run as tasks, paced after the run's urgent writes.
+        self._status_interval = status_interval
+        self._status_task: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
+        self._hurry = asyncio.Event()  # a status write of the run's own is next: stop waiting
 
     def __repr__(self) -> str:
         return f"GitHubHost(repo={self.repo!r}, issue={self.issue_number}, run={self.run_id!r})"
@@ -137,7 +150,7 @@ class GitHubHost:
         (after a restart, a resume or a retry) with its checklist. Idempotent per host."""
         if not self._started:
             self._started = True
-            await self._write_status(None, final=False)
+            await self._live_status(None)
 
     async def load_task(self) -> TaskText:
         """The issue and what people said on it (bots, including this App, left out).
@@ -168,7 +181,8 @@ class GitHubHost:
         )
 
     async def progress(self, step: StepName, detail: str, usage: Usage) -> None:
-        await self._write_status(lambda board: board.advance(step, detail), usage=usage)
+        self._usage = usage
+        await self._live_status(lambda board: board.advance(step, detail))
 
     async def post_plan(
         self, plan: PlanDict, *, awaiting_approval: bool, revision: int | None = None
@@ -181,18 +195,30 @@ class GitHubHost:
             if self._record is not None:
                 await self._record.plan_asked(revision or 1)
             await self._write_status(_mark_waiting, final=False, quiet=True)
+        if not awaiting_approval:  # shown for information: the run goes on meanwhile
+            await self._best_effort(self._post_plan_quietly(plan, revision))
+            return
         try:
-            await self._call(self._post_plan, plan, awaiting_approval, revision)
+            await self._write(self._post_plan, plan, awaiting_approval, revision, urgent=True)
         except GitHubError as exc:
-            if awaiting_approval and transient(exc) is not None:
+            if transient(exc) is not None:
                 raise  # waited out, then posted
-            if awaiting_approval:  # nobody could approve a plan nobody can see
-                message = PLAN_FAILED.format(number=self.issue_number, error=exc)
-                raise RunFailed(self._scrub(message)) from None
+            # nobody could approve a plan nobody can see
+            message = PLAN_FAILED.format(number=self.issue_number, error=exc)
+            raise RunFailed(self._scrub(message)) from None
+
+    async def _post_plan_quietly(self, plan: PlanDict, revision: int | None) -> None:
+        try:
+            await self._write(self._post_plan, plan, False, revision)
+        except GitHubError as exc:
             log.warning("plan.post_failed", run=self.run_id, error=self._scrub(str(exc)))
 
     async def decide(self, request: ApprovalRequest) -> PlanDecision | None:
-        """GitHub answers later, in a comment: the run waits durably and is resumed."""
+        """GitHub answers later, in a comment: the run waits durably and is resumed. The
+        status says it waits before the run parks."""
+        if self._status_interval > 0:
+            await self._quiesce_status()
+            await self._write_status(None, final=False)
         return None
 
     async def publish(self, sandbox: Sandbox, change: Change) -> Publication:
@@ -203,25 +229,36 @@ class GitHubHost:
         title = title or change.branch
         body = self._pull_body(change)
         try:
-            pull, created = await self._call(self._open_or_update_pull, change, title, body)
+            # The one write the run waits for: it takes the installation's next write slot.
+            pull, created = await self._write(
+                self._open_or_update_pull, change, title, body, urgent=True
+            )
         except GitHubError as exc:
             if transient(exc) is not None:
                 raise  # waited out: the resumed run finds the pushed branch and opens its PR
             message = PULL_FAILED.format(branch=change.branch, error=exc)
             raise RunFailed(self._scrub(message)) from None
-        await self._request_review(pull.number)
+        await self._best_effort(self._request_review(pull.number))
         if self._record is not None:
             await self._save(self._record.pull_request_opened, pull.number, "pull.save_failed")
         return Publication(branch=change.branch, url=pull.html_url, created=created)
 
     async def finish(self, outcome: RunOutcome) -> None:
-        """The final status (or "waiting" for approval); never leaves "working" behind."""
+        """The final status (or "waiting" for approval); never leaves "working" behind.
+        Background writes are done first, so none lands after it."""
+        await self._quiesce_status()
+        await self.settle()
         await self._write_status(None, usage=outcome.usage, outcome=outcome)
 
     async def waiting_on(self, what: str, retry_at: datetime) -> None:
         """A transient fault: the status says what is unavailable and when the run resumes."""
         self._fault = status.Fault(what, retry_at)
         await self._write_status(None, final=False)
+
+    async def settle(self) -> None:
+        """Wait for the writes left in the background (live status, review request, plan)."""
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
 
     # --- publishing -----------------------------------------------------------------------
 
@@ -254,7 +291,9 @@ class GitHubHost:
     async def _request_review(self, number: int) -> None:
         """Best effort: a review request that GitHub refuses never fails the publication."""
         try:
-            await self._call(self._client.request_review, self.repo, number, [self.requester.login])
+            await self._write(
+                self._client.request_review, self.repo, number, [self.requester.login]
+            )
             wrote(f"review requested from @{self.requester.login}", number)
         except GitHubError as exc:
             log.warning("pull.review_request_failed", run=self.run_id, error=self._scrub(str(exc)))
@@ -312,6 +351,40 @@ class GitHubHost:
 
     # --- the status comment ---------------------------------------------------------------
 
+    async def _live_status(self, change: Callable[[status.Board], None] | None) -> None:
+        """A live update: applied with the next write, at most one per status interval,
+        in the background (with no interval: written now, awaited)."""
+        if self._status_interval <= 0:
+            await self._write_status(change, final=False)
+            return
+        if change is not None:
+            with self._pending_lock:
+                self._pending.append(change)
+        if self._status_task is None or self._status_task.done():
+            self._status_task = self._in_background(self._status_writer())
+
+    async def _status_writer(self) -> None:
+        """Writes the live status, then again at most every interval while updates came in."""
+        loop = asyncio.get_running_loop()
+        while True:
+            written = loop.time()
+            await self._write_status(None, final=False)
+            wait = max(self._status_interval - (loop.time() - written), 0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._hurry.wait(), wait)
+            with self._pending_lock:
+                more = bool(self._pending)
+            if not more or self._closed or self._hurry.is_set():
+                return  # the write that hurried it carries what is left
+
+    async def _quiesce_status(self) -> None:
+        """Stop the live status writer (after its write in progress) before writing now."""
+        task = self._status_task
+        if task is not None and not task.done():
+            self._hurry.set()
+            await asyncio.gather(task, return_exceptions=True)
+        self._hurry.clear()
+
     async def _write_status(
         self,
         change: Callable[[status.Board], None] | None,
@@ -329,6 +402,8 @@ class GitHubHost:
             self._usage = usage
         created = None
         try:
+            if not quiet:
+                await self._client.pace(urgent=is_final)
             created = await asyncio.to_thread(
                 self._write_status_now, change, outcome, is_final, quiet
             )
@@ -354,12 +429,14 @@ class GitHubHost:
         with self._status_lock:
             if self._closed and not final:
                 return None  # a late live update must not overwrite the final status
-            if change is not None:
-                self._pending.append(change)
+            with self._pending_lock:
+                if change is not None:
+                    self._pending.append(change)
             self._locate_status()  # may raise: the changes wait for the next write
-            for pending in self._pending:
+            with self._pending_lock:
+                changes, self._pending = self._pending, []
+            for pending in changes:
                 pending(self._board)
-            self._pending.clear()
             if quiet:
                 return None
             if final:
@@ -428,6 +505,25 @@ class GitHubHost:
 
     async def _call(self, function: Callable[..., T], *args: object) -> T:
         return await asyncio.to_thread(function, *args)
+
+    async def _write(self, function: Callable[..., T], *args: object, urgent: bool = False) -> T:
+        """A GitHub write: wait (asynchronously) for the installation's pace, then make it."""
+        await self._client.pace(urgent=urgent)
+        return await asyncio.to_thread(function, *args)
+
+    async def _best_effort(self, work: Awaitable[None]) -> None:
+        """A write the run need not wait for: in the background (awaited when live status is
+        not coalesced, status_interval 0, so everything happens in order)."""
+        if self._status_interval <= 0:
+            await work
+        else:
+            self._in_background(work)
+
+    def _in_background(self, work: Awaitable[None]) -> asyncio.Task[None]:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
 
 
 def wrote(action: str, number: int, url: str | None = None) -> None:

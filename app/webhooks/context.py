@@ -117,12 +117,19 @@ class HandlerContext:
         assert repo is not None, "gated before use"
         return await self.call(installation_id, repo, lambda client: action(client, repo))
 
+    async def pace(self, event: Event) -> None:
+        """Wait for a write slot of the delivery's installation (app.github.pacing): on the
+        event loop, so no worker thread sleeps."""
+        if event.installation_id is not None:
+            await self.github.pacer.write(event.installation_id)
+
     async def react(self, event: Event, target: ReactionTarget) -> None:
         """The immediate acknowledgement. Reacting twice is harmless (GitHub answers 200).
 
         Best effort: a reaction GitHub refuses must not stop the work it acknowledges.
         """
         try:
+            await self.pace(event)
             await self.on_thread(
                 event, lambda client, repo: client.add_reaction(repo, target, "eyes")
             )
@@ -140,6 +147,7 @@ class HandlerContext:
             return
         number = event.issue_number
         assert number is not None, "only deliveries about an issue or PR are answered"
+        await self.pace(event)
         comment = event.comment
         if comment is not None and comment.source == "review_comment" and comment.thread_root:
             root = comment.thread_root

@@ -40,11 +40,12 @@ from app.runs.store import Store
 from app.webhooks import messages
 from app.webhooks.context import AppSlug
 from app.webhooks.event import Event, PayloadError, verify_signature
-from app.webhooks.routing import Router
+from app.webhooks.routing import Router, Verdict
 
 MAX_BODY_BYTES = MAX_WEBHOOK_BODY_BYTES
 READ_TIMEOUT = 10.0  # seconds for the whole body
 MAX_PENDING_BYTES = 64 * 1024 * 1024  # unverified body bytes held at once, all requests together
+INLINE_DECIDE_CHARS = 4096  # comment text decided on the event loop (well under a millisecond)
 _EVENT_NAME = re.compile(r"[a-z_]{1,64}")
 _DELIVERY_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}")
 
@@ -198,31 +199,47 @@ class WebhookReceiver:
         if event.name == "ping":
             status, decision_reason, work = "pong", None, False
         else:
-            # Off the event loop: deciding parses untrusted comment text (linear, still CPU).
-            decision = await anyio.to_thread.run_sync(deps.router.decide, event, deps.slug.known)
+            decision = await _decide(deps, event)
             status = "accepted" if decision.accepted else "ignored"
             decision_reason, work = decision.reason or None, decision.accepted
+        facts: dict[str, Any] = {
+            "delivery_id": event.delivery_id,
+            "event": event.name,
+            "action": event.action,
+            "installation_id": event.installation_id,
+            "repo": event.repo,
+            "outcome": status,
+            "detail": decision_reason,
+        }
+        if not work:
+            # Nothing to do later, so nothing to lose: kept for the counts with the next batch
+            # of writes, and answered without waiting for the database.
+            try:
+                deps.store.note_delivery(**facts)
+            except Exception:
+                log.exception("cannot note delivery", delivery=event.delivery_id)
+            return _answer(200, status=status, delivery=event.delivery_id, reason=decision_reason)
         try:
-            receipt = await deps.store.record_delivery(
-                delivery_id=event.delivery_id,
-                event=event.name,
-                action=event.action,
-                installation_id=event.installation_id,
-                repo=event.repo,
-                outcome=status,
-                detail=decision_reason,
-                payload=event.payload if work else None,
-            )
+            # Durable before the 2xx (a group commit with concurrent deliveries).
+            receipt = await deps.store.record_delivery(**facts, payload=event.payload)
         except Exception:
             log.exception("cannot record delivery", delivery=event.delivery_id)
             return _error(503, "cannot record the delivery (database unavailable); redeliver it")
         if receipt == "duplicate":  # done (or being done): only work that failed is redone
             return _answer(200, status="duplicate", delivery=event.delivery_id)
-        if work:
-            try:
-                await deps.dispatcher.submit(ProcessDelivery(event.delivery_id))
-            except Exception:
-                # Recorded, so not lost: the outbox sweep (app.runs.outbox) queues it soon.
-                log.exception("cannot dispatch delivery", delivery=event.delivery_id)
-            return _answer(202, status="accepted", delivery=event.delivery_id)
-        return _answer(200, status=status, delivery=event.delivery_id, reason=decision_reason)
+        try:
+            await deps.dispatcher.submit(ProcessDelivery(event.delivery_id))
+        except Exception:
+            # Recorded, so not lost: the outbox sweep (app.runs.outbox) queues it soon.
+            log.exception("cannot dispatch delivery", delivery=event.delivery_id)
+        return _answer(202, status="accepted", delivery=event.delivery_id)
+
+
+async def _decide(deps: ReceiverDeps, event: Event) -> Verdict:
+    """The router's verdict. Deciding parses untrusted comment text (linear, still CPU): a
+    long text is decided in a worker thread so the event loop keeps answering; a short one
+    (nearly every delivery) costs less than the hop to a thread and is decided here."""
+    comment = event.comment
+    if comment is not None and len(comment.body) > INLINE_DECIDE_CHARS:
+        return await anyio.to_thread.run_sync(deps.router.decide, event, deps.slug.known)
+    return deps.router.decide(event, deps.slug.known)

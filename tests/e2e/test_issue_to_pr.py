@@ -64,12 +64,13 @@ async def test_auto_label_ends_in_one_draft_pull_request_whose_tests_pass(
     assert (pull.issue.body or "").rstrip().endswith(f"Fixes #{ISSUE}")
     assert pull.requested_reviewers == [MAINTAINER]
     assert run.pr_number == pull.issue.number
-    # one status comment: created once, edited as steps completed, ending with the link
+    # one status comment: created once, edited as steps completed (live edits coalesced, at
+    # most one per few seconds), ending with the link
     [comment] = world.status_comments()
     assert run.status_comment_id == comment.id
     created, edited = world.status_writes(run.id)
     assert created == 1
-    assert edited >= 6  # one per step at least
+    assert edited >= 1  # at least the final status
     link = f"{world.gh.web_url}/{REPO}/pull/{pull.issue.number}"
     assert status.HEADER_SUCCEEDED.format(link=link) in comment.body
     assert comment.body.count(f"- {status.DONE} ") == len(status.STEP_LABELS)

@@ -127,6 +127,7 @@ def make_host(client: InstallationClient, gh: FakeGitHub, saved: list[int]) -> A
             "app_slug": gh.app_slug,
             "record": Record(saved),
             "secrets": [SECRET_KEY, WEBHOOK_SECRET],
+            "status_interval": 0,  # each update written at once (coalescing: its own tests)
         }
         options.update(overrides)
         return GitHubHost(installation or client, **options)
@@ -282,6 +283,26 @@ async def test_status_comment_is_created_once_then_edited_in_place(
     [comment] = status_comments(gh)
     assert comment.body == bodies[3]
     assert saved == [comment.id] == [host.status_comment_id]
+
+
+async def test_live_updates_are_coalesced_in_the_background_and_never_hold_the_run(
+    make_host: Any, gh: FakeGitHub, saved: list[int]
+) -> None:
+    host = make_host(status_interval=30)  # far longer than the test
+    started = asyncio.get_running_loop().time()
+    await host.start()
+    for step, detail in [("prepare", "cloned"), ("plan", "2 steps"), ("approval", "auto")]:
+        await host.progress(step, detail, USAGE)
+    assert asyncio.get_running_loop().time() - started < 1  # nothing waited for GitHub
+    url = f"{gh.web_url}/{REPO}/pull/2"
+    await host.finish(outcome("succeeded", url=url, tests_command="pytest", tests_passed=True))
+    bodies = status_bodies(gh)
+    # the first write (creation), then only the final one: the updates between are in it
+    assert len(bodies) == 2
+    assert status.HEADER_WORKING in bodies[0]
+    assert status.HEADER_SUCCEEDED.format(link=url) in bodies[1]
+    assert f"{status.DONE} {status.STEP_LABELS['approval']}: auto" in bodies[1]
+    assert saved == [host.status_comment_id]
 
 
 async def test_a_restarted_process_edits_the_same_comment_and_keeps_its_checklist(

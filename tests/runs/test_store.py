@@ -86,6 +86,39 @@ async def test_a_redelivery_is_a_duplicate_unless_the_work_ended_in_error(store:
     assert await store.unfinished_deliveries() == ["failed", "working"]
 
 
+async def test_concurrent_deliveries_share_commits_and_each_gets_its_receipt(
+    store: Store,
+) -> None:
+    await record(store, "failed", {"a": 0})
+    await store.finish_delivery("failed", "error", "boom")
+    ids = [f"c{i}" for i in range(40)] + ["c0", "c1", "failed", "failed"]
+    receipts = await asyncio.gather(*(record(store, d, {"n": d}) for d in ids))
+    assert receipts[:40] == ["new"] * 40
+    # The same id twice at once (one batch or two): the first is the delivery.
+    assert receipts[40:42] == ["duplicate", "duplicate"]
+    assert sorted(receipts[42:]) == ["again", "duplicate"]
+    assert await store.count("deliveries") == 41
+    recorded = await store.delivery("c7")
+    assert recorded is not None
+    assert recorded.payload == {"n": "c7"}
+
+
+async def test_a_noted_delivery_is_written_without_waiting(store: Store) -> None:
+    store.note_delivery(
+        delivery_id="quiet",
+        event="issues",
+        action="opened",
+        installation_id=7,
+        repo="acme/widgets",
+        outcome="ignored",
+        detail="issues.opened is not handled",
+    )
+    noted = await store.delivery("quiet")  # the store's own writes are seen
+    assert noted is not None
+    assert (noted.outcome, noted.payload) == ("ignored", None)
+    assert noted.processed_at is not None
+
+
 async def test_tries_of_a_delivery_are_counted_until_it_is_finished(store: Store) -> None:
     await record(store, "d", {"a": 1})
     assert [await store.begin_delivery_attempt("d") for _ in range(3)] == [1, 2, 3]

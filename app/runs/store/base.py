@@ -23,10 +23,19 @@ from app.runs.schema import migrate
 
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",  # readers never block the writer; fast commits
-    "PRAGMA synchronous=FULL",  # fsync each commit: an acknowledged delivery survives power loss
+    # Commits are not fsynced, except the deliveries' (store.deliveries: FULL around each
+    # group commit), whose fsync of the write-ahead log also makes every earlier commit
+    # durable: an acknowledged delivery survives power loss; background progress since the
+    # last one may not, and is redone from the delivery (its work is idempotent).
+    "PRAGMA synchronous=NORMAL",
     "PRAGMA busy_timeout=10000",  # wait for a concurrent writer instead of failing
     "PRAGMA foreign_keys=ON",
 )
+
+SQLITE_POOL_TIMEOUT = 60.0  # seconds a query waits for the one connection before failing
+# Deliveries are written by group commit (one connection whatever the load); the rest is the
+# background: delivery jobs (8 at once per process), runs and sweeps.
+POSTGRES_POOL = {"pool_size": 10, "max_overflow": 10, "pool_timeout": 30.0}
 
 
 def utcnow() -> datetime:
@@ -62,7 +71,10 @@ class StoreBase:
                 raise ValueError("a schema needs PostgreSQL")
             return cls(_sqlite_engine(target))
         connect_args = {"options": f"-csearch_path={schema}"} if schema is not None else {}
-        return cls(create_async_engine(target, pool_pre_ping=True, connect_args=connect_args))
+        engine = create_async_engine(
+            target, pool_pre_ping=True, connect_args=connect_args, **POSTGRES_POOL
+        )
+        return cls(engine)
 
     @property
     def engine(self) -> AsyncEngine:
@@ -91,11 +103,17 @@ def _sqlite_engine(url: URL) -> AsyncEngine:
     in_memory = database in {"", ":memory:"}
     if not in_memory:
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(
-        url,
-        # One shared connection for an in-memory database, or each would see its own.
-        **({"poolclass": StaticPool} if in_memory else {}),
+    # One connection, so one writer: SQLite takes one writer at a time anyway, and writers
+    # on separate connections wait for each other by polling (busy_timeout sleeps up to 100 ms
+    # between tries), which under load adds whole seconds. Queued on one connection they take
+    # turns in order instead; readers are short. An in-memory database must share its one
+    # connection, or each would see its own.
+    pool: dict[str, Any] = (
+        {"poolclass": StaticPool}
+        if in_memory
+        else {"pool_size": 1, "max_overflow": 0, "pool_timeout": SQLITE_POOL_TIMEOUT}
     )
+    engine = create_async_engine(url, **pool)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _tune(dbapi_connection: Any, _record: Any) -> None:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.runs.models import Delivery, deliveries, redeliveries
 from app.runs.store.base import StoreBase, utcnow
+from app.runs.store.group_commit import GroupCommit
 
 # How record_delivery found a delivery: new; seen before but its work ended in error (a
 # redelivery then does the work again); seen before and done, or still being done.
@@ -17,8 +21,20 @@ Receipt = Literal["new", "again", "duplicate"]
 ERROR = "error"  # the outcome of a delivery whose work failed for good
 
 
+@dataclass(frozen=True, slots=True)
+class _Record:
+    delivery_id: str
+    received_at: datetime
+    values: dict[str, Any]
+
+
 class DeliveryStore(StoreBase):
-    """The `deliveries` table."""
+    """The `deliveries` table. Deliveries are written by group commit (app.runs.store.
+    group_commit): the deliveries of concurrent requests share one transaction and one commit."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        super().__init__(engine)
+        self._deliveries = GroupCommit[_Record, Receipt](self._write_deliveries)
 
     async def record_delivery(
         self,
@@ -32,42 +48,77 @@ class DeliveryStore(StoreBase):
         detail: str | None = None,
         payload: Mapping[str, Any] | None = None,
     ) -> Receipt:
-        """Record a delivery once by its id. A redelivery (the same id) is a duplicate, unless
-        its work ended in error: then it is recorded afresh, to be done again ("again").
+        """Record a delivery once by its id, durably (committed when this returns). A
+        redelivery (the same id) is a duplicate, unless its work ended in error: then it is
+        recorded afresh, to be done again ("again").
 
         A delivery with a payload needs background work: it stays unfinished until
         `finish_delivery`. One without is finished on arrival (ignored, ping).
         """
-        now = utcnow()
-        values: dict[str, Any] = {
-            "event": event,
-            "action": action,
-            "installation_id": installation_id,
-            "repo": repo,
-            "outcome": outcome,
-            "detail": detail,
-            "payload": dict(payload) if payload is not None else None,
-            "processed_at": None if payload is not None else now,
-        }
-        stmt = self._upsert_ignore(deliveries, ["id"], id=delivery_id, received_at=now, **values)
-        async with self._engine.begin() as conn:
-            # RETURNING yields a row only when inserted (rowcount is unreliable for INSERT).
-            if (await conn.execute(stmt.returning(deliveries.c.id))).first() is not None:
-                return "new"
-            # One statement, so of two redeliveries racing only one finds it in error.
-            reopened = await conn.execute(
-                update(deliveries)
-                .where(
-                    deliveries.c.id == delivery_id,
-                    deliveries.c.outcome == ERROR,
-                    deliveries.c.processed_at.is_not(None),
+        record = _record(
+            delivery_id, event, action, installation_id, repo, outcome, detail, payload
+        )
+        return await self._deliveries.submit(record)
+
+    def note_delivery(
+        self,
+        *,
+        delivery_id: str,
+        event: str,
+        action: str | None,
+        installation_id: int | None,
+        repo: str | None,
+        outcome: str,
+        detail: str | None = None,
+    ) -> None:
+        """Record a delivery that needs no work (ignored, ping) with the next batch, without
+        waiting: nothing depends on it being durable (it is kept for the counts), so the
+        request answers at once."""
+        record = _record(delivery_id, event, action, installation_id, repo, outcome, detail, None)
+        self._deliveries.submit_later(record)
+
+    async def flush_deliveries(self) -> None:
+        """Wait for the deliveries noted so far to be written."""
+        await self._deliveries.flush()
+
+    async def close(self) -> None:
+        await self._deliveries.aclose()
+        await super().close()
+
+    async def _write_deliveries(self, batch: Sequence[_Record]) -> list[Receipt]:
+        """One transaction for the batch: insert the new ids at once; for the others, one
+        statement each reopens a delivery whose work ended in error."""
+        rows: dict[str, dict[str, Any]] = {}
+        for record in batch:  # the same id twice in a batch: the first is the delivery
+            row = {"id": record.delivery_id, "received_at": record.received_at, **record.values}
+            rows.setdefault(record.delivery_id, row)
+        stmt: Any = self._insert(deliveries).values(list(rows.values()))
+        stmt = stmt.on_conflict_do_nothing(index_elements=["id"]).returning(deliveries.c.id)
+        receipts: list[Receipt] = []
+        async with self._engine.connect() as conn, _durable(conn), conn.begin():
+            # RETURNING yields a row only for those inserted (rowcount is unreliable here).
+            inserted = set((await conn.execute(stmt)).scalars())
+            for record in batch:
+                if record.delivery_id in inserted:
+                    inserted.discard(record.delivery_id)  # a second copy is a duplicate
+                    receipts.append("new")
+                    continue
+                # One statement, so of two redeliveries racing only one finds it in error.
+                reopened = await conn.execute(
+                    update(deliveries)
+                    .where(
+                        deliveries.c.id == record.delivery_id,
+                        deliveries.c.outcome == ERROR,
+                        deliveries.c.processed_at.is_not(None),
+                    )
+                    .values(attempts=0, **record.values)
+                    .returning(deliveries.c.id)
                 )
-                .values(attempts=0, **values)
-                .returning(deliveries.c.id)
-            )
-            return "again" if reopened.first() is not None else "duplicate"
+                receipts.append("again" if reopened.first() is not None else "duplicate")
+        return receipts
 
     async def delivery(self, delivery_id: str) -> Delivery | None:
+        await self.flush_deliveries()  # this process's own writes are seen
         async with self._engine.connect() as conn:
             row = (
                 await conn.execute(select(deliveries).where(deliveries.c.id == delivery_id))
@@ -154,3 +205,42 @@ class DeliveryStore(StoreBase):
         """The ask failed: a later sweep may ask again."""
         async with self._engine.begin() as conn:
             await conn.execute(delete(redeliveries).where(redeliveries.c.guid == guid))
+
+
+@asynccontextmanager
+async def _durable(conn: AsyncConnection) -> AsyncIterator[None]:
+    """On SQLite, the commit inside is fsynced (synchronous=FULL) whatever the store's default."""
+    if conn.dialect.name != "sqlite":
+        yield  # PostgreSQL fsyncs every commit
+        return
+    await conn.exec_driver_sql("PRAGMA synchronous=FULL")
+    await conn.commit()
+    try:
+        yield
+    finally:
+        await conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
+        await conn.commit()
+
+
+def _record(
+    delivery_id: str,
+    event: str,
+    action: str | None,
+    installation_id: int | None,
+    repo: str | None,
+    outcome: str,
+    detail: str | None,
+    payload: Mapping[str, Any] | None,
+) -> _Record:
+    now = utcnow()
+    values: dict[str, Any] = {
+        "event": event,
+        "action": action,
+        "installation_id": installation_id,
+        "repo": repo,
+        "outcome": outcome,
+        "detail": detail,
+        "payload": dict(payload) if payload is not None else None,
+        "processed_at": None if payload is not None else now,
+    }
+    return _Record(delivery_id, now, values)
