@@ -15,6 +15,12 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from app.config import Settings
 
 CHECKPOINT_FILE = "checkpoints.sqlite"
+# One connection per process writes the checkpoints, its writes queued on the saver's lock;
+# another process (or the web layer's reader) waits for SQLite's lock instead of failing.
+SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",  # readers (the dashboard) never block the writer
+    "PRAGMA busy_timeout=30000",
+)
 
 
 def postgres_conninfo(database_url: str) -> str:
@@ -44,10 +50,14 @@ async def open_checkpointer(settings: Settings) -> AsyncIterator[BaseCheckpointS
         finally:
             await pool.close()
     else:
+        import aiosqlite
         from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         path = settings.data_dir / CHECKPOINT_FILE
-        async with AsyncSqliteSaver.from_conn_string(str(path)) as sqlite_saver:
+        async with aiosqlite.connect(str(path), timeout=30.0) as conn:
+            for pragma in SQLITE_PRAGMAS:
+                await conn.execute(pragma)
+            sqlite_saver = AsyncSqliteSaver(conn)
             await sqlite_saver.setup()
             yield sqlite_saver
