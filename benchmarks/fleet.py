@@ -15,6 +15,7 @@ import asyncio
 import json
 import os
 import re
+import signal
 import subprocess
 import time
 import uuid
@@ -57,9 +58,11 @@ class FleetReport:
     rss_idle_mb: float = 0.0
     rss_peak_mb: float = 0.0
 
+    measured: int = 0  # runs after the warm-up (the figures are theirs)
+
     @property
     def rss_per_run_mb(self) -> float:
-        return max(self.rss_peak_mb - self.rss_idle_mb, 0.0) / max(self.runs, 1)
+        return max(self.rss_peak_mb - self.rss_idle_mb, 0.0) / max(self.measured, 1)
 
     @property
     def cpu_ms_per_call(self) -> float:
@@ -136,6 +139,8 @@ class Fleet:
     workers: int = 0
     queue_prefix: str = "open-swe"
     timeout: float = 600.0
+    warmup: int = 1  # runs done before measuring (one-time costs are not per-run costs)
+    profile: Path | None = None  # cProfile of the web process's event loop, written here
 
     async def run(self) -> FleetReport:
         # As root, sandbox commands run as an unprivileged user who must pass through here.
@@ -151,7 +156,7 @@ class Fleet:
                 gh.add_issue(
                     REPO, title=f"add() is wrong ({i})", body="`add(2, 3)` returns -1."
                 ).number
-                for i in range(self.runs)
+                for i in range(self.warmup + self.runs)
             ]
             script_runs(model, delay=self.delay)
             processes = self._launch(gh, model)
@@ -177,6 +182,7 @@ class Fleet:
             "--queue-prefix", self.queue_prefix,
         ]  # fmt: skip
         web_only = ["--no-worker"] if self.workers else []
+        web_only += ["--profile", str(self.profile)] if self.profile else []
         processes = [
             ServerProcess("serve", common + web_only, self.work, module="benchmarks.fleet_serve")
         ]
@@ -204,41 +210,39 @@ class Fleet:
         from app.runs.store import Store
 
         pids = [int(p.details["pid"]) for p in processes]
-        report = FleetReport(self.runs)
-        await asyncio.sleep(1.0)  # let start-up settle before the idle figure
-        report.rss_idle_mb = sum(_proc_stat(pid)[1] for pid in pids)
-        cpu_before = sum(_proc_stat(pid)[0] for pid in pids)
+        report = FleetReport(len(numbers), measured=len(numbers) - self.warmup)
         store = Store.open(self.database_url or f"sqlite:///{self.work / 'data' / 'open-swe.db'}")
         url = processes[0].url
-        done = asyncio.Event()
+        warm, measured = numbers[: self.warmup], numbers[self.warmup :]
         async with httpx.AsyncClient(timeout=30) as client:
-            started = time.monotonic()
-            answers = await asyncio.gather(*(
-                client.post(f"{url}{deliveries.WEBHOOK_PATH}", content=body, headers=headers)
-                for body, headers in map(labeled, numbers)
-            ))  # fmt: skip
-            refused = [a.status_code for a in answers if a.status_code != 202]
-            if refused:
-                report.errors.append(f"deliveries refused: {refused[:5]}")
-            probe = asyncio.create_task(self._probe(client, url, done, report))
             try:
-                while time.monotonic() - started < self.timeout:
-                    peak = sum(_proc_stat(pid)[1] for pid in pids)
-                    report.rss_peak_mb = max(report.rss_peak_mb, peak)
-                    for process in processes:
-                        process.check_alive()
-                    if await self._finished(store, report):
-                        break
-                    await asyncio.sleep(0.25)
-                else:
-                    report.errors.append(f"not finished after {self.timeout:.0f} s")
-                report.wall = time.monotonic() - started
+                # One-time costs (lazy imports, first connections) are not per-run costs.
+                if warm:
+                    await self._deliver(client, url, warm, report)
+                    await self._wait(store, processes, pids, report, len(warm))
+                await asyncio.sleep(0.5)  # let the warm-up's leftovers settle
+                report.rss_idle_mb = sum(_proc_stat(pid)[1] for pid in pids)
+                cpu_before = sum(_proc_stat(pid)[0] for pid in pids)
+                calls_before = len(model.requests)
+                if self.profile:
+                    os.kill(pids[0], signal.SIGUSR1)
+                done = asyncio.Event()
+                probe = asyncio.create_task(self._probe(client, url, done, report))
+                started = time.monotonic()
+                try:
+                    await self._deliver(client, url, measured, report)
+                    await self._wait(store, processes, pids, report, len(numbers))
+                    report.wall = time.monotonic() - started
+                finally:
+                    done.set()
+                    await probe
+                report.cpu_seconds = sum(_proc_stat(pid)[0] for pid in pids) - cpu_before
+                if self.profile:
+                    os.kill(pids[0], signal.SIGUSR2)
+                    await asyncio.sleep(1.0)
+                report.model_calls = len(model.requests) - calls_before
             finally:
-                done.set()
-                await probe
                 await store.close()
-        report.cpu_seconds = sum(_proc_stat(pid)[0] for pid in pids) - cpu_before
-        report.model_calls = len(model.requests)
         if model.unmatched:
             report.errors.append(f"{len(model.unmatched)} model requests had no scripted reply")
         report.pulls_per_issue = Counter(
@@ -249,7 +253,37 @@ class Fleet:
         report.pull_creations = sum(report.pulls_per_issue.values())
         return report
 
-    async def _finished(self, store: Any, report: FleetReport) -> bool:
+    async def _deliver(
+        self, client: httpx.AsyncClient, url: str, numbers: list[int], report: FleetReport
+    ) -> None:
+        answers = await asyncio.gather(*(
+            client.post(f"{url}{deliveries.WEBHOOK_PATH}", content=body, headers=headers)
+            for body, headers in map(labeled, numbers)
+        ))  # fmt: skip
+        refused = [a.status_code for a in answers if a.status_code != 202]
+        if refused:
+            report.errors.append(f"deliveries refused: {refused[:5]}")
+
+    async def _wait(
+        self,
+        store: Any,
+        processes: list[ServerProcess],
+        pids: list[int],
+        report: FleetReport,
+        total: int,
+    ) -> None:
+        """Until `total` runs exist and all have finished; the peak memory meanwhile."""
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            report.rss_peak_mb = max(report.rss_peak_mb, sum(_proc_stat(p)[1] for p in pids))
+            for process in processes:
+                process.check_alive()
+            if await self._finished(store, report, total):
+                return
+            await asyncio.sleep(0.25)
+        report.errors.append(f"not finished after {self.timeout:.0f} s")
+
+    async def _finished(self, store: Any, report: FleetReport, total: int) -> bool:
         from sqlalchemy import select
 
         from app.runs.models import runs
@@ -260,7 +294,7 @@ class Fleet:
         report.errors[:] = [e for e in report.errors if not e.startswith("run failed")]
         report.errors += [f"run failed: {error}" for status, error in rows
                           if status == "failed"]  # fmt: skip
-        return len(rows) >= self.runs and all(status in FINISHED for status, _ in rows)
+        return len(rows) >= total and all(status in FINISHED for status, _ in rows)
 
     async def _probe(
         self, client: httpx.AsyncClient, url: str, done: asyncio.Event, report: FleetReport

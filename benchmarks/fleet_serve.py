@@ -99,12 +99,36 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-runs", type=int, default=50)
     parser.add_argument("--no-worker", action="store_true", help="serve: a web-only node")
     parser.add_argument("--queue-prefix", default="open-swe")
+    parser.add_argument(
+        "--profile", type=Path, help="cProfile between SIGUSR1 and SIGUSR2, written here"
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    asyncio.run(_main(_parser().parse_args(argv)))
+    args = _parser().parse_args(argv)
+    if args.profile is not None:
+        _profile_on_signals(args.profile)
+    asyncio.run(_main(args))
     return 0
+
+
+def _profile_on_signals(path: Path) -> None:
+    """SIGUSR1 starts a cProfile of the event loop's thread (where the orchestration runs),
+    SIGUSR2 stops it and writes it to `path`: the parent profiles the window it measures."""
+    import cProfile
+
+    profile = cProfile.Profile()
+
+    def start(*_: object) -> None:
+        profile.enable()
+
+    def stop(*_: object) -> None:
+        profile.disable()
+        profile.dump_stats(path)
+
+    signal.signal(signal.SIGUSR1, start)
+    signal.signal(signal.SIGUSR2, stop)
 
 
 if __name__ == "__main__":

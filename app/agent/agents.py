@@ -34,6 +34,7 @@ from pydantic import BaseModel, Field
 from app.agent import prompts
 from app.agent.budget import Budget, BudgetExhausted, BudgetMiddleware, UsageMeter
 from app.agent.followups import FollowUpMiddleware, FollowUps
+from app.agent.toolcache import ToolSchemaCache
 from app.agent.tools import RepoWorkingDirectory, SecretScrubber, ToolResultLimit, filesystem
 from app.agent.workspace import RunFailed
 from app.config import Settings
@@ -117,6 +118,7 @@ async def propose_plan(
     middleware: list[AgentMiddleware[Any, Any, Any]] = [
         filesystem(sandbox, read_only=True, max_seconds=settings.command_timeout),
         *_limits(redactor, budget, model, summarizer, follow_ups),
+        ToolSchemaCache(),  # innermost: the tools as the model will be sent them
     ]
     agent = create_agent(
         model,
@@ -152,6 +154,7 @@ async def implement(
         TodoListMiddleware(),
         *_limits(redactor, budget, model, summarizer, follow_ups),
         AnthropicPromptCachingMiddleware(unsupported_model_behavior="ignore"),
+        ToolSchemaCache(),  # innermost: after the caching mark on the last tool
     ]
     agent = create_agent(model, system_prompt=system, middleware=middleware, checkpointer=False)
     result = await _run_agent(agent, request, budget)
