@@ -140,7 +140,9 @@ class Fleet:
     queue_prefix: str = "open-swe"
     timeout: float = 600.0
     warmup: int = 1  # runs done before measuring (one-time costs are not per-run costs)
-    profile: Path | None = None  # cProfile of the web process's event loop, written here
+    profile: Path | None = None
+    spy: Path | None = None
+    probe: bool = True  # GET /healthz every 50 ms while the runs go (its CPU counts too)  # py-spy's collapsed stacks of the web process, written here  # cProfile of the web process's event loop, written here
 
     async def run(self) -> FleetReport:
         # As root, sandbox commands run as an unprivileged user who must pass through here.
@@ -226,6 +228,7 @@ class Fleet:
                 calls_before = len(model.requests)
                 if self.profile:
                     os.kill(pids[0], signal.SIGUSR1)
+                spy = self._spy(pids[0])
                 done = asyncio.Event()
                 probe = asyncio.create_task(self._probe(client, url, done, report))
                 started = time.monotonic()
@@ -237,6 +240,9 @@ class Fleet:
                     done.set()
                     await probe
                 report.cpu_seconds = sum(_proc_stat(pid)[0] for pid in pids) - cpu_before
+                if spy is not None:
+                    spy.send_signal(signal.SIGINT)
+                    spy.wait(30)
                 if self.profile:
                     os.kill(pids[0], signal.SIGUSR2)
                     await asyncio.sleep(1.0)
@@ -252,6 +258,14 @@ class Fleet:
         )
         report.pull_creations = sum(report.pulls_per_issue.values())
         return report
+
+    def _spy(self, pid: int) -> subprocess.Popen[bytes] | None:
+        """py-spy over the measured window (the thread holding the GIL: CPU in Python), when asked."""
+        if self.spy is None:
+            return None
+        command = ["py-spy", "record", "--pid", str(pid), "--format", "raw", "--threads"]
+        command += ["--rate", "200", "--gil", "--output", str(self.spy)]
+        return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     async def _deliver(
         self, client: httpx.AsyncClient, url: str, numbers: list[int], report: FleetReport
@@ -300,7 +314,7 @@ class Fleet:
         self, client: httpx.AsyncClient, url: str, done: asyncio.Event, report: FleetReport
     ) -> None:
         """GET /healthz every 50 ms while the runs go: what a load balancer sees."""
-        while not done.is_set():
+        while self.probe and not done.is_set():
             start = time.perf_counter()
             answer = await client.get(f"{url}/healthz")
             if answer.status_code == 200:

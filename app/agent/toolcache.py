@@ -5,6 +5,10 @@ to the provider's wire format: a JSON schema built from the tool's pydantic mode
 (about 7.6 ms for our 8 tools, the largest single cost of a step). This middleware, innermost,
 hands the model the tools already converted; the provider's `bind_tools` passes converted
 definitions through untouched. The result is the same request, byte for byte.
+
+A conversion depends only on the tool's class, name, description, argument schema and extras
+(cache_control): with a schema that is a class (deepagents' tools share theirs across
+instances), it is kept for the process, since every step builds its agent's tools afresh.
 """
 
 from __future__ import annotations
@@ -21,26 +25,35 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_openai.chat_models.base import BaseChatOpenAI
 
+MAX_SHARED = 512  # conversions kept for the process (a handful of tools in practice)
+_shared: dict[tuple[Any, ...], dict[str, Any]] = {}
+
 
 class ToolSchemaCache(AgentMiddleware[Any, Any, Any]):
-    """Converts each tool once (per agent, per provider, per extras such as cache_control)."""
+    """Converts each tool once: per process when its schema is a class, else per agent."""
 
     def __init__(self) -> None:
         super().__init__()
-        self._converted: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self._own: dict[tuple[Any, ...], dict[str, Any]] = {}
 
-    def _convert(self, tool: Any, provider: str | None) -> Any:
-        if provider is None or not isinstance(tool, BaseTool):
+    def _convert(self, tool: Any, provider: str) -> Any:
+        if not isinstance(tool, BaseTool):
             return tool
         extras = json.dumps(tool.extras or {}, sort_keys=True, default=str)
-        key = (provider, tool.name, extras)
-        converted = self._converted.get(key)
+        schema = tool.args_schema
+        shared = isinstance(schema, type)  # a class is hashable and never mutated in place
+        key = (provider, type(tool), tool.name, tool.description, extras)
+        key += (schema,) if shared else ()
+        cache = _shared if shared else self._own
+        converted = cache.get(key)
         if converted is None:
             if provider == "anthropic":
                 converted = dict(convert_to_anthropic_tool(tool))
             else:
                 converted = convert_to_openai_tool(tool)
-            self._converted[key] = converted
+            if len(cache) >= MAX_SHARED:
+                cache.clear()
+            cache[key] = converted
         return converted
 
     def _request(self, request: ModelRequest[Any]) -> ModelRequest[Any]:

@@ -56,9 +56,27 @@ async def test_the_model_is_sent_the_same_tools_converted_once(
         return convert(tool, **kwargs)
 
     monkeypatch.setattr(toolcache, "convert_to_anthropic_tool", counting)
+    monkeypatch.setattr(toolcache, "_shared", {})
     cached = await run_agent(settings, model, cached=True)
+    again = await run_agent(settings, model, cached=True)  # another agent, the same tools
 
-    assert len(plain) == len(cached) == 3
+    assert len(plain) == len(cached) == len(again) == 3
     assert cached == plain  # byte for byte what LangChain would have sent
+    assert again == plain
     assert cached[0][-1]["cache_control"] == {"type": "ephemeral", "ttl": "5m"}
-    assert sorted(conversions) == ["add", "shout"]  # once each, for three calls
+    assert sorted(conversions) == ["add", "shout"]  # once each, for six calls of two agents
+
+
+async def test_a_tool_with_another_schema_under_the_same_name_is_converted_afresh(
+    settings: Settings,
+) -> None:
+    @as_tool("add")
+    def add_three(a: int, b: int, c: int) -> int:
+        """Add two numbers."""
+        return a + b + c
+
+    cache = ToolSchemaCache()
+    first = cache._convert(add, "anthropic")
+    second = cache._convert(add_three, "anthropic")
+    assert set(first["input_schema"]["properties"]) == {"a", "b"}
+    assert set(second["input_schema"]["properties"]) == {"a", "b", "c"}
