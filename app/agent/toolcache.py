@@ -42,7 +42,7 @@ class ToolSchemaCache(AgentMiddleware[Any, Any, Any]):
         extras = json.dumps(tool.extras or {}, sort_keys=True, default=str)
         schema = tool.args_schema
         shared = isinstance(schema, type)  # a class is hashable and never mutated in place
-        key = (provider, type(tool), tool.name, tool.description, extras)
+        key: tuple[Any, ...] = (provider, type(tool), tool.name, tool.description, extras)
         key += (schema,) if shared else ()
         cache = _shared if shared else self._own
         converted = cache.get(key)
