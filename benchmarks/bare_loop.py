@@ -1,13 +1,13 @@
 """The floor for the agent's orchestration cost: a framework-free loop doing a run's work.
 
-`python -m benchmarks.bare_loop --model-url URL --remote PATH --work DIR --runs N`: N runs at
-once, each making the same model calls as an open-swe run over the same scripted model
+`python -m benchmarks.bare_loop --model-url URL --remote PATH --work DIR --batches 1,1,N`: runs
+started together in batches, one batch after the other, each run making the same model calls as an open-swe run over the same scripted model
 (benchmarks.script: plan, code, pull request text; the same tools offered, the whole
 conversation resent each turn, as the Anthropic Messages API wants) and running the same
 commands (clone, read, edit, the tests, commit, push), with httpx and subprocesses and
-nothing else. One warm-up run first (imports, first connection), then the measured runs.
-Prints one JSON line: CPU seconds of this process (all threads; not the commands it ran),
-model calls, wall time, and which runs pushed a fixed calc.py.
+nothing else. One warm-up run first (imports, first connection), then the batches. Prints one
+JSON line, per batch: CPU seconds of this process (all threads; not the commands it ran),
+model calls, wall time, and how many runs pushed a fixed calc.py.
 """
 
 from __future__ import annotations
@@ -137,20 +137,26 @@ async def one_run(loop: Loop, remote: Path, work: Path, name: str) -> bool:
     return pushed == FIXED
 
 
-async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
+    batches = []
     async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=None)) as client:
         loop = Loop(client, args.model_url)
         await one_run(loop, args.remote, args.work, "warm-up")
-        cpu, calls, started = time.process_time(), loop.calls, time.monotonic()
-        done = await asyncio.gather(
-            *(one_run(loop, args.remote, args.work, f"run-{i}") for i in range(args.runs))
-        )
-        return {
-            "cpu_seconds": time.process_time() - cpu,
-            "model_calls": loop.calls - calls,
-            "wall": time.monotonic() - started,
-            "fixed": sum(done),
-        }
+        for number, size in enumerate(int(n) for n in args.batches.split(",")):
+            cpu, calls, started = time.process_time(), loop.calls, time.monotonic()
+            done = await asyncio.gather(
+                *(one_run(loop, args.remote, args.work, f"run-{number}-{i}") for i in range(size))
+            )
+            batches.append(
+                {
+                    "runs": size,
+                    "cpu_seconds": time.process_time() - cpu,
+                    "model_calls": loop.calls - calls,
+                    "wall": time.monotonic() - started,
+                    "fixed": sum(done),
+                }
+            )
+    return batches
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -158,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--model-url", required=True)
     parser.add_argument("--remote", type=Path, required=True)
     parser.add_argument("--work", type=Path, required=True)
-    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--batches", default="1", help="runs at once, batch after batch: 1,1,5")
     args = parser.parse_args(argv)
     print(json.dumps(asyncio.run(main_async(args))), flush=True)
     return 0

@@ -30,7 +30,7 @@ from app.webhooks.event import sign
 from benchmarks import deliveries
 from benchmarks.fleet_serve import SECRET, SLUG
 from benchmarks.processes import ServerProcess, stop_all
-from benchmarks.script import REPO_FILES, script_runs
+from benchmarks.script import REPO_FILES, Pace, script_runs
 from tests.fakes.github import FakeGitHub
 from tests.fakes.model import ScriptedModel
 
@@ -43,30 +43,38 @@ TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
-class FleetReport:
-    """What one fleet did; `problems()` lists every way the workload went wrong."""
+class Batch:
+    """Runs started together and measured together, after the warm-up."""
 
     runs: int
-    statuses: Counter[str] = field(default_factory=Counter)
-    errors: list[str] = field(default_factory=list)
-    pulls_per_issue: Counter[int] = field(default_factory=Counter)
-    pull_creations: int = 0
     wall: float = 0.0
-    healthz_ms: list[float] = field(default_factory=list)
-    cpu_seconds: float = 0.0
+    cpu_seconds: float = 0.0  # of the app's processes
     model_calls: int = 0
-    rss_idle_mb: float = 0.0
+    healthz_ms: list[float] = field(default_factory=list)  # while the runs went
+    rss_before_mb: float = 0.0
     rss_peak_mb: float = 0.0
-
-    measured: int = 0  # runs after the warm-up (the figures are theirs)
-
-    @property
-    def rss_per_run_mb(self) -> float:
-        return max(self.rss_peak_mb - self.rss_idle_mb, 0.0) / max(self.measured, 1)
 
     @property
     def cpu_ms_per_call(self) -> float:
         return 1000 * self.cpu_seconds / max(self.model_calls, 1)
+
+    @property
+    def rss_per_run_mb(self) -> float:
+        return max(self.rss_peak_mb - self.rss_before_mb, 0.0) / max(self.runs, 1)
+
+
+@dataclass
+class FleetReport:
+    """What one fleet did; `problems()` lists every way the workload went wrong."""
+
+    runs: int  # all of them, the warm-up's too
+    statuses: Counter[str] = field(default_factory=Counter)
+    errors: list[str] = field(default_factory=list)
+    pulls_per_issue: Counter[int] = field(default_factory=Counter)
+    pull_creations: int = 0
+    batches: list[Batch] = field(default_factory=list)
+    healthz_idle_ms: list[float] = field(default_factory=list)  # before any run
+    rss_idle_mb: float = 0.0  # after the warm-up, before the batches
 
     def problems(self) -> list[str]:
         found = []
@@ -137,12 +145,19 @@ class Fleet:
     threads: int = 64  # asyncio's default thread pool in each app process
     database_url: str | None = None  # PostgreSQL (then `workers` worker processes)
     workers: int = 0
+    batches: tuple[int, ...] = ()  # runs started together, one batch after the other
+    delays: tuple[float, ...] = ()  # the model's delay for each batch (default: `delay`)
+    pace: Pace = field(default_factory=Pace)
     queue_prefix: str = "open-swe"
     timeout: float = 600.0
     warmup: int = 1  # runs done before measuring (one-time costs are not per-run costs)
     profile: Path | None = None
     spy: Path | None = None
     probe: bool = True  # GET /healthz every 50 ms while the runs go (its CPU counts too)  # py-spy's collapsed stacks of the web process, written here  # cProfile of the web process's event loop, written here
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        return self.batches or (self.runs,)
 
     async def run(self) -> FleetReport:
         # As root, sandbox commands run as an unprivileged user who must pass through here.
@@ -158,9 +173,9 @@ class Fleet:
                 gh.add_issue(
                     REPO, title=f"add() is wrong ({i})", body="`add(2, 3)` returns -1."
                 ).number
-                for i in range(self.warmup + self.runs)
+                for i in range(self.warmup + sum(self.sizes))
             ]
-            script_runs(model, delay=self.delay)
+            self.pace = script_runs(model, delay=self.delay)
             processes = self._launch(gh, model)
             try:
                 report = await self._drive(processes, numbers, gh, model)
@@ -212,41 +227,51 @@ class Fleet:
         from app.runs.store import Store
 
         pids = [int(p.details["pid"]) for p in processes]
-        report = FleetReport(len(numbers), measured=len(numbers) - self.warmup)
+        report = FleetReport(len(numbers))
         store = Store.open(self.database_url or f"sqlite:///{self.work / 'data' / 'open-swe.db'}")
         url = processes[0].url
-        warm, measured = numbers[: self.warmup], numbers[self.warmup :]
+        warm, rest = numbers[: self.warmup], numbers[self.warmup :]
         async with httpx.AsyncClient(timeout=30) as client:
             try:
+                report.healthz_idle_ms = await self._probe_idle(client, url)
                 # One-time costs (lazy imports, first connections) are not per-run costs.
                 if warm:
                     await self._deliver(client, url, warm, report)
-                    await self._wait(store, processes, pids, report, len(warm))
+                    await self._wait(store, processes, pids, Batch(len(warm)), report, len(warm))
                 await asyncio.sleep(0.5)  # let the warm-up's leftovers settle
                 report.rss_idle_mb = sum(_proc_stat(pid)[1] for pid in pids)
-                cpu_before = sum(_proc_stat(pid)[0] for pid in pids)
-                calls_before = len(model.requests)
                 if self.profile:
                     os.kill(pids[0], signal.SIGUSR1)
                 spy = self._spy(pids[0])
-                done = asyncio.Event()
-                probe = asyncio.create_task(self._probe(client, url, done, report))
-                started = time.monotonic()
-                try:
-                    await self._deliver(client, url, measured, report)
-                    await self._wait(store, processes, pids, report, len(numbers))
-                    report.wall = time.monotonic() - started
-                finally:
-                    done.set()
-                    await probe
-                report.cpu_seconds = sum(_proc_stat(pid)[0] for pid in pids) - cpu_before
+                done = len(warm)
+                for index, size in enumerate(self.sizes):
+                    self.pace.seconds = self.delays[index] if self.delays else self.delay
+                    batch = Batch(size, rss_before_mb=sum(_proc_stat(p)[1] for p in pids))
+                    batch.rss_peak_mb = batch.rss_before_mb
+                    cpu_before, calls_before = (
+                        sum(_proc_stat(p)[0] for p in pids),
+                        len(model.requests),
+                    )
+                    stop = asyncio.Event()
+                    probe = asyncio.create_task(self._probe(client, url, stop, batch))
+                    started = time.monotonic()
+                    try:
+                        await self._deliver(client, url, rest[:size], report)
+                        rest, done = rest[size:], done + size
+                        await self._wait(store, processes, pids, batch, report, done)
+                        batch.wall = time.monotonic() - started
+                    finally:
+                        stop.set()
+                        await probe
+                    batch.cpu_seconds = sum(_proc_stat(p)[0] for p in pids) - cpu_before
+                    batch.model_calls = len(model.requests) - calls_before
+                    report.batches.append(batch)
                 if spy is not None:
                     spy.send_signal(signal.SIGINT)
                     spy.wait(30)
                 if self.profile:
                     os.kill(pids[0], signal.SIGUSR2)
                     await asyncio.sleep(1.0)
-                report.model_calls = len(model.requests) - calls_before
             finally:
                 await store.close()
         if model.unmatched:
@@ -283,13 +308,14 @@ class Fleet:
         store: Any,
         processes: list[ServerProcess],
         pids: list[int],
+        batch: Batch,
         report: FleetReport,
         total: int,
     ) -> None:
         """Until `total` runs exist and all have finished; the peak memory meanwhile."""
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
-            report.rss_peak_mb = max(report.rss_peak_mb, sum(_proc_stat(p)[1] for p in pids))
+            batch.rss_peak_mb = max(batch.rss_peak_mb, sum(_proc_stat(p)[1] for p in pids))
             for process in processes:
                 process.check_alive()
             if await self._finished(store, report, total):
@@ -310,8 +336,19 @@ class Fleet:
                           if status == "failed"]  # fmt: skip
         return len(rows) >= total and all(status in FINISHED for status, _ in rows)
 
+    async def _probe_idle(self, client: httpx.AsyncClient, url: str) -> list[float]:
+        """/healthz on the idle server: the baseline of the figure under load."""
+        samples: list[float] = []
+        for _ in range(40 if self.probe else 0):
+            start = time.perf_counter()
+            answer = await client.get(f"{url}/healthz")
+            if answer.status_code == 200:
+                samples.append(1000 * (time.perf_counter() - start))
+            await asyncio.sleep(0.02)
+        return samples
+
     async def _probe(
-        self, client: httpx.AsyncClient, url: str, done: asyncio.Event, report: FleetReport
+        self, client: httpx.AsyncClient, url: str, done: asyncio.Event, report: Batch
     ) -> None:
         """GET /healthz every 50 ms while the runs go: what a load balancer sees."""
         while self.probe and not done.is_set():

@@ -9,10 +9,12 @@ plan; write todos, edit calc.py, run the tests, summarise; write the pull reques
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from tests.fakes.model import ModelRequest, Reply, ScriptedModel, Slow, calls, offers, text, tool
+from tests.fakes.model import ModelRequest, Reply, ScriptedModel, calls, offers, text, tool
 
 TEST_COMMAND = "python3 -m unittest -q"
 BUGGY = "def add(a, b):\n    return a - b\n"
@@ -82,13 +84,26 @@ def pr_step(_request: ModelRequest) -> Reply:
 CALLS_PER_RUN = 2 + 4 + 1  # plan, code, pull request
 
 
-def script_runs(model: ScriptedModel, *, delay: float = 0.0) -> ScriptedModel:
-    """Every run's trajectory, each reply after `delay` seconds."""
+@dataclass
+class Pace:
+    """How long the model takes to answer, in seconds (may change between batches)."""
 
-    def later(step: Callable[[ModelRequest], Reply]) -> Slow | Callable[[ModelRequest], Reply]:
-        return Slow(delay, step) if delay > 0 else step
+    seconds: float = 0.0
+
+
+def script_runs(model: ScriptedModel, *, delay: float = 0.0) -> Pace:
+    """Every run's trajectory, each reply after `pace.seconds` (set to `delay` at first)."""
+    pace = Pace(delay)
+
+    def later(step: Callable[[ModelRequest], Reply]) -> Callable[[ModelRequest], Reply]:
+        def reply(request: ModelRequest) -> Reply:
+            if pace.seconds > 0:
+                time.sleep(pace.seconds)  # the fake's own thread for this request
+            return step(request)
+
+        return reply
 
     model.on(offers("SubmitPlan"), later(plan_step), repeat_last=True)
     model.on(offers("PullRequestText"), later(pr_step), repeat_last=True)
     model.on(offers("edit_file"), later(code_step), repeat_last=True)
-    return model
+    return pace

@@ -14,6 +14,7 @@ hold only the results of each step.
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Any
 
 from langchain.agents import create_agent
@@ -59,6 +60,12 @@ class PullRequestText(BaseModel):
 
     title: str = Field(description="imperative mood, under 72 characters")
     summary: str = Field(description="what changed and why, for a reviewer (markdown)")
+
+
+@functools.cache
+def _plan_format() -> ToolStrategy[SubmitPlan]:
+    """Built once per process: building it generates SubmitPlan's JSON schema."""
+    return ToolStrategy(SubmitPlan)
 
 
 def _limits(
@@ -124,7 +131,7 @@ async def propose_plan(
         model,
         system_prompt=system,
         middleware=middleware,
-        response_format=ToolStrategy(SubmitPlan),
+        response_format=_plan_format(),
         checkpointer=False,
     )
     result = await _run_agent(agent, request, budget)

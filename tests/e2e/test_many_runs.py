@@ -19,7 +19,8 @@ pytestmark = pytest.mark.slow
 async def test_fifty_runs_with_a_large_pool_each_open_exactly_one_pull_request(
     tmp_path: Path,
 ) -> None:
-    report = await Fleet(tmp_path, runs=50, delay=0.0, threads=64, timeout=900).run()
+    fleet = Fleet(tmp_path, runs=50, delay=0.0, threads=64, warmup=0, probe=False, timeout=900)
+    report = await fleet.run()
 
     assert report.problems() == []
     assert report.statuses == {"succeeded": 50}
