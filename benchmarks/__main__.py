@@ -4,6 +4,7 @@ make bench                                  # the full suite (about a minute)
 .venv/bin/python -m benchmarks --quick      # a few seconds: checks it all still works
 .venv/bin/python -m benchmarks --postgres-url postgresql://user@host:5432/db
 .venv/bin/python -m benchmarks --only-text   # untrusted-text tables alone (no servers)
+.venv/bin/python -m benchmarks --no-runs     # without the real runs (benchmarks.agent_runs)
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Sequence
 from importlib.metadata import version
 from pathlib import Path
 
-from benchmarks import signature, untrusted_text, webhook_ack
+from benchmarks import agent_runs, signature, untrusted_text, webhook_ack
 from benchmarks.postgres import DEFAULT_URL
 from benchmarks.processes import ServerError
 from benchmarks.stats import render_table
@@ -44,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
     parser.add_argument(
         "--only-text", action="store_true", help="only the untrusted-text tables (no servers)"
+    )
+    parser.add_argument(
+        "--no-runs", action="store_true", help="skip the real runs (label to pull request)"
     )
     parser.add_argument("--rounds", type=_positive, help="interleaved rounds (default 40, quick 3)")
     parser.add_argument(
@@ -105,19 +109,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         rounds=sizes.rounds, block=max(sizes.block // 2, 1), warmup=sizes.warmup // 3
     )
     print(f"\n{render_table(f'{len(report.tables) + 1}. {sig_title}', sig_baseline, sig_rows)}")
-    _print_text_tables(args.quick, first=len(report.tables) + 2)
+    first = _print_text_tables(args.quick, first=len(report.tables) + 2)
+    notes = list(report.notes)
+    if not args.no_runs:
+        try:
+            runs = _print_run_tables(args.quick, first=first, postgres_url=postgres_url)
+        except agent_runs.WorkloadError as exc:
+            print(f"benchmarks: {exc}", file=sys.stderr)
+            return 1
+        notes += runs.notes
     print()
-    for note in report.notes:
+    for note in notes:
         print(note)
     print(f"total {time.monotonic() - started:.1f} s")
     return 0
 
 
-def _print_text_tables(quick: bool, *, first: int) -> None:
+def _print_text_tables(quick: bool, *, first: int) -> int:
+    """Prints the tables numbered from `first`; returns the next number."""
     sizes = (64 * untrusted_text.KIB,) if quick else (64 * untrusted_text.KIB, 1024**2)
     tables = untrusted_text.run(sizes=sizes, repeat=1 if quick else 5)
     for number, (title, baseline, rows) in enumerate(tables, start=first):
         print(f"\n{render_table(f'{number}. {title}', baseline, rows)}", flush=True)
+    return first + len(tables)
+
+
+def _print_run_tables(quick: bool, *, first: int, postgres_url: str | None) -> agent_runs.Report:
+    with tempfile.TemporaryDirectory(prefix="open-swe-runs-") as work:
+        report = agent_runs.run(quick, Path(work), postgres_url)
+    for number, (title, baseline, rows) in enumerate(report.tables, start=first):
+        print(f"\n{render_table(f'{number}. {title}', baseline, rows)}", flush=True)
+    return report
 
 
 def _text_only(quick: bool, started: float) -> int:

@@ -21,14 +21,17 @@ class ServerError(RuntimeError):
 
 
 class ServerProcess:
-    """`python -m benchmarks.serve KIND ARGS...`, its output in `log_file`.
+    """`python -m benchmarks.serve KIND ARGS...` (or another `module`), its output in `log_file`.
 
     `launch()` returns at once (start several in parallel), `wait_ready()` returns what the
     server announced (at least its "url"), `stop()` sends SIGTERM and waits.
     """
 
-    def __init__(self, kind: str, args: Sequence[str], work_dir: Path) -> None:
+    def __init__(
+        self, kind: str, args: Sequence[str], work_dir: Path, *, module: str = "benchmarks.serve"
+    ) -> None:
         self.kind = kind
+        self._module = module
         self._args = list(args)
         self.ready_file = work_dir / f"{kind}-{id(self)}.ready"
         self.log_file = work_dir / f"{kind}-{id(self)}.log"
@@ -36,7 +39,7 @@ class ServerProcess:
         self.details: dict[str, Any] = {}
 
     def launch(self) -> ServerProcess:
-        command = [sys.executable, "-m", "benchmarks.serve", self.kind]
+        command = [sys.executable, "-m", self._module, self.kind]
         command += ["--ready-file", str(self.ready_file), *self._args]
         with self.log_file.open("wb") as log:
             self._process = subprocess.Popen(

@@ -33,9 +33,11 @@ def summarize(name: str, samples_ns: Sequence[int]) -> Summary:
     return Summary(name, len(millis), statistics.median(millis), percentile(millis, 0.95))
 
 
-def render_table(title: str, baseline: Summary, rows: Sequence[Summary]) -> str:
+def render_table(
+    title: str, baseline: Summary, rows: Sequence[Summary], *, unit: str = "ms"
+) -> str:
     """An aligned table: the baseline first, then each row with its ratio to the baseline."""
-    header = ("name", "n", "median ms", "p95 ms", "x baseline", "+ms vs baseline")
+    header = ("name", "n", f"median {unit}", f"p95 {unit}", "x baseline", f"+{unit} vs baseline")
     lines = [header]
     for row in (baseline, *rows):
         lines.append(

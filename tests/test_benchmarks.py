@@ -127,7 +127,7 @@ def test_quick_run_prints_every_table_with_positive_figures() -> None:
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
@@ -139,6 +139,9 @@ def test_quick_run_prints_every_table_with_positive_figures() -> None:
     expected += ["Webhook acknowledgement on PostgreSQL"] if postgres else []
     expected += ["Duplicate delivery", "Signature verification of a 1 MiB body"]
     expected += [f"{name} on 64 KiB of untrusted text" for name in untrusted_text.FUNCTIONS]
+    expected += ["Server CPU per model call, one run at a time", "Server CPU per model call, 4 "]
+    expected += ["/healthz while 4 runs go at once"]
+    expected += ["Wall time of 4 runs at once on PostgreSQL"] if postgres else []
     assert [t for t in titles if not any(t.startswith(e) for e in expected)] == []
     assert len(titles) == len(expected)
 
@@ -153,4 +156,9 @@ def test_quick_run_prints_every_table_with_positive_figures() -> None:
         text_row = row["name"] in untrusted_text.FAMILIES
         assert float(row["ratio"]) >= 0 if text_row else float(row["ratio"]) > 0
     assert "background on SQLite: all " in out
+    # The real runs finished correctly (a failed run or a missing pull request fails the run).
+    assert "runs on SQLite: all 7 succeeded, one pull request each" in out
+    assert {"framework-free loop (floor)", "open-swe run (SQLite)"} <= names
+    if postgres:
+        assert "runs on PostgreSQL, 2 worker process(es): all 5 succeeded" in out
     assert {"ordinary prose", "backtick runs", "unclosed hidden tags"} <= names

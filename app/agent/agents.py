@@ -14,6 +14,7 @@ hold only the results of each step.
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Any
 
 from langchain.agents import create_agent
@@ -43,6 +44,7 @@ from app.agent.budget import (
     steps_exhausted,
 )
 from app.agent.followups import FollowUpMiddleware, FollowUps
+from app.agent.toolcache import ToolSchemaCache
 from app.agent.tools import (
     RepoWorkingDirectory,
     SecretScrubber,
@@ -73,6 +75,12 @@ class PullRequestText(BaseModel):
 
     title: str = Field(description="imperative mood, under 72 characters")
     summary: str = Field(description="what changed and why, for a reviewer (markdown)")
+
+
+@functools.cache
+def _plan_format() -> ToolStrategy[SubmitPlan]:
+    """Built once per process: building it generates SubmitPlan's JSON schema."""
+    return ToolStrategy(SubmitPlan)
 
 
 def _limits(
@@ -148,12 +156,13 @@ async def propose_plan(
     middleware: list[AgentMiddleware[Any, Any, Any]] = [
         filesystem(sandbox, read_only=True, max_seconds=settings.command_timeout),
         *_limits(redactor, budget, model, summarizer, follow_ups),
+        ToolSchemaCache(),  # innermost: the tools as the model will be sent them
     ]
     agent = create_agent(
         model,
         system_prompt=system,
         middleware=middleware,
-        response_format=ToolStrategy(SubmitPlan),
+        response_format=_plan_format(),
         checkpointer=False,
     )
     result = await _run_agent(agent, request, budget)
@@ -183,6 +192,7 @@ async def implement(
         TodoListMiddleware(),
         *_limits(redactor, budget, model, summarizer, follow_ups),
         AnthropicPromptCachingMiddleware(unsupported_model_behavior="ignore"),
+        ToolSchemaCache(),  # innermost: after the caching mark on the last tool
     ]
     agent = create_agent(model, system_prompt=system, middleware=middleware, checkpointer=False)
     result = await _run_agent(agent, request, budget)

@@ -162,14 +162,26 @@ class SecretScrubber(AgentMiddleware[Any, Any, Any]):
     def __init__(self, redactor: Redactor) -> None:
         super().__init__()
         self.redactor = redactor
+        # The history is resent on every call: each message is scanned once, when first seen
+        # (keyed by identity; the message is kept so that its id cannot be reused).
+        self._seen: dict[int, tuple[BaseMessage, BaseMessage, str]] = {}
+        self._forms = redactor.forms
 
     def _scrub(self, message: BaseMessage) -> BaseMessage:
+        if self.redactor.forms is not self._forms:  # a secret was learned: scan all again
+            self._forms, self._seen = self.redactor.forms, {}
+        seen = self._seen.get(id(message))
+        if seen is not None and seen[0] is message and seen[2] is message.content:
+            return seen[1]
         content = self.redactor.scrub(message.content)
-        return (
+        scrubbed = (
             message
             if content == message.content
             else message.model_copy(update={"content": content})
         )
+        if isinstance(message.content, str):  # a str cannot change under us; a list could
+            self._seen[id(message)] = (message, scrubbed, message.content)
+        return scrubbed
 
     def _clean(self, request: ModelRequest[Any]) -> ModelRequest[Any]:
         overrides: dict[str, Any] = {"messages": [self._scrub(m) for m in request.messages]}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from pathlib import Path
 from typing import Any
@@ -89,5 +90,29 @@ async def test_postgres_when_database_url_points_there() -> None:
             row = await tables.fetchone()
             assert row is not None
             assert row[0] >= 3
+        finally:
+            await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.mark.postgres
+async def test_processes_starting_at_once_set_up_the_postgres_tables_once() -> None:
+    """A web node and its workers start together on a fresh database: none fails on the
+    checkpointer's migrations (they are set up under an advisory lock)."""
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = await psycopg.AsyncConnection.connect(POSTGRES, autocommit=True)
+    except psycopg.OperationalError as exc:
+        unavailable(f"PostgreSQL is not reachable at {POSTGRES}: {exc}")
+    async with admin:
+        await admin.execute(f'CREATE SCHEMA "{schema}"')
+        try:
+            url = f"{POSTGRES}?options=-csearch_path%3D{schema}"
+            settings = Settings(_env_file=None, DATABASE_URL=url)  # type: ignore[call-arg]
+
+            async def open_one() -> bool:
+                async with open_checkpointer(settings) as saver:
+                    return saver is not None
+
+            assert await asyncio.gather(*(open_one() for _ in range(6))) == [True] * 6
         finally:
             await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')

@@ -89,3 +89,25 @@ async def test_secrets_are_scrubbed_from_what_goes_to_the_model() -> None:
 
 def test_planning_tools_cannot_edit_or_run() -> None:
     assert set(READ_ONLY_TOOLS) == {"ls", "read_file", "glob", "grep"}
+
+
+async def test_the_scrubber_scans_a_message_once_until_a_secret_is_learned() -> None:
+    redactor = Redactor(["sk-secret-value"])
+    scrubber = SecretScrubber(redactor)
+    old = HumanMessage("key sk-secret-value, token ghs_learned_later")
+    sent: list[ModelRequest[Any]] = []
+
+    async def handler(request: ModelRequest[Any]) -> str:
+        sent.append(request)
+        return "response"
+
+    def request(*messages: HumanMessage) -> ModelRequest[Any]:
+        return ModelRequest(model=None, messages=list(messages))  # type: ignore[arg-type]
+
+    await scrubber.awrap_model_call(request(old), handler)  # type: ignore[arg-type]
+    first = sent[-1].messages[0]
+    await scrubber.awrap_model_call(request(old, HumanMessage("new")), handler)  # type: ignore[arg-type]
+    assert sent[-1].messages[0] is first  # not scanned again
+    redactor.add("ghs_learned_later")
+    await scrubber.awrap_model_call(request(old), handler)  # type: ignore[arg-type]
+    assert sent[-1].messages[0].content == "key [redacted], token [redacted]"

@@ -197,6 +197,9 @@ class ScriptedModel:
     _rules: list[_Rule] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
+    _cached: set[str] = field(default_factory=set)  # prefixes written to the prompt cache
+    # (cache reads, cache writes) in tokens of each Anthropic answer, in order of answering
+    cache_usage: list[tuple[int, int]] = field(default_factory=list)
 
     def on(
         self,
@@ -239,6 +242,27 @@ class ScriptedModel:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+    def _cache_use(self, body: dict[str, Any]) -> tuple[int, int]:
+        """(tokens read from, tokens written to) the prompt cache, as Anthropic counts them:
+        each `cache_control` mark (on a tool, a system block, a message block, or at the top
+        level: the end of the last message) ends a prefix of tools, system, messages; the
+        longest prefix an earlier request wrote is read, the rest up to the last mark is
+        written."""
+        keys = _cache_prefixes(body)
+        prefixes = [_estimate_tokens(key) for key in keys]
+        if not keys:
+            with self._lock:
+                self.cache_usage.append((0, 0))
+            return 0, 0
+        with self._lock:
+            hits = [n for key, n in zip(keys, prefixes, strict=True) if key in self._cached]
+            self._cached.update(keys)
+        read = max(hits, default=0)
+        use = (read, max(prefixes[-1] - read, 0))
+        with self._lock:
+            self.cache_usage.append(use)
+        return use
 
     def _choose(self, request: ModelRequest) -> ReplyLike | None:
         with self._lock:
@@ -308,12 +332,15 @@ class _Handler(BaseHTTPRequestHandler):
                 _estimate_tokens(raw),
                 _estimate_tokens(json.dumps(reply.blocks)),
             )
+            cache = (0, 0)
+            if api == "anthropic" and reply.usage is None:
+                cache = self.model._cache_use(body)
             if api == "openai":
                 self._json(200, _openai_completion(reply, usage, body.get("model", "")))
             elif body.get("stream"):
-                self._sse(_anthropic_events(reply, usage, self.model.model_name))
+                self._sse(_anthropic_events(reply, usage, self.model.model_name, cache))
             else:
-                self._json(200, _anthropic_message(reply, usage, self.model.model_name))
+                self._json(200, _anthropic_message(reply, usage, self.model.model_name, cache))
         else:
             raise TypeError(f"bad scripted reply {reply!r}")
 
@@ -355,16 +382,43 @@ def _error_body(api: Api, status: int, message: str) -> dict[str, Any]:
     return {"type": "error", "error": {"type": kind, "message": message}}
 
 
-def _anthropic_usage(usage: tuple[int, int]) -> dict[str, int]:
+def _cache_prefixes(body: dict[str, Any]) -> list[str]:
+    """The request's text up to each cache_control mark, in order (tools, system, messages)."""
+    parts: list[Any] = []
+    ends: list[str] = []
+
+    def walk(items: list[Any]) -> None:
+        for item in items:
+            parts.append(item)
+            if isinstance(item, dict) and item.get("cache_control"):
+                ends.append(json.dumps(parts, sort_keys=True))
+
+    walk(list(body.get("tools") or []))
+    system = body.get("system")
+    walk([{"type": "text", "text": system}] if isinstance(system, str) else list(system or []))
+    for message in body.get("messages", []):
+        content = message.get("content")
+        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
+        parts.append(message.get("role"))
+        walk(list(blocks or []))
+    if body.get("cache_control"):  # automatic caching: up to the end of the conversation
+        ends.append(json.dumps(parts, sort_keys=True))
+    return ends
+
+
+def _anthropic_usage(usage: tuple[int, int], cache: tuple[int, int] = (0, 0)) -> dict[str, int]:
+    read, written = cache
     return {
-        "input_tokens": usage[0],
+        "input_tokens": max(usage[0] - read - written, 0),
         "output_tokens": usage[1],
-        "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": 0,
+        "cache_creation_input_tokens": written,
+        "cache_read_input_tokens": read,
     }
 
 
-def _anthropic_message(reply: Reply, usage: tuple[int, int], model: str) -> dict[str, Any]:
+def _anthropic_message(
+    reply: Reply, usage: tuple[int, int], model: str, cache: tuple[int, int] = (0, 0)
+) -> dict[str, Any]:
     return {
         "id": f"msg_{next(_ids):06d}",
         "type": "message",
@@ -373,12 +427,15 @@ def _anthropic_message(reply: Reply, usage: tuple[int, int], model: str) -> dict
         "content": list(reply.blocks),
         "stop_reason": reply.stop_reason,
         "stop_sequence": None,
-        "usage": _anthropic_usage(usage),
+        "usage": _anthropic_usage(usage, cache),
     }
 
 
-def _anthropic_events(reply: Reply, usage: tuple[int, int], model: str) -> list[dict[str, Any]]:
-    start = _anthropic_message(reply, (usage[0], 1), model) | {"content": [], "stop_reason": None}
+def _anthropic_events(
+    reply: Reply, usage: tuple[int, int], model: str, cache: tuple[int, int] = (0, 0)
+) -> list[dict[str, Any]]:
+    start = _anthropic_message(reply, (usage[0], 1), model, cache)
+    start |= {"content": [], "stop_reason": None}
     events: list[dict[str, Any]] = [{"type": "message_start", "message": start}]
     for index, block in enumerate(reply.blocks):
         if block["type"] == "text":

@@ -7,6 +7,10 @@ module, one module per family of tables, and `app.runs.store.Store` brings them 
 
 from __future__ import annotations
 
+import asyncio
+import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
@@ -14,7 +18,7 @@ from typing import Any, Self
 from sqlalchemy import Table, event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql.dml import Insert
 
@@ -98,6 +102,36 @@ class StoreBase:
         return stmt.on_conflict_do_nothing(index_elements=keys)  # type: ignore[no-any-return]
 
 
+class SingleWriterEngine(AsyncEngine):
+    """SQLite with one writer: `begin()` (every write transaction of the store) waits its turn
+    in this process, then takes SQLite's write lock at once (BEGIN IMMEDIATE).
+
+    A deferred transaction that reads and then writes fails at once with "database is
+    locked" when another connection wrote in between (SQLite cannot upgrade a stale snapshot,
+    and the busy timeout does not apply); under many concurrent runs some write always comes
+    between. Here a write transaction is immediate, so it either holds the lock or waits for
+    it (busy timeout, for other processes), and the writers of this process queue in order
+    on a lock rather than poll SQLite's busy handler. Reads (`connect()`) go on in parallel
+    on their own connections (WAL: readers never block the writer).
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        super().__init__(engine.sync_engine)
+        # One lock per event loop (tests may use a store from more than one loop).
+        self._writers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def _writer(self) -> asyncio.Lock:
+        return self._writers.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncConnection]:
+        async with self._writer(), self.connect() as conn, conn.begin():
+            await conn.exec_driver_sql("BEGIN IMMEDIATE")
+            yield conn
+
+
 def _sqlite_engine(url: URL) -> AsyncEngine:
     database = url.database or ""
     in_memory = database in {"", ":memory:"}
@@ -122,4 +156,4 @@ def _sqlite_engine(url: URL) -> AsyncEngine:
             cursor.execute(pragma)
         cursor.close()
 
-    return engine
+    return SingleWriterEngine(engine)
