@@ -100,14 +100,18 @@ class Wiring:
         return self._checkpointer
 
     async def run_job(self) -> JobFunction:
-        """The agent's run job, on this process's store, App, sandboxes and checkpointer."""
-        return make_run_job(
+        """The agent's run job, on this process's store, App, sandboxes and checkpointer. Its
+        transcript writer stores what waits when the process stops (after the queue, before
+        the store)."""
+        job = make_run_job(
             self.settings,
             await self.store(),
             self.github(),
             self.sandboxes(),
             await self.checkpointer(),
         )
+        self._stack.push_async_callback(job.aclose)
+        return job
 
     async def queue(
         self, run_job: JobFunction | None = None, *, worker: WorkerOptions | None

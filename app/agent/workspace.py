@@ -20,9 +20,10 @@ from app.agent.repo_config import (
     instructed_test_command,
     parse_config,
 )
-from app.sandbox.base import CommandResult, GitIdentity, Sandbox
+from app.sandbox.base import CommandResult, GitIdentity, Sandbox, SandboxError
 from app.sandbox.git import GIT_ENV, HARDENING
 from app.text.sanitize import sanitize
+from app.transcript import Stopwatch, current
 
 REPO_DIR = "repo"  # relative to the sandbox's work_dir
 # Build and tool litter the agent's test runs leave behind: never part of a commit. Written to
@@ -95,13 +96,21 @@ async def clone(
     if checkout.credentials is not None:
         sandbox.add_secret(checkout.credentials.password)
     await run(sandbox, f"rm -rf {REPO_DIR}")
-    await asyncio.to_thread(
-        sandbox.clone,
-        checkout.url,
-        REPO_DIR,
-        branch=checkout.default_branch,
-        credentials=checkout.credentials,
-    )
+    watch, cloning = Stopwatch(), shlex.join(["git", "clone", checkout.url, REPO_DIR])
+    try:
+        await asyncio.to_thread(
+            sandbox.clone,
+            checkout.url,
+            REPO_DIR,
+            branch=checkout.default_branch,
+            credentials=checkout.credentials,
+        )
+    except SandboxError as exc:  # the clone is a command of its own: into the transcript
+        current().emit(
+            "command", command=cloning, exit_code=1, seconds=watch.seconds, output=str(exc)
+        )
+        raise
+    current().emit("command", command=cloning, exit_code=0, seconds=watch.seconds, output="")
     repo_dir = repo_dir_of(sandbox)
     base_branch = checkout.default_branch or await git(
         sandbox, repo_dir, "rev-parse", "--abbrev-ref", "HEAD"

@@ -240,6 +240,10 @@ class RunJob:
         finally:  # the run's last events stored before its job is done (bounded wait)
             await self._events.flush_within()
 
+    async def aclose(self) -> None:
+        """Store the transcripts' last events, and stop writing them."""
+        await self._events.aclose()
+
     async def _drive(self, attempt: _Attempt) -> None:
         """Work, then end the run in exactly one place: here, or in the stop just below."""
         ending: RunOutcome | None

@@ -5,6 +5,7 @@
 - access.py: who sees what (the person's own GitHub access, cached briefly)
 - dashboard.py, run_view.py, records.py: what the pages and the API show
 - pages.py, api.py, actions.py, csrf.py: the pages, the JSON API, the four actions
+- stream.py: a run's transcript as it is stored, as server-sent events
 - metrics.py: /metrics for Prometheus
 - render.py, templates/, static/: server-rendered HTML and one small script
 """

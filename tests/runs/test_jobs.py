@@ -623,6 +623,7 @@ async def test_the_transcript_records_what_the_run_did_as_it_happened(
     assert ran_tests[-1]["exit_code"] == 0
     assert ran_tests[-1]["seconds"] >= 0
     assert not any('"file_path"' in c["command"] for c in commands)  # file tools: no noise
+    assert any(c["command"].startswith("git clone ") for c in commands)
     [tests] = [e.data for e in events if e.kind == "tests"]
     assert (tests["command"], tests["passed"], tests["exit_code"]) == (TEST_COMMAND, True, 0)
     [push] = [e.data for e in events if e.kind == "push"]

@@ -130,3 +130,23 @@ async def test_a_reconnecting_browser_resumes_after_its_last_event_id(
     assert parse(answer.text)[-1]["event"] == "end"
     again = await web.client.get(f"/api/runs/{run.id}/stream", params={"after": "3"})
     assert [m for m in parse(again.text) if "id" in m] == []
+
+
+async def test_a_long_stream_closes_for_the_browser_to_reconnect_through_the_guard(
+    web: Harness, runs: Runs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Access removed on GitHub must end a stream: it closes after MAX_SECONDS without
+    `event: end` (the run goes on), and the browser's reconnection passes the guard again."""
+    monkeypatch.setattr(stream, "MAX_SECONDS", 0.2)
+    run = await runs.add("waiting")
+    await add(web, run, "prepare")
+    await sign_in(web.client, web.gh, MAINTAINER)
+
+    answer = await web.client.get(f"/api/runs/{run.id}/stream")
+
+    sent = parse(answer.text)
+    assert [m["id"] for m in sent if "id" in m] == ["1"]
+    assert not any(m.get("event") == "end" for m in sent)
+    web.client.cookies.clear()  # signed out meanwhile: the reconnection is refused
+    again = await web.client.get(f"/api/runs/{run.id}/stream", headers={"Last-Event-ID": "1"})
+    assert again.status_code == 401
