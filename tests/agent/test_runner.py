@@ -20,8 +20,8 @@ from app.agent.state import RunInput
 from app.config import Settings
 from app.faults import MODEL, Transient
 from app.hosts import status
+from app.runs.drive import run_to_end
 from app.runs.faults import FaultPolicy
-from app.runs.jobs import run_to_end
 from app.sandbox.local import LocalProvider
 from tests.agent.conftest import (
     FAKE_ANTHROPIC_KEY,
