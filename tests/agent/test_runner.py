@@ -338,7 +338,11 @@ async def test_a_model_outage_is_waited_out_then_fails_naming_it(
 ) -> None:
     """Finding 2: an outage beyond the SDK's retries is waited out, from the last checkpoint,
     with backoff; only after OPEN_SWE_TRANSIENT_RETRY_MINUTES does the run fail, saying so."""
-    waits = {"transient_retry_minutes": 0.02, "transient_first_wait_seconds": 0.2}
+    waits = {
+        "transient_retry_minutes": 0.05,
+        "transient_first_wait_seconds": 0.2,
+        "model_max_retries": 0,
+    }
     settings = make_settings(tmp_path, model, **(waits | overrides))
     model.on(anything, fault, repeat_last=True)
     host = RecordingHost(remote)
