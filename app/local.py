@@ -28,7 +28,7 @@ from app.hosts.terminal import (
     slugify,
     split_task,
 )
-from app.runs.jobs import run_to_end
+from app.runs.drive import run_to_end
 from app.sandbox.base import SandboxProvider
 from app.sandbox.factory import UNCONFINED_WARNING, unconfined_reason
 from app.text.sanitize import sanitize

@@ -23,6 +23,7 @@ from app.agent.checkpoint import open_checkpointer
 from app.config import Settings
 from app.github.app import GitHubApp
 from app.runs.dispatch import Dispatcher, InProcessDispatcher, JobFunction
+from app.runs.exclusive import sole_queue
 from app.runs.janitor import SandboxJanitor
 from app.runs.jobs import make_run_job
 from app.runs.outbox import queue_uncarried
@@ -122,6 +123,8 @@ class Wiring:
         job = run_job or await self.run_job()
         queue: Dispatcher
         if self.settings.queue_backend == "inprocess":
+            # Alone on its database, or not at all (app.runs.exclusive).
+            await self._stack.enter_async_context(sole_queue(self.settings))
             queue = InProcessDispatcher(
                 run_job=job, max_concurrent_runs=self.settings.max_concurrent_runs
             )

@@ -213,20 +213,27 @@ def test_tests_still_failing_exit_1_and_keep_the_attempt(
     assert git(repo, "show", f"{BRANCH}:NOTES.md") == "Could not fix add()."
 
 
-def test_model_errors_are_retried_then_reported(
-    env: dict[str, str], model: ScriptedModel, repo: Path, capsys: pytest.CaptureFixture[str]
+def test_a_model_outage_is_waited_out_then_reported(
+    env: dict[str, str],
+    model: ScriptedModel,
+    repo: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv("OPEN_SWE_TRANSIENT_RETRY_MINUTES", "0.01")
+    monkeypatch.setenv("OPEN_SWE_TRANSIENT_FIRST_WAIT_SECONDS", "0.2")
     model.on(anything, Fault(500, message="upstream is down"), repeat_last=True)
 
     code = main(["run", "--repo", str(repo), "--auto", TASK])
 
     _, err = capsys.readouterr()
     assert code == 1
+    assert "open-swe: waiting: the model API unavailable, retrying at " in err
     assert (
-        "open-swe: run failed: the model API answered HTTP 500 (retried with backoff): "
-        "upstream is down"
-    ) in err
-    assert len(model.requests) == 2  # one retry (OPEN_SWE_MODEL_MAX_RETRIES=1)
+        "open-swe: run failed: the model API stayed unavailable for 0.01 minutes (HTTP 500)" in err
+    )
+    assert len(model.requests) >= 4  # one retry (OPEN_SWE_MODEL_MAX_RETRIES=1), tried again
+    assert len(model.requests) % 2 == 0
     assert untouched(repo)
 
 

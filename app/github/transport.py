@@ -11,6 +11,7 @@ Retry policy, by whether repeating a request can do something twice:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -217,4 +218,8 @@ def _retry_after(headers: dict[str, str] | None) -> float | None:
     value = lowered.get("retry-after")
     if value and value.strip().isdigit():
         return float(value)
+    # A primary rate limit says when the window resets (epoch seconds) instead.
+    reset = lowered.get("x-ratelimit-reset", "")
+    if lowered.get("x-ratelimit-remaining") == "0" and reset.strip().isdigit():
+        return max(0.0, float(reset) - time.time())
     return None

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import threading
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
@@ -42,11 +41,10 @@ from app.faults import transient
 from app.github.client import InstallationClient
 from app.github.errors import GitHubError, NotFound
 from app.github.types import CommentInfo, PullInfo
-from app.hosts import status
+from app.hosts import push, status
 from app.hosts.identity import GITHUB_NOREPLY, Requester, noreply_identity
 from app.hosts.push import push_failure
 from app.sandbox.base import GitCredentials, Sandbox, SandboxError, SandboxGone
-from app.text.github import defuse_mentions, unclose_others
 from app.text.redact import Redactor
 from app.transcript import current
 
@@ -225,9 +223,10 @@ class GitHubHost:
         """Push the branch (never forced), then update its open pull request or open a draft
         one, and ask the person who triggered the run to review it."""
         await self._push(sandbox, change)
-        title = self._model_words(" ".join(change.title.split()), change)[:MAX_PR_TITLE_CHARS]
+        words = push.model_words(" ".join(change.title.split()), change, self.repo, self._scrub)
+        title = words[:MAX_PR_TITLE_CHARS]
         title = title or change.branch
-        body = self._pull_body(change)
+        body = push.pull_body(change, self.repo, self._scrub, MAX_COMMENT_CHARS)
         try:
             # The one write the run waits for: it takes the installation's next write slot.
             pull, created = await self._write(
@@ -297,22 +296,6 @@ class GitHubHost:
             wrote(f"review requested from @{self.requester.login}", number)
         except GitHubError as exc:
             log.warning("pull.review_request_failed", run=self.run_id, error=self._scrub(str(exc)))
-
-    def _model_words(self, text: str, change: Change) -> str:
-        """The model's text made safe to publish: no secret, no ping, and no closing keyword
-        for any issue but the one this change fixes."""
-        text = defuse_mentions(self._scrub(text))
-        return unclose_others(text, repo=self.repo, issue_number=change.issue_number)
-
-    def _pull_body(self, change: Change) -> str:
-        body = self._model_words(change.body, change)
-        closing = f"Fixes #{change.issue_number}" if change.issue_number is not None else None
-        limit = MAX_COMMENT_CHARS - (len(closing) + 2 if closing else 0)
-        if len(body) > limit:
-            body = body[: limit - 20].rstrip() + "\n\n… (truncated)"
-        if closing and not re.search(rf"\b{re.escape(closing)}\b", body, re.IGNORECASE):
-            body = body.rstrip() + "\n\n" + closing + "\n"
-        return body
 
     # --- the plan comment -----------------------------------------------------------------
 

@@ -1,12 +1,16 @@
-"""Why a push to GitHub failed, in words a person can act on (a GitHub host's publication)."""
+"""A GitHub host's publication: the pull request's words made safe to publish, and why a push
+failed, in words a person can act on."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 
 from app.agent.host import Change
 from app.sandbox.base import Sandbox, SandboxError
 from app.sandbox.git import GIT_ENV, HARDENING, PushRefused, shell
+from app.text.github import defuse_mentions, unclose_others
+from app.text.redact import Redactor
 
 WORKFLOWS_DIR = ".github/workflows/"
 
@@ -51,3 +55,22 @@ async def _changed_workflows(sandbox: Sandbox, change: Change) -> list[str]:
         if result.ok
         else []
     )
+
+
+def model_words(text: str, change: Change, repo: str, scrub: Redactor) -> str:
+    """The model's text made safe to publish: no secret, no ping, and no closing keyword for
+    any issue but the one this change fixes."""
+    text = defuse_mentions(scrub(text))
+    return unclose_others(text, repo=repo, issue_number=change.issue_number)
+
+
+def pull_body(change: Change, repo: str, scrub: Redactor, max_chars: int) -> str:
+    """The pull request's body: the model's words, bounded, closing the change's issue."""
+    body = model_words(change.body, change, repo, scrub)
+    closing = f"Fixes #{change.issue_number}" if change.issue_number is not None else None
+    limit = max_chars - (len(closing) + 2 if closing else 0)
+    if len(body) > limit:
+        body = body[: limit - 20].rstrip() + "\n\n… (truncated)"
+    if closing and not re.search(rf"\b{re.escape(closing)}\b", body, re.IGNORECASE):
+        body = body.rstrip() + "\n\n" + closing + "\n"
+    return body

@@ -1,5 +1,5 @@
-"""Driving the graph: the run job the queue calls with a run id (StartRun and ResumeRun alike),
-and `run_to_end` for a host that answers plans at once (the terminal, app.local).
+"""Driving the graph: the run job the queue calls with a run id (StartRun and ResumeRun alike);
+`run_to_end`, for a host that answers plans at once (the terminal), is app.runs.drive's.
 
 The run job assembles, for one run, its GitHub host, the sandbox provider and the process's
 graph, and moves the run through its lifecycle (app.runs.lifecycle), which holds every status
@@ -15,7 +15,8 @@ change and ends the run. What one call does depends on the run's stored status:
 
 Whatever happens, one `end_run` ends the run (a final status, never "working"; the sandbox
 released), except a suspension (cancel message SUSPEND: a shutdown), which leaves the run as it
-is for the next start. When the workflow waits for approval, the job stops the sandbox, parks
+is for the next start, and a transient fault (app.faults), which leaves it `faulted` at its
+last checkpoint, its sandbox kept, until the reaper resumes it (app.runs.faults). When the workflow waits for approval, the job stops the sandbox, parks
 the run, and takes at once an answer that came in meanwhile.
 
 A run of kind "pull" is a follow-up on a pull request: a `GitHubPullHost`, the pull request's
@@ -46,7 +47,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from app.agent.budget import Usage
 from app.agent.context import RunContext
-from app.agent.graph import Graph, build_graph
+from app.agent.graph import build_graph
 from app.agent.host import RunHost, RunOutcome
 from app.agent.models import check_models
 from app.agent.nodes.common import sandbox_labels
@@ -58,7 +59,7 @@ from app.agent.runner import (
     thread_config,
     unfinished_outcome,
 )
-from app.agent.state import PlanDecision, RunInput
+from app.agent.state import RunInput
 from app.agent.workspace import RunFailed
 from app.config import ConfigError, Settings
 from app.faults import Faulted, Transient, transient
@@ -66,6 +67,7 @@ from app.github.app import GitHubApp
 from app.hosts.github import GitHubHost
 from app.hosts.identity import Requester, noreply_domain
 from app.hosts.pull import GitHubPullHost
+from app.runs.drive import Payload, end_stopped
 from app.runs.faults import FaultPolicy
 from app.runs.inbox import RunInbox, lineage
 from app.runs.ledger import RunLedger
@@ -73,7 +75,6 @@ from app.runs.lifecycle import Lifecycle, end_run, release_sandbox
 from app.runs.models import Run
 from app.runs.retry import TryAgain, as_transient
 from app.runs.store import Store
-from app.runs.store.base import utcnow
 from app.runs.transcript import EventWriter
 from app.sandbox.base import SandboxProvider
 from app.text.redact import Redactor
@@ -87,8 +88,6 @@ CHECKPOINT_LOST = (
 )
 STOPPED = "the run was stopped"
 CRASHED = "the run ended unexpectedly: {detail}"
-
-Payload = RunInput | PlanDecision | None  # start afresh, answer the plan, go on
 
 
 def branch_for(number: int) -> str:
@@ -108,65 +107,6 @@ def run_input(run: Run, branch: str | None = None) -> RunInput:
     if run.kind == "pull":
         start["kind"] = "pull"
     return start
-
-
-async def run_to_end(
-    graph: Graph, context: RunContext, run: RunInput, payload: Payload
-) -> RunOutcome:
-    """Drive a run whose host answers its plan at once (a terminal) to its end, through
-    `end_run` whatever happens; a stop (cancellation) ends it stopped and propagates. A host
-    that answers later leaves the run waiting, its sandbox stopped. A transient fault is
-    waited out here, in the process (its sandbox kept), with the stored runs' backoff."""
-    try:
-        outcome = await _wait_out_faults(graph, context, run, payload)
-    except asyncio.CancelledError as exc:
-        if not is_suspension(exc):
-            await asyncio.shield(_end_stopped(graph, context, run, payload, stop_reason(exc)))
-        raise
-    if outcome.status == "waiting":
-        await release_sandbox(context.sandboxes, sandbox_labels(run), keep=True)
-    else:
-        await asyncio.shield(
-            end_run(outcome, host=context.host, sandboxes=context.sandboxes, run=run)
-        )
-    return outcome
-
-
-async def _wait_out_faults(
-    graph: Graph, context: RunContext, run: RunInput, payload: Payload
-) -> RunOutcome:
-    policy = FaultPolicy.from_settings(context.settings)
-    since, tries = None, 0
-    while True:
-        try:
-            return await execute_run(graph, context, thread_id=run["thread_id"], start=payload)
-        except Faulted as exc:
-            now = utcnow()
-            since = since or now
-            retry_at = policy.next_try(since, tries, now, exc.fault.retry_after)
-            if retry_at is None:
-                reason = policy.gave_up(exc.fault)
-                return await unfinished_outcome(
-                    graph, context, run["thread_id"], "failed", reason, payload
-                )
-            await context.host.waiting_on(exc.fault.what, retry_at)
-            await asyncio.sleep((retry_at - now).total_seconds())
-            tries += 1
-            payload = None  # from the last checkpoint
-
-
-async def _end_stopped(
-    graph: Graph,
-    context: RunContext,
-    run: RunInput,
-    payload: Payload,
-    reason: str,
-    lifecycle: Lifecycle | None = None,
-) -> None:
-    outcome = await unfinished_outcome(graph, context, run["thread_id"], "stopped", reason, payload)
-    await end_run(
-        outcome, host=context.host, sandboxes=context.sandboxes, run=run, lifecycle=lifecycle
-    )
 
 
 class _StoppedWhileParked(Exception):
@@ -380,7 +320,7 @@ class RunJob:
             await self._end(attempt, self._ending(attempt, "stopped", reason))
             return
         context = attempt.context(self._settings, self._sandboxes)
-        await _end_stopped(
+        await end_stopped(
             self._graph, context, attempt.start, attempt.payload, reason, self._lifecycle
         )
 

@@ -232,6 +232,8 @@ def duration(seconds: float) -> str:
 def status_text(status: str, step: str | None) -> str:
     if status == "waiting":
         return "waiting for approval"
+    if status == "faulted":
+        return "waiting out a fault (resumes by itself)"
     if status == "running" and step:
         return f"running: {STEP_LABELS.get(step, step)}"  # type: ignore[call-overload]
     return status

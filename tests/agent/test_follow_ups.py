@@ -23,7 +23,7 @@ from app.agent.nodes.prepare import FOLLOW_UP_DETAIL, render_task
 from app.agent.state import RunInput
 from app.agent.workspace import BRANCH_GONE
 from app.config import Settings
-from app.runs.jobs import run_to_end
+from app.runs.drive import run_to_end
 from app.sandbox.local import LocalProvider
 from tests.agent.conftest import (
     BUGGY,

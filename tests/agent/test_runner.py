@@ -20,8 +20,8 @@ from app.agent.state import RunInput
 from app.config import Settings
 from app.faults import MODEL, Transient
 from app.hosts import status
+from app.runs.drive import run_to_end
 from app.runs.faults import FaultPolicy
-from app.runs.jobs import run_to_end
 from app.sandbox.local import LocalProvider
 from tests.agent.conftest import (
     FAKE_ANTHROPIC_KEY,
@@ -338,7 +338,11 @@ async def test_a_model_outage_is_waited_out_then_fails_naming_it(
 ) -> None:
     """Finding 2: an outage beyond the SDK's retries is waited out, from the last checkpoint,
     with backoff; only after OPEN_SWE_TRANSIENT_RETRY_MINUTES does the run fail, saying so."""
-    waits = {"transient_retry_minutes": 0.02, "transient_first_wait_seconds": 0.2}
+    waits = {
+        "transient_retry_minutes": 0.05,
+        "transient_first_wait_seconds": 0.2,
+        "model_max_retries": 0,
+    }
     settings = make_settings(tmp_path, model, **(waits | overrides))
     model.on(anything, fault, repeat_last=True)
     host = RecordingHost(remote)

@@ -320,8 +320,10 @@ class _Handler(BaseHTTPRequestHandler):
         if callable(reply):
             reply = reply(request)
         if reply is None:
+            # A 400, not a 5xx: a script that ran out is the test's mistake, which must fail
+            # the run at once, not an outage the run would wait out.
             message = f"no scripted reply for a request offering tools {request.tool_names}"
-            self._json(500, _error_body(api, 500, message), {"x-should-retry": "false"})
+            self._json(400, _error_body(api, 400, message), {"x-should-retry": "false"})
         elif isinstance(reply, Fault):
             headers = {}
             if reply.retry_after_ms is not None:

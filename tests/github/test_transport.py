@@ -9,7 +9,13 @@ import pytest
 
 from app.github.client import InstallationClient
 from app.github.errors import Forbidden, GitHubError, NotFound, RateLimited
-from app.github.transport import RETRIES, BoundedRetry, github_options, repeatable_posts
+from app.github.transport import (
+    RETRIES,
+    BoundedRetry,
+    _retry_after,
+    github_options,
+    repeatable_posts,
+)
 from tests.fakes.github import FakeGitHub
 from tests.github.conftest import REPO
 
@@ -190,3 +196,13 @@ def test_error_messages_never_carry_the_token(
 def test_backoff_between_server_error_retries_only_when_throttled() -> None:
     assert github_options(max_retry_wait=60, throttle=True)["retry"].backoff_factor > 0
     assert github_options(max_retry_wait=60, throttle=False)["retry"].backoff_factor == 0
+
+
+def test_a_primary_rate_limit_says_when_its_window_resets() -> None:
+    """A run waits out a primary rate limit until x-ratelimit-reset (app.runs.faults)."""
+    reset = str(int(time.time()) + 120)
+    waited = _retry_after({"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": reset})
+    assert waited is not None
+    assert 100 < waited <= 120
+    assert _retry_after({"Retry-After": "7", "X-RateLimit-Reset": reset}) == 7
+    assert _retry_after({"X-RateLimit-Remaining": "12", "X-RateLimit-Reset": reset}) is None

@@ -26,7 +26,7 @@ from app.github.transport import RETRIES
 from app.hosts import status
 from app.hosts.github import GitHubHost
 from app.hosts.identity import Requester, noreply_domain, noreply_identity
-from app.runs.jobs import run_to_end
+from app.runs.drive import run_to_end
 from app.sandbox.base import Sandbox, SandboxError
 from app.sandbox.local import LocalProvider
 from tests.agent.conftest import FIXED as AGENT_FIXED

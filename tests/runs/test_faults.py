@@ -181,9 +181,7 @@ async def test_a_fault_that_outlasts_the_limit_fails_the_run_with_the_retry_hint
     checkpointer: BaseCheckpointSaver[str],
     cloneable: Path,
 ) -> None:
-    settings = make_settings(
-        tmp_path, gh, model, model_max_retries=0, transient_retry_minutes=0.001
-    )
+    settings = make_settings(tmp_path, gh, model, model_max_retries=0)
     model.on(offers("SubmitPlan"), Fault(503, message="down"), repeat_last=True)
     job = RunJob(settings, store, github, provider, checkpointer)
     run = await auto_run(store)
@@ -192,6 +190,25 @@ async def test_a_fault_that_outlasts_the_limit_fails_the_run_with_the_retry_hint
     first = await store.run(run.id)
     assert first is not None
     assert first.status == "faulted"
+    assert first.fault_since is not None
+    await job(run.id)  # resumed, the same fault again: it waits on, with the same deadline
+    second = await store.run(run.id)
+    assert second is not None
+    assert (second.status, second.fault_since, second.fault_tries) == (
+        "faulted",
+        first.fault_since,
+        2,
+    )
+    assert second.retry_at is not None
+    assert first.retry_at is not None
+    assert second.retry_at - first.retry_at > timedelta(
+        seconds=settings.transient_first_wait_seconds
+    )
+    # Thirty minutes pass (the store's clock of the fault moved back instead).
+    since = first.fault_since - timedelta(minutes=settings.transient_retry_minutes)
+    await store.set_run_status(
+        run.id, "faulted", expected=("faulted",), extra={"fault_since": since}
+    )
     await job(run.id)  # resumed past the deadline: the fault met again ends it
 
     failed = await store.run(run.id)

@@ -165,7 +165,7 @@
       setText(output, tests ? tests.output : "");
 
       // A finished run changes no more: a few more looks (its last checkpoint), then stop.
-      var active = ["queued", "running", "waiting"].indexOf(run.status) >= 0;
+      var active = ["queued", "running", "waiting", "faulted", "suspended"].indexOf(run.status) >= 0;
       finishedTicks = active ? 0 : finishedTicks + 1;
       return finishedTicks < 5;
     });
