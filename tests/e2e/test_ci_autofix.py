@@ -349,6 +349,33 @@ async def test_three_failing_commits_never_start_more_than_three_fix_runs(
     assert ci_comment_writes(world)[0] == 1
 
 
+async def test_a_re_run_is_waited_for_and_a_green_re_run_needs_no_fix(
+    world: World, pull: PullRequest, http: httpx.AsyncClient
+) -> None:
+    await world.start()
+    sha = head(world)
+    job = red(world, sha)
+    [suite] = [s for s in world.gh.checks.suites if s.id == world.gh.checks.check_runs[-1].suite_id]
+    # someone re-runs the failed job before the first completion is decided on
+    suite.status, suite.conclusion = "in_progress", None
+    rerun = world.gh.checks.run(suite, job.name, status="in_progress", conclusion=None)
+
+    [answer] = await completed(world, http, sha)
+    assert world.store is not None
+    assert answer["status"] == "accepted"
+    assert await world.store.ci_commit(REPO, sha) is None  # waiting: nothing decided
+
+    rerun.status, rerun.conclusion = "completed", "success"
+    suite.status, suite.conclusion = "completed", "success"
+    await completed(world, http, sha)
+
+    assert await runs(world) == []
+    assert await world.store.ci_commit(REPO, sha) is None
+    assert [c for c in world.gh.comments.values() if report.MARKER in c.body] == []
+    delivered = await world.store.unfinished_deliveries()
+    assert delivered == []
+
+
 # --- left alone ------------------------------------------------------------------------------
 
 
