@@ -11,15 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 
 from app.agent.repo_config import CONFIG_FILE, RepoConfigError, parse_config
 from app.ci import guardrails, report
 from app.ci.decision import Decision, Facts, decide
-from app.ci.failures import CiReading, describe, failing_names, read_ci
+from app.ci.failures import CiReading, Failure, describe, failing_names, read_ci
 from app.ci.signature import signature
+from app.github.client import InstallationClient
 from app.github.errors import Forbidden, GitHubError
 from app.github.types import PullInfo
 from app.runs.models import ActiveRunExists, CiPull, NewRun, thread_key
@@ -28,6 +29,7 @@ from app.runs.store.ci import DEFERRED, DROPPED
 from app.webhooks.context import HandlerContext
 from app.webhooks.routing import Outcome
 
+T = TypeVar("T")
 log = structlog.get_logger(__name__)
 MAX_PULLS = 5  # pull requests of one commit looked at
 MAX_HISTORY = 50  # decisions kept per pull request (the comment shows the last 20)
@@ -63,7 +65,9 @@ async def consider(ctx: HandlerContext, trigger: Trigger) -> Outcome:
     return outcome
 
 
-async def _call(ctx: HandlerContext, trigger: Trigger, action: Any) -> Any:
+async def _call(
+    ctx: HandlerContext, trigger: Trigger, action: Callable[[InstallationClient], T]
+) -> T:
     return await ctx.call(trigger.installation_id, trigger.repo, action)
 
 
@@ -78,7 +82,7 @@ class CiFix:
         self.number = number
         self.thread = thread_key(trigger.repo, number)
 
-    async def call(self, action: Any) -> Any:
+    async def call(self, action: Callable[[InstallationClient], T]) -> T:
         return await _call(self.ctx, self.trigger, action)
 
     async def run(self) -> Outcome:
@@ -189,7 +193,7 @@ class CiFix:
         failed = frozenset(r.name for r in reading.failed)
         active = await store.active_run(self.thread)
         base_failing: frozenset[str] = frozenset()
-        failures = []
+        failures: list[Failure] = []
         if active is None:
             base_sha = await self.call(lambda c: c.branch_head(self.repo, pull.base_ref))
             on_base = await self.call(lambda c: failing_names(c, self.repo, base_sha))
@@ -252,7 +256,7 @@ class CiFix:
             return Outcome("started", str(run_id))
         return Outcome("replied", f"CI autofix: {decision.value}")
 
-    async def _start(self, pull: PullInfo, failures: list[Any]) -> str | None:
+    async def _start(self, pull: PullInfo, failures: list[Failure]) -> str | None:
         """The fix run: the failures as a request in the thread's inbox, then a pull request
         run that takes it (the follow-up path of a comment)."""
         store = self.ctx.store
