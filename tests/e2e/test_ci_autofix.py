@@ -376,6 +376,33 @@ async def test_a_re_run_is_waited_for_and_a_green_re_run_needs_no_fix(
     assert delivered == []
 
 
+async def test_the_ci_fix_comment_says_how_a_fix_run_that_pushed_nothing_ended(
+    world: World, pull: PullRequest, http: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    push(world, tmp_path, "calc.py", FIXED)  # the tests pass: the run may change nothing
+    world.model.on(offers("edit_file"), text("I see nothing to change."))
+    await world.start(outbox_sweep_seconds=1.0)
+    sha = head(world)
+    red(world, sha)
+    await completed(world, http, sha)
+    run = await finished(world, 1)
+    assert head(world) == sha  # nothing pushed: no new CI will come
+
+    await eventually(
+        lambda: report.RUN_ENDED["succeeded"] in ci_comment(world), "the comment to say so"
+    )
+    assert f"the run {run.status}" in ci_comment(world)
+    store = world.store
+    assert store is not None
+
+    async def recorded() -> bool:  # once: its commit's decision moves on
+        decided = await store.ci_commit(REPO, sha)
+        return decided is not None and decided.decision == "attempt-ended"
+
+    await eventually(recorded, "the run's end to be recorded")
+    assert ci_comment_writes(world)[0] == 1
+
+
 # --- left alone ------------------------------------------------------------------------------
 
 
