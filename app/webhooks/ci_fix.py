@@ -121,6 +121,20 @@ class CiFix:
             await store.release_commit(self.repo, self.sha)
             raise
 
+    async def check_access(self) -> Outcome:
+        """For a pull request CI autofix watches: can its checks be read? If not, the one note."""
+        pull: PullInfo = await self.call(lambda c: c.get_pull(self.repo, self.number))
+        if pull.is_fork or pull.state != "open":
+            return Outcome("ignored", f"#{self.number} is not watched")
+        state = await self.ctx.store.ci_pull(self.repo, self.number)
+        if not await self._enabled(pull, state):
+            return Outcome("ignored", f"CI autofix is off for #{self.number}")
+        try:
+            await self.call(lambda c: c.check_suites(self.repo, self.sha))
+        except Forbidden:
+            return await self._note_permissions(state)
+        return Outcome("ignored", "the checks can be read: their events decide")
+
     # --- facts ------------------------------------------------------------------------------
 
     async def _enabled(self, pull: PullInfo, state: CiPull | None) -> bool:
