@@ -222,11 +222,14 @@ async def test_red_ci_on_open_swes_pull_request_leads_to_one_fix_commit_on_its_b
     job = red(world, before)
 
     # GitHub sends several completion events for the commit (and may repeat them): one run
-    for _ in range(2):
-        answers = await completed(world, http, before, every=True)
-        statuses = [a["status"] for a in answers]
-        assert statuses == ["accepted"] * 4 + ["ignored"], answers
+    answers = await completed(world, http, before, every=True)
+    assert [a["status"] for a in answers] == ["accepted"] * 4 + ["ignored"], answers
     run = await finished(world, 1)
+    checks_read = len(world.gh.calls_matching("GET", f"/repos/{REPO}/commits/*/check-*"))
+    answers = await completed(world, http, before, every=True)  # redelivered, re-sent
+    assert [a["status"] for a in answers] == ["accepted"] * 4 + ["ignored"], answers
+    # decided already: the store says so, GitHub is not asked again
+    assert len(world.gh.calls_matching("GET", f"/repos/{REPO}/commits/*/check-*")) == checks_read
 
     assert (run.status, run.kind, run.auto_approve) == ("succeeded", "pull", True), run.error
     assert len(await runs(world)) == 1
