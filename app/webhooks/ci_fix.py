@@ -55,6 +55,10 @@ async def consider(ctx: HandlerContext, trigger: Trigger) -> Outcome:
     """Look at each open pull request whose head is the commit; the first outcome that did
     something, else the last reason to ignore."""
     numbers = list(trigger.pulls)
+    decided = await ctx.store.ci_commit(trigger.repo, trigger.sha)
+    if decided is not None and decided.decision not in (DEFERRED, DROPPED):
+        # Most events of a commit come after its decision: no GitHub call for them.
+        return Outcome("ignored", f"{trigger.sha[:12]} was decided on already")
     if not numbers:
         numbers = await _call(ctx, trigger, lambda c: c.pulls_of_commit(trigger.repo, trigger.sha))
     outcome = Outcome("ignored", "the commit is on no open pull request")
