@@ -34,7 +34,7 @@ from app.runs.retention import Retention
 from app.runs.store import Store
 from app.sandbox.base import SandboxProvider
 from app.sandbox.factory import make_provider
-from app.webhooks.ci_fix import CiDeferredSweep
+from app.webhooks.ci_sweep import CiSweep
 from app.webhooks.context import AppSlug, HandlerContext
 from app.webhooks.handlers import DeliveryProcessor
 from app.webhooks.redelivery import RedeliverySweep
@@ -183,14 +183,14 @@ class Wiring:
             Sweep("retention", HOURLY, retention),
             Sweep("sandbox-janitor", HOURLY, janitor),
         ]
-        sweeps.append(Sweep("ci-deferred", outbox, self._ci_deferred(queue)))
+        sweeps.append(Sweep("ci-autofix", outbox, self._ci_sweep(queue)))
         if settings.redelivery_sweep_minutes > 0:
             every = expressible(settings.redelivery_sweep_minutes * 60)
             sweeps.append(Sweep("redelivery", every, RedeliverySweep(store, self.github())))
         return sweeps
 
-    def _ci_deferred(self, queue: Dispatcher) -> CiDeferredSweep:
-        """CI autofix decisions that waited for a run on their pull request (app.webhooks)."""
+    def _ci_sweep(self, queue: Dispatcher) -> CiSweep:
+        """CI autofix: decisions that waited for a run, fix runs that ended (app.webhooks)."""
 
         async def context() -> HandlerContext:
             github = self.github()
@@ -203,7 +203,7 @@ class Wiring:
                 max_ci_fix_attempts=self.settings.max_ci_fix_attempts,
             )
 
-        return CiDeferredSweep(context)
+        return CiSweep(context)
 
 
 @asynccontextmanager

@@ -39,6 +39,11 @@ OUTCOMES = {
     "deferred": "Waiting for the run on this pull request to end.",
     "passed": "CI passed.",
 }
+RUN_ENDED = {
+    "succeeded": "The fix run finished; CI is looked at again on a new commit.",
+    "failed": "The fix run ended without a fix: left to people (a new commit is looked at).",
+    "stopped": "The fix run was stopped: left to people (a new commit is looked at).",
+}
 REVIEW = (
     "**For a reviewer**: a fix changed tests or workflows; open-swe leaves this pull request "
     "in draft:"
@@ -110,6 +115,11 @@ def status_comment(
             limit=limit,
             base=cell(base, 60),
         )
+        ended = item.get("run_status")
+        if ended:
+            did += f"; the run {inline(str(ended), 20)}"
+            if ended != "succeeded" and item.get("run_error"):
+                did += ": " + inline(str(item.get("run_error")), 160).replace("|", "\\|")
         if base_failing and item.get("action") != "base-failing":
             did += "; also failing on " + cell(base, 60) + " (not attempted): "
             did += ", ".join(cell(c) for c in base_failing[:8])
@@ -117,7 +127,10 @@ def status_comment(
         review += [inline(str(r), 200) for r in item.get("review", [])]
     last = str(history[-1].get("action")) if history else ""
     lines = [HEADER, "", *rows, "", f"Fix attempts: {attempts} of {limit}."]
-    if last in OUTCOMES:
+    ended = history[-1].get("run_status") if history else None
+    if last == "attempted" and ended:
+        lines.append(f"Outcome: {RUN_ENDED.get(str(ended), RUN_ENDED['failed'])}")
+    elif last in OUTCOMES:
         lines.append(f"Outcome: {OUTCOMES[last]}")
     if review:
         lines += ["", REVIEW, *(f"- {r}" for r in dict.fromkeys(review))]

@@ -1,15 +1,17 @@
 """Check events: a commit's CI completed (check_suite, check_run, workflow_run, workflow_job),
-so CI autofix looks at it (app.webhooks.ci_fix). The senders are CI bots, so no bot filter and
-no permission check: the pull request and its repository's settings decide."""
+so CI autofix looks at it (app.webhooks.ci_fix); and a pull request opened or pushed to, where
+an installation that cannot read checks is told so. The senders are CI bots (or open-swe
+itself), so no bot filter and no permission check: the pull request and its repository's
+settings decide."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Any
 
 from app.github.errors import GitHubError
-from app.webhooks.ci_fix import Trigger, consider
+from app.webhooks.ci_fix import CiFix, Trigger, consider
 from app.webhooks.context import HandlerContext
 from app.webhooks.event import Event
 from app.webhooks.gate import check_installation
@@ -24,6 +26,7 @@ NODES = {
 }
 _SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 NO_COMMIT = "the event names no completed commit (or its check suite still runs)"
+NO_HEAD = "the event names no pull request head"
 GONE = frozenset({404, 410, 422})
 
 
@@ -80,8 +83,40 @@ async def on_ci_completed(ctx: HandlerContext, event: Event) -> Outcome:
         return Outcome("ignored", NO_COMMIT)
     if (refusal := await check_installation(ctx, event)) is not None:
         return refusal
+    return await _unless_gone(consider(ctx, found))
+
+
+def pushed(event: Event) -> Trigger | None:
+    """A pull request opened or pushed to: its new head commit."""
+    sha = event.get("pull_request", "head", "sha")
+    number = event.issue_number
+    if not isinstance(sha, str) or not _SHA.fullmatch(sha) or number is None:
+        return None
+    if event.repo is None or event.installation_id is None:
+        return None
+    return Trigger(event.repo, event.installation_id, sha, (number,))
+
+
+def has_head(event: Event, _slug: str | None) -> bool:
+    return pushed(event) is not None
+
+
+@router.route("pull_request", "opened", wants=has_head, otherwise=NO_HEAD)
+@router.route("pull_request", "synchronize", wants=has_head, otherwise=NO_HEAD)
+async def on_pull_pushed(ctx: HandlerContext, event: Event) -> Outcome:
+    """Can CI autofix read this pull request's checks? An installation that has not accepted
+    the checks/actions permissions gets no check events at all: this is where it is told."""
+    found = pushed(event)
+    if found is None:
+        return Outcome("ignored", NO_HEAD)
+    if (refusal := await check_installation(ctx, event)) is not None:
+        return refusal
+    return await _unless_gone(CiFix(ctx, found, found.pulls[0]).check_access())
+
+
+async def _unless_gone(work: Awaitable[Outcome]) -> Outcome:
     try:
-        return await consider(ctx, found)
+        return await work
     except GitHubError as exc:
         if exc.status not in GONE:
             raise

@@ -9,25 +9,27 @@ inbox as a request and a pull request run takes them, pushing to the same branch
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 
 from app.agent.repo_config import CONFIG_FILE, RepoConfigError, parse_config
 from app.ci import guardrails, report
 from app.ci.decision import Decision, Facts, decide
-from app.ci.failures import CiReading, describe, failing_names, read_ci
+from app.ci.failures import CiReading, Failure, describe, failing_names, read_ci
 from app.ci.signature import signature
+from app.github.client import InstallationClient
 from app.github.errors import Forbidden, GitHubError
 from app.github.types import PullInfo
-from app.runs.models import ActiveRunExists, CiPull, NewRun, thread_key
+from app.runs.models import ActiveRunExists, CiPull, NewRun, Run, thread_key
 from app.runs.store.base import utcnow
 from app.runs.store.ci import DEFERRED, DROPPED
 from app.webhooks.context import HandlerContext
 from app.webhooks.routing import Outcome
 
+T = TypeVar("T")
 log = structlog.get_logger(__name__)
 MAX_PULLS = 5  # pull requests of one commit looked at
 MAX_HISTORY = 50  # decisions kept per pull request (the comment shows the last 20)
@@ -53,6 +55,10 @@ async def consider(ctx: HandlerContext, trigger: Trigger) -> Outcome:
     """Look at each open pull request whose head is the commit; the first outcome that did
     something, else the last reason to ignore."""
     numbers = list(trigger.pulls)
+    decided = await ctx.store.ci_commit(trigger.repo, trigger.sha)
+    if decided is not None and decided.decision not in (DEFERRED, DROPPED):
+        # Most events of a commit come after its decision: no GitHub call for them.
+        return Outcome("ignored", f"{trigger.sha[:12]} was decided on already")
     if not numbers:
         numbers = await _call(ctx, trigger, lambda c: c.pulls_of_commit(trigger.repo, trigger.sha))
     outcome = Outcome("ignored", "the commit is on no open pull request")
@@ -63,7 +69,9 @@ async def consider(ctx: HandlerContext, trigger: Trigger) -> Outcome:
     return outcome
 
 
-async def _call(ctx: HandlerContext, trigger: Trigger, action: Any) -> Any:
+async def _call(
+    ctx: HandlerContext, trigger: Trigger, action: Callable[[InstallationClient], T]
+) -> T:
     return await ctx.call(trigger.installation_id, trigger.repo, action)
 
 
@@ -78,7 +86,7 @@ class CiFix:
         self.number = number
         self.thread = thread_key(trigger.repo, number)
 
-    async def call(self, action: Any) -> Any:
+    async def call(self, action: Callable[[InstallationClient], T]) -> T:
         return await _call(self.ctx, self.trigger, action)
 
     async def run(self) -> Outcome:
@@ -116,6 +124,20 @@ class CiFix:
         except BaseException:
             await store.release_commit(self.repo, self.sha)
             raise
+
+    async def check_access(self) -> Outcome:
+        """For a pull request CI autofix watches: can its checks be read? If not, the one note."""
+        pull: PullInfo = await self.call(lambda c: c.get_pull(self.repo, self.number))
+        if pull.is_fork or pull.state != "open":
+            return Outcome("ignored", f"#{self.number} is not watched")
+        state = await self.ctx.store.ci_pull(self.repo, self.number)
+        if not await self._enabled(pull, state):
+            return Outcome("ignored", f"CI autofix is off for #{self.number}")
+        try:
+            await self.call(lambda c: c.check_suites(self.repo, self.sha))
+        except Forbidden:
+            return await self._note_permissions(state)
+        return Outcome("ignored", "the checks can be read: their events decide")
 
     # --- facts ------------------------------------------------------------------------------
 
@@ -162,11 +184,15 @@ class CiFix:
             guardrails.watched(files),
             failing_workflows=snapshot.get("workflows", []),
         )
-        history = list(state.history or [])
-        if findings and history:
-            history[-1] = {**history[-1], "review": list(history[-1].get("review", [])) + findings}
-        state = await self.ctx.store.save_ci_pull(
-            self.repo, self.number, files=None, history=history
+
+        def add_findings(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            if findings and history:
+                last = history[-1]
+                history[-1] = {**last, "review": list(last.get("review", [])) + findings}
+            return history
+
+        state = await self.ctx.store.edit_ci_history(
+            self.repo, self.number, add_findings, files=None
         )
         if findings:
             log.info("ci_fix.review", pull=self.thread, findings=findings)
@@ -177,8 +203,10 @@ class CiFix:
         history = list(state.history or []) if state else []
         if state is None or not history or history[-1].get("action") != "attempted":
             return
-        history.append(report.entry(self.sha, "passed"))
-        state = await self.ctx.store.save_ci_pull(self.repo, self.number, history=history)
+        passed = report.entry(self.sha, "passed")
+        state = await self.ctx.store.edit_ci_history(
+            self.repo, self.number, lambda history: [*history, passed][-MAX_HISTORY:]
+        )
         pull: PullInfo = await self.call(lambda c: c.get_pull(self.repo, self.number))
         await self._show(state, pull.base_ref)
 
@@ -189,7 +217,7 @@ class CiFix:
         failed = frozenset(r.name for r in reading.failed)
         active = await store.active_run(self.thread)
         base_failing: frozenset[str] = frozenset()
-        failures = []
+        failures: list[Failure] = []
         if active is None:
             base_sha = await self.call(lambda c: c.branch_head(self.repo, pull.base_ref))
             on_base = await self.call(lambda c: failing_names(c, self.repo, base_sha))
@@ -218,9 +246,6 @@ class CiFix:
         attempt = facts.attempts
         if decision is Decision.ATTEMPT:
             run_id = await self._start(pull, failures)
-            if run_id is None:  # a run started meanwhile: decide again once it ends
-                await store.decide_commit(self.repo, self.sha, Decision.DEFERRED)
-                return Outcome("deferred", f"a run started on #{self.number}")
             attempt += 1
             files = await self.call(lambda c: c.pull_files(self.repo, self.number))
             values = {
@@ -232,19 +257,16 @@ class CiFix:
                     "workflows": sorted({f.workflow_path for f in failures if f.workflow_path}),
                 },
             }
-        history = list(state.history or []) if state else []
-        history.append(
-            report.entry(
-                self.sha,
-                decision.value,
-                checks=checks,
-                base_failing=sorted(base_failing),
-                run_id=run_id,
-                attempt=attempt,
-            )
+        decided = report.entry(
+            self.sha,
+            decision.value,
+            checks=checks,
+            base_failing=sorted(base_failing),
+            run_id=run_id,
+            attempt=attempt,
         )
-        saved = await store.save_ci_pull(
-            self.repo, self.number, history=history[-MAX_HISTORY:], **values
+        saved = await store.edit_ci_history(
+            self.repo, self.number, lambda history: [*history, decided][-MAX_HISTORY:], **values
         )
         await store.decide_commit(self.repo, self.sha, decision.value, run_id=run_id)
         await self._show(saved, pull.base_ref)
@@ -252,9 +274,10 @@ class CiFix:
             return Outcome("started", str(run_id))
         return Outcome("replied", f"CI autofix: {decision.value}")
 
-    async def _start(self, pull: PullInfo, failures: list[Any]) -> str | None:
+    async def _start(self, pull: PullInfo, failures: list[Failure]) -> str:
         """The fix run: the failures as a request in the thread's inbox, then a pull request
-        run that takes it (the follow-up path of a comment)."""
+        run that takes it (the follow-up path of a comment). A run that started in between
+        takes the request from the inbox as a follow-up: it is the fix run then."""
         store = self.ctx.store
         key = fix_key(self.sha, self.number)
         opener = await store.run_for_pull(self.repo, self.number)
@@ -281,8 +304,26 @@ class CiFix:
             )
         )
         if isinstance(result, ActiveRunExists):
-            return None
+            return result.run.id
         return result.id
+
+    async def run_ended(self, run: Run) -> None:
+        """The fix run `run` ended: its row of the CI-fix comment says how."""
+        state = await self.ctx.store.ci_pull(self.repo, self.number)
+        if state is None:
+            return
+
+        def ended(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            return [
+                {**item, "run_status": run.status, "run_error": run.error}
+                if item.get("run_id") == run.id
+                else item
+                for item in history
+            ]
+
+        state = await self.ctx.store.edit_ci_history(self.repo, self.number, ended)
+        pull: PullInfo = await self.call(lambda c: c.get_pull(self.repo, self.number))
+        await self._show(state, pull.base_ref)
 
     # --- what people see --------------------------------------------------------------------
 
@@ -320,31 +361,3 @@ class CiFix:
         )
         await self.ctx.store.save_ci_pull(self.repo, self.number, noted_at=utcnow())
         return Outcome("refused", reason)
-
-
-class CiDeferredSweep:
-    """Decide again on the commits deferred while a run worked on their pull request, once
-    it has ended (a sweep: app.runs.periodic). Bounded, idempotent: a commit's claim is taken
-    by one decision."""
-
-    def __init__(self, context: Callable[[], Awaitable[HandlerContext]]) -> None:
-        self._context = context
-
-    async def __call__(self) -> int:
-        ctx = await self._context()
-        decided = 0
-        for commit in await ctx.store.deferred_commits():
-            if await ctx.store.active_run(thread_key(commit.repo, commit.number)) is not None:
-                continue
-            trigger = Trigger(commit.repo, commit.installation_id, commit.sha, (commit.number,))
-            try:
-                outcome = await consider(ctx, trigger)
-            except GitHubError as exc:
-                log.warning("ci_fix.deferred_failed", repo=commit.repo, error=str(exc))
-                continue
-            if outcome.status in ("ignored", "refused"):
-                # No longer the head, closed, autofix turned off...: nothing left to decide.
-                await ctx.store.drop_deferred(commit.repo, commit.sha)
-            log.info("ci_fix.deferred_decided", sha=commit.sha, outcome=outcome.status)
-            decided += 1
-        return decided

@@ -66,4 +66,4 @@ def test_hostile_log_lines_are_read_in_linear_time() -> None:
     started = time.perf_counter()
     assert error_lines(line * 5) == []
     failed_step_tail((line + "\n") * 50)
-    assert time.perf_counter() - started < 1.0
+    assert time.perf_counter() - started < 3.0  # milliseconds when linear

@@ -49,3 +49,11 @@ def test_check_names_from_the_ci_are_inert_and_keep_the_table_whole() -> None:
     [row] = [line for line in body.splitlines() if line.startswith(f"| `{SHA[:12]}`")]
     assert "``@admin `x` \\| <b>``" in row  # a code span: no mention, no markup
     assert row.replace("\\|", "").count("|") == 4  # three cells
+
+
+def test_how_the_fix_run_ended_is_shown() -> None:
+    history = [report.entry(SHA, "attempted", checks=["test"], run_id="r" * 32, attempt=1)]
+    history[0] |= {"run_status": "failed", "run_error": "the model | gave up"}
+    body = report.status_comment(history, attempts=1, limit=3, base="main")
+    assert "started (attempt 1 of 3); the run failed: the model \\| gave up |" in body
+    assert "Outcome: " + report.RUN_ENDED["failed"] in body

@@ -222,11 +222,14 @@ async def test_red_ci_on_open_swes_pull_request_leads_to_one_fix_commit_on_its_b
     job = red(world, before)
 
     # GitHub sends several completion events for the commit (and may repeat them): one run
-    for _ in range(2):
-        answers = await completed(world, http, before, every=True)
-        statuses = [a["status"] for a in answers]
-        assert statuses == ["accepted"] * 4 + ["ignored"], answers
+    answers = await completed(world, http, before, every=True)
+    assert [a["status"] for a in answers] == ["accepted"] * 4 + ["ignored"], answers
     run = await finished(world, 1)
+    checks_read = len(world.gh.calls_matching("GET", f"/repos/{REPO}/commits/*/check-*"))
+    answers = await completed(world, http, before, every=True)  # redelivered, re-sent
+    assert [a["status"] for a in answers] == ["accepted"] * 4 + ["ignored"], answers
+    # decided already: the store says so, GitHub is not asked again
+    assert len(world.gh.calls_matching("GET", f"/repos/{REPO}/commits/*/check-*")) == checks_read
 
     assert (run.status, run.kind, run.auto_approve) == ("succeeded", "pull", True), run.error
     assert len(await runs(world)) == 1
@@ -349,6 +352,60 @@ async def test_three_failing_commits_never_start_more_than_three_fix_runs(
     assert ci_comment_writes(world)[0] == 1
 
 
+async def test_a_re_run_is_waited_for_and_a_green_re_run_needs_no_fix(
+    world: World, pull: PullRequest, http: httpx.AsyncClient
+) -> None:
+    await world.start()
+    sha = head(world)
+    job = red(world, sha)
+    [suite] = [s for s in world.gh.checks.suites if s.id == world.gh.checks.check_runs[-1].suite_id]
+    # someone re-runs the failed job before the first completion is decided on
+    suite.status, suite.conclusion = "in_progress", None
+    rerun = world.gh.checks.run(suite, job.name, status="in_progress", conclusion=None)
+
+    [answer] = await completed(world, http, sha)
+    assert world.store is not None
+    assert answer["status"] == "accepted"
+    assert await world.store.ci_commit(REPO, sha) is None  # waiting: nothing decided
+
+    rerun.status, rerun.conclusion = "completed", "success"
+    suite.status, suite.conclusion = "completed", "success"
+    await completed(world, http, sha)
+
+    assert await runs(world) == []
+    assert await world.store.ci_commit(REPO, sha) is None
+    assert [c for c in world.gh.comments.values() if report.MARKER in c.body] == []
+    delivered = await world.store.unfinished_deliveries()
+    assert delivered == []
+
+
+async def test_the_ci_fix_comment_says_how_a_fix_run_that_pushed_nothing_ended(
+    world: World, pull: PullRequest, http: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    push(world, tmp_path, "calc.py", FIXED)  # the tests pass: the run may change nothing
+    world.model.on(offers("edit_file"), text("I see nothing to change."))
+    await world.start(outbox_sweep_seconds=1.0)
+    sha = head(world)
+    red(world, sha)
+    await completed(world, http, sha)
+    run = await finished(world, 1)
+    assert head(world) == sha  # nothing pushed: no new CI will come
+
+    await eventually(
+        lambda: report.RUN_ENDED["succeeded"] in ci_comment(world), "the comment to say so"
+    )
+    assert f"the run {run.status}" in ci_comment(world)
+    store = world.store
+    assert store is not None
+
+    async def recorded() -> bool:  # once: its commit's decision moves on
+        decided = await store.ci_commit(REPO, sha)
+        return decided is not None and decided.decision == "attempt-ended"
+
+    await eventually(recorded, "the run's end to be recorded")
+    assert ci_comment_writes(world)[0] == 1
+
+
 # --- left alone ------------------------------------------------------------------------------
 
 
@@ -416,9 +473,14 @@ async def test_an_installation_without_the_checks_permission_gets_one_note(
     await world.start()
     world.gh.checks.forbid()
 
+    # without the permissions no check event comes: a push to the pull request is the cue
+    synchronized = payload("pull_request.synchronize")
+    synchronized["pull_request"]["head"]["sha"] = head(world)
     for _ in range(2):
-        [answer] = await completed(world, http, head(world))
+        answer = await deliver(world, http, "pull_request", synchronized)
         assert answer["status"] == "accepted"
+    [answer] = await completed(world, http, head(world))  # were one to come anyway
+    assert answer["status"] == "accepted"
 
     notes = [c.body for c in world.gh.comments.values() if "Checks: read" in c.body]
     assert len(notes) == 1

@@ -241,6 +241,9 @@ class FakeChecks:
         repo, sha = self._full_name(ctx), ctx.params["ref"]
         with self._gh._lock:
             found = [r for r in self.check_runs if (r.repo, r.sha) == (repo, sha)]
+            if ctx.query.get("filter", "latest") == "latest":  # a re-run replaces its check
+                latest = {(r.suite_id, r.name): r for r in found}
+                found = [r for r in found if latest[(r.suite_id, r.name)] is r]
             return {"total_count": len(found), "check_runs": [self._run_json(r) for r in found]}
 
     def _annotations(self, ctx: Any) -> Any:

@@ -66,3 +66,13 @@ async def test_deferred_commits_are_listed_and_taken_over_by_one_claim(store: St
     assert dropped is not None
     assert dropped.decision == DROPPED
     assert await store.claim_commit(REPO, "b" * 40, 2, 7)  # a later event decides it
+
+
+async def test_concurrent_history_edits_are_all_kept(store: Store) -> None:
+    async def append(n: int) -> None:
+        await store.edit_ci_history(REPO, 2, lambda history: [*history, {"n": n}])
+
+    await asyncio.gather(*(append(n) for n in range(6)))
+    state = await store.edit_ci_history(REPO, 2, lambda history: history, attempts=2)
+    assert sorted(item["n"] for item in state.history or []) == list(range(6))
+    assert state.attempts == 2

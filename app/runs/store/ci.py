@@ -7,6 +7,7 @@ mid-way) is released, so the delivery's retry decides again.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import delete, select, update
@@ -14,8 +15,10 @@ from sqlalchemy import delete, select, update
 from app.runs.models import CiCommit, CiPull, ci_commits, ci_pulls
 from app.runs.store.base import StoreBase, utcnow
 
+MAX_EDIT_TRIES = 20
 DECIDING = "deciding"
 DEFERRED = "deferred"  # another run worked on the thread: decided again once it ends
+ATTEMPTED = "attempted"  # a fix run started (app.ci.decision.Decision.ATTEMPT)
 DROPPED = "dropped"  # deferred, then nothing to decide (no longer the head...): a new event may
 
 
@@ -42,6 +45,34 @@ class CiStore(StoreBase):
         found = await self.ci_pull(repo, number)
         assert found is not None
         return found
+
+    async def edit_ci_history(
+        self,
+        repo: str,
+        number: int,
+        edit: Callable[[list[dict[str, Any]]], list[dict[str, Any]]],
+        **values: Any,
+    ) -> CiPull:
+        """Change the pull request's history (and `values`) as one compare-and-set: an event's
+        handler and the sweep may both edit it, and neither edit is lost."""
+        for _ in range(MAX_EDIT_TRIES):
+            current = await self.ci_pull(repo, number) or await self.save_ci_pull(repo, number)
+            history = edit(list(current.history or []))
+            async with self._engine.begin() as conn:
+                done = await conn.execute(
+                    update(ci_pulls)
+                    .where(
+                        ci_pulls.c.repo == repo,
+                        ci_pulls.c.number == number,
+                        ci_pulls.c.updated_at == current.updated_at,
+                    )
+                    .values(history=history, updated_at=utcnow(), **values)
+                )
+            if done.rowcount == 1:
+                found = await self.ci_pull(repo, number)
+                assert found is not None
+                return found
+        raise RuntimeError(f"{repo}#{number}: the CI-fix history kept changing under an edit")
 
     async def claim_commit(self, repo: str, sha: str, number: int, installation_id: int) -> bool:
         """Claim the decision on a commit's CI: True for the one caller that gets it (a new
@@ -115,9 +146,16 @@ class CiStore(StoreBase):
 
     async def deferred_commits(self, limit: int = 100) -> list[CiCommit]:
         """Commits whose decision waits for a run on their thread to end, oldest first."""
+        return await self._commits_deciding(DEFERRED, limit)
+
+    async def attempted_commits(self, limit: int = 100) -> list[CiCommit]:
+        """Commits whose fix run was started and not yet seen to end, oldest first."""
+        return await self._commits_deciding(ATTEMPTED, limit)
+
+    async def _commits_deciding(self, decision: str, limit: int) -> list[CiCommit]:
         query = (
             select(ci_commits)
-            .where(ci_commits.c.decision == DEFERRED)
+            .where(ci_commits.c.decision == decision)
             .order_by(ci_commits.c.decided_at)
             .limit(limit)
         )
