@@ -127,7 +127,7 @@ def test_quick_run_prints_every_table_with_positive_figures() -> None:
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=900,
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
@@ -139,6 +139,7 @@ def test_quick_run_prints_every_table_with_positive_figures() -> None:
     expected += ["Webhook acknowledgement on PostgreSQL"] if postgres else []
     expected += ["Duplicate delivery", "Signature verification of a 1 MiB body"]
     expected += [f"{name} on 64 KiB of untrusted text" for name in untrusted_text.FUNCTIONS]
+    expected += ["Webhook ingress at the limit", "A run and the web node"]
     assert [t for t in titles if not any(t.startswith(e) for e in expected)] == []
     assert len(titles) == len(expected)
 
@@ -153,4 +154,8 @@ def test_quick_run_prints_every_table_with_positive_figures() -> None:
         text_row = row["name"] in untrusted_text.FAMILIES
         assert float(row["ratio"]) >= 0 if text_row else float(row["ratio"]) > 0
     assert "background on SQLite: all " in out
+    # ingress: every delivery answered 202 was recorded and processed (nothing lost)
+    for workload in ("saturation, recorded mix", "saturation, trigger label", "fixed rate"):
+        assert re.search(rf"^{workload}.*: all \d+ deliveries answered 202", out, re.MULTILINE)
+    assert re.search(r"^label to PR, scripted model, s \(n=1\)\s+\d+\.\d+\s+\d+\.\d+", out, re.M)
     assert {"ordinary prose", "backtick runs", "unclosed hidden tags"} <= names
