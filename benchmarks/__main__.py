@@ -133,7 +133,8 @@ def _print_limits(quick: bool, work: Path, *, first: int) -> None:
         print(f"\n{ingress.render(report, title)}", flush=True)
     for note in report.notes:
         print(note)
-    paced, unpaced, rounds = label_to_pr.run(1 if quick else 3)
+    times, rounds = label_to_pr.run(1 if quick else 3)
+    unpaced, paced = times["unpaced"], times["paced"]
     boot = startup.run(1 if quick else 3)
     bare, web = boot["bare"], boot["web"]
     limits = ingress.IngressReport(
@@ -168,7 +169,10 @@ def _print_limits(quick: bool, work: Path, *, first: int) -> None:
             ),
         ]
     )
-    title = f"{first + 1}. A run and the web node (baseline: no GitHub pacing; bare Starlette)"
+    title = (
+        f"{first + 1}. A run and the web node (baselines: the same run without any GitHub "
+        "pacing; a bare Starlette import)"
+    )
     print(f"\n{ingress.render(limits, title, baseline='baseline')}", flush=True)
 
 

@@ -157,5 +157,6 @@ def test_quick_run_prints_every_table_with_positive_figures() -> None:
     # ingress: every delivery answered 202 was recorded and processed (nothing lost)
     for workload in ("saturation, recorded mix", "saturation, trigger label", "fixed rate"):
         assert re.search(rf"^{workload}.*: all \d+ deliveries answered 202", out, re.MULTILINE)
-    assert re.search(r"^label to PR, scripted model, s \(n=1\)\s+\d+\.\d+\s+\d+\.\d+", out, re.M)
+    row = r"^label to PR, scripted model, s \(n=1\)\s+\d+\.\d+\s+\d+\.\d+"
+    assert re.search(row, out, re.MULTILINE)  # the run opened its pull request
     assert {"ordinary prose", "backtick runs", "unclosed hidden tags"} <= names
