@@ -88,6 +88,7 @@ def create_app(
                 yield
             finally:
                 receiver.deps = None
+                receiver.drop_handoff()  # what waited is recorded: resubmitted at next start
                 learn_slug.cancel()
                 if web is not None:
                     await web.stop()

@@ -20,10 +20,19 @@ from collections.abc import Sequence
 from importlib.metadata import version
 from pathlib import Path
 
-from benchmarks import agent_runs, signature, untrusted_text, webhook_ack
+from benchmarks import (
+    agent_runs,
+    ingress,
+    label_to_pr,
+    signature,
+    startup,
+    untrusted_text,
+    webhook_ack,
+)
 from benchmarks.postgres import DEFAULT_URL
 from benchmarks.processes import ServerError
 from benchmarks.stats import render_table
+from benchmarks.wrk import WrkError
 
 FULL = webhook_ack.Sizes(rounds=40, block=10, warmup=30)
 QUICK = webhook_ack.Sizes(rounds=3, block=4, warmup=3)
@@ -111,6 +120,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"\n{render_table(f'{len(report.tables) + 1}. {sig_title}', sig_baseline, sig_rows)}")
     first = _print_text_tables(args.quick, first=len(report.tables) + 2)
     notes = list(report.notes)
+    with tempfile.TemporaryDirectory(prefix="open-swe-bench-") as work:
+        try:
+            first = _print_limits(args.quick, Path(work), first=first)
+        except (ServerError, webhook_ack.BenchmarkError, WrkError) as exc:
+            print(f"benchmarks: {exc}", file=sys.stderr)
+            return 1
     if not args.no_runs:
         try:
             runs = _print_run_tables(args.quick, first=first, postgres_url=postgres_url)
@@ -123,6 +138,62 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(note)
     print(f"total {time.monotonic() - started:.1f} s")
     return 0
+
+
+def _print_limits(quick: bool, work: Path, *, first: int) -> int:
+    """Issue 12: ingress at saturation and at a fixed rate, label to PR, web start-up.
+    Prints two tables numbered from `first`; returns the next number."""
+    report = ingress.run(ingress.QUICK if quick else ingress.FULL, work)
+    title = (
+        f"{first}. Webhook ingress at the limit (SQLite, uvicorn[standard] for both; "
+        "medians of rounds)"
+    )
+    if report.rows:
+        print(f"\n{ingress.render(report, title)}", flush=True)
+    for note in report.notes:
+        print(note)
+    times, rounds = label_to_pr.run(1 if quick else 3)
+    unpaced, paced = times["unpaced"], times["paced"]
+    boot = startup.run(1 if quick else 3)
+    bare, web = boot["bare"], boot["web"]
+    limits = ingress.IngressReport(
+        rows=[
+            ingress.Row(
+                f"label to PR, scripted model, s (n={rounds})",
+                f"{unpaced:.2f}",
+                f"{paced:.2f}",
+                f"{paced / unpaced:.2f}x",
+                "< 3 s",
+            ),
+            ingress.Row(
+                "web app imports (app.server), s",
+                f"{float(str(bare['seconds'])):.2f}",
+                f"{float(str(web['seconds'])):.2f}",
+                f"{float(str(web['seconds'])) / float(str(bare['seconds'])):.1f}x",
+                "",
+            ),
+            ingress.Row(
+                "web app RSS after imports, MB",
+                f"{float(str(bare['rss_mb'])):.0f}",
+                f"{float(str(web['rss_mb'])):.0f}",
+                f"{float(str(web['rss_mb'])) / float(str(bare['rss_mb'])):.1f}x",
+                "",
+            ),
+            ingress.Row(
+                "agent code imported by the web app",
+                "none",
+                ", ".join(map(str, web["agent"])) or "none",  # type: ignore[call-overload]
+                "",
+                "none",
+            ),
+        ]
+    )
+    title = (
+        f"{first + 1}. A run and the web node (baselines: the same run without any GitHub "
+        "pacing; a bare Starlette import)"
+    )
+    print(f"\n{ingress.render(limits, title, baseline='baseline')}", flush=True)
+    return first + 2
 
 
 def _print_text_tables(quick: bool, *, first: int) -> int:

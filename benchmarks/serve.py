@@ -20,7 +20,7 @@ import asyncio
 import json
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +46,18 @@ def announce(ready_file: Path, details: dict[str, Any]) -> None:
     partial = ready_file.with_suffix(".partial")
     partial.write_text(json.dumps(details))
     partial.rename(ready_file)
+
+
+def run_like_uvicorn(main: Coroutine[Any, Any, None]) -> None:
+    """Run on the event loop `uvicorn.run` picks (loop="auto": uvloop when installed, as for
+    `open-swe serve`); `Server.serve()` inside a plain asyncio.run would not."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+        return
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main)
 
 
 async def serve_uvicorn(
@@ -128,7 +140,7 @@ def serve_app(args: argparse.Namespace) -> None:
     import app.server  # the slow part of start-up: done while the fake GitHub starts
 
     github = wait_for_announcement(args.github_ready_file)
-    asyncio.run(_serve_app(args, github, app.server.create_app))
+    run_like_uvicorn(_serve_app(args, github, app.server.create_app))
 
 
 def wait_for_announcement(ready_file: Path, timeout: float = 60) -> dict[str, Any]:
@@ -239,7 +251,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.kind == "bare":
-        asyncio.run(serve_uvicorn(bare_app(), args.ready_file))
+        run_like_uvicorn(serve_uvicorn(bare_app(), args.ready_file))
         return 0
     if args.kind == "app":
         serve_app(args)

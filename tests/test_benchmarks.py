@@ -127,7 +127,7 @@ def test_quick_run_prints_every_table_with_positive_figures() -> None:
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=900,
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
@@ -142,6 +142,7 @@ def test_quick_run_prints_every_table_with_positive_figures() -> None:
     expected += ["Server CPU per model call, one run at a time", "Server CPU per model call, 4 "]
     expected += ["/healthz while 4 runs go at once"]
     expected += ["Wall time of 4 runs at once on PostgreSQL"] if postgres else []
+    expected += ["Webhook ingress at the limit", "A run and the web node"]
     assert [t for t in titles if not any(t.startswith(e) for e in expected)] == []
     assert len(titles) == len(expected)
 
@@ -161,4 +162,9 @@ def test_quick_run_prints_every_table_with_positive_figures() -> None:
     assert {"framework-free loop (floor)", "open-swe run (SQLite)"} <= names
     if postgres:
         assert "runs on PostgreSQL, 2 worker process(es): all 5 succeeded" in out
+    # ingress: every delivery answered 202 was recorded and processed (nothing lost)
+    for workload in ("saturation, recorded mix", "saturation, trigger label", "fixed rate"):
+        assert re.search(rf"^{workload}.*: all \d+ deliveries answered 202", out, re.MULTILINE)
+    row = r"^label to PR, scripted model, s \(n=1\)\s+\d+\.\d+\s+\d+\.\d+"
+    assert re.search(row, out, re.MULTILINE)  # the run opened its pull request
     assert {"ordinary prose", "backtick runs", "unclosed hidden tags"} <= names

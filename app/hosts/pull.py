@@ -15,7 +15,6 @@ Pull requests from forks are refused: the App's token cannot push to someone els
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, Protocol
 
 import structlog
@@ -156,9 +155,9 @@ class GitHubPullHost(GitHubHost):
         target = await self._asked_first()
         try:
             if target is not None and target.source == "review_comment" and target.comment_id:
-                await asyncio.to_thread(self._reply_in_review, target.comment_id, body, marker)
+                await self._write(self._reply_in_review, target.comment_id, body, marker)
             else:
-                await asyncio.to_thread(self._comment_once, body, marker)
+                await self._write(self._comment_once, body, marker)
             self._answered = True
         except GitHubError as exc:
             log.warning("follow_up.answer_failed", run=self.run_id, error=self._scrub(str(exc)))

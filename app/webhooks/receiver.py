@@ -40,6 +40,7 @@ from app.runs.store import Store
 from app.webhooks import messages
 from app.webhooks.context import AppSlug
 from app.webhooks.event import Event, PayloadError, verify_signature
+from app.webhooks.handoff import Handoff
 from app.webhooks.routing import Router, Verdict
 
 MAX_BODY_BYTES = MAX_WEBHOOK_BODY_BYTES
@@ -99,9 +100,31 @@ class WebhookReceiver:
         self._max_pending = max_pending
         self.pending_bytes = 0  # body bytes held, not yet verified, by all requests together
         self.deps: ReceiverDeps | None = None  # set by the app's lifespan
+        self._handoff: Handoff | None = None  # to the deps' dispatcher, when the door is quiet
+
+    def handoff(self, deps: ReceiverDeps) -> Handoff:
+        """The handoff to this lifespan's dispatcher (a new one after a restart)."""
+        if self._handoff is None or self._handoff.dispatcher is not deps.dispatcher:
+            if self._handoff is not None:
+                self._handoff.cancel()
+            self._handoff = Handoff(deps.dispatcher)
+        return self._handoff
+
+    def drop_handoff(self) -> None:
+        if self._handoff is not None:
+            self._handoff.cancel()
+            self._handoff = None
+
+    async def settle(self) -> None:
+        """Hand over the accepted deliveries still waiting for a quiet moment."""
+        if self._handoff is not None:
+            await self._handoff.flush()
 
     async def handle(self, request: Request) -> JSONResponse:
         """The endpoint: never raises, never answers 500."""
+        handoff = self.handoff(self.deps) if self.deps is not None else None
+        if handoff is not None:
+            handoff.arrived()
         try:
             return await self._receive(request)
         except Refused as refused:
@@ -113,6 +136,9 @@ class WebhookReceiver:
             # (it can be redelivered) and keep the details in the log.
             log.exception("webhook receiver failed")
             return _error(503, "internal error; the delivery was not recorded, redeliver it")
+        finally:
+            if handoff is not None:
+                handoff.answered()
 
     async def _receive(self, request: Request) -> JSONResponse:
         headers = request.headers
@@ -227,11 +253,8 @@ class WebhookReceiver:
             return _error(503, "cannot record the delivery (database unavailable); redeliver it")
         if receipt == "duplicate":  # done (or being done): only work that failed is redone
             return _answer(200, status="duplicate", delivery=event.delivery_id)
-        try:
-            await deps.dispatcher.submit(ProcessDelivery(event.delivery_id))
-        except Exception:
-            # Recorded, so not lost: the outbox sweep (app.runs.outbox) queues it soon.
-            log.exception("cannot dispatch delivery", delivery=event.delivery_id)
+        # Its background work starts once the front door is quiet (app.webhooks.handoff).
+        self.handoff(deps).submit(ProcessDelivery(event.delivery_id))
         return _answer(202, status="accepted", delivery=event.delivery_id)
 
 

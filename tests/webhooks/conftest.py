@@ -117,6 +117,7 @@ class Harness:
 
     async def settle(self) -> None:
         """Wait for the background work (delivery jobs, run jobs) to finish."""
+        await self.app.state.webhook_receiver.settle()  # handed over without waiting for quiet
         await self.dispatcher.drain()
 
 

@@ -325,6 +325,8 @@ async def test_the_request_does_no_github_work_and_acknowledges_fast(
             response = await client.post(URL, content=body, headers=headers)
             timings.append(time.perf_counter() - started)
             assert response.status_code == 202
+        assert dispatcher.jobs == []  # handed over once the front door is quiet
+        await app.state.webhook_receiver.settle()
     await store.close()
     assert gh.calls == []  # no permission check, reaction or comment in the request
     assert [job.delivery_id for job in dispatcher.jobs] == [f"fast-{i}" for i in range(30)]  # type: ignore[union-attr]

@@ -92,12 +92,14 @@ class DeliveryStore(StoreBase):
         for record in batch:  # the same id twice in a batch: the first is the delivery
             row = {"id": record.delivery_id, "received_at": record.received_at, **record.values}
             rows.setdefault(record.delivery_id, row)
-        stmt: Any = self._insert(deliveries).values(list(rows.values()))
-        stmt = stmt.on_conflict_do_nothing(index_elements=["id"]).returning(deliveries.c.id)
+        # One statement, compiled once and cached: executemany with RETURNING is sent as
+        # one multi-row INSERT (SQLAlchemy's insertmanyvalues).
+        stmt: Any = self._insert(deliveries).on_conflict_do_nothing(index_elements=["id"])
         receipts: list[Receipt] = []
         async with self._engine.connect() as conn, _durable(conn), conn.begin():
             # RETURNING yields a row only for those inserted (rowcount is unreliable here).
-            inserted = set((await conn.execute(stmt)).scalars())
+            returned = await conn.execute(stmt.returning(deliveries.c.id), list(rows.values()))
+            inserted = set(returned.scalars())
             for record in batch:
                 if record.delivery_id in inserted:
                     inserted.discard(record.delivery_id)  # a second copy is a duplicate
