@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from importlib.metadata import version
 from pathlib import Path
 
-from benchmarks import agent_runs, signature, untrusted_text, webhook_ack
+from benchmarks import agent_runs, context, signature, untrusted_text, webhook_ack
 from benchmarks.postgres import DEFAULT_URL
 from benchmarks.processes import ServerError
 from benchmarks.stats import render_table
@@ -109,6 +109,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"benchmarks: {exc}", file=sys.stderr)
             return 1
         notes += runs.notes
+        title, baseline, rows, note = context.run(args.quick)
+        number = first + len(runs.tables)
+        print(f"\n{render_table(f'{number}. {title}', baseline, rows, unit='ktok')}", flush=True)
+        notes.append(note)
     print()
     for note in notes:
         print(note)

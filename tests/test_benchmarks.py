@@ -142,6 +142,7 @@ def test_quick_run_prints_every_table_with_positive_figures() -> None:
     expected += ["Server CPU per model call, one run at a time", "Server CPU per model call, 4 "]
     expected += ["/healthz while 4 runs go at once"]
     expected += ["Wall time of 4 runs at once on PostgreSQL"] if postgres else []
+    expected += ["Input tokens over a 16-call trajectory"]
     assert [t for t in titles if not any(t.startswith(e) for e in expected)] == []
     assert len(titles) == len(expected)
 
@@ -161,4 +162,5 @@ def test_quick_run_prints_every_table_with_positive_figures() -> None:
     assert {"framework-free loop (floor)", "open-swe run (SQLite)"} <= names
     if postgres:
         assert "runs on PostgreSQL, 2 worker process(es): all 5 succeeded" in out
+    assert {"keep-everything agent (baseline)", "open-swe: cache reads"} <= names
     assert {"ordinary prose", "backtick runs", "unclosed hidden tags"} <= names
