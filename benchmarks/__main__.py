@@ -22,6 +22,7 @@ from pathlib import Path
 
 from benchmarks import (
     agent_runs,
+    context,
     ingress,
     label_to_pr,
     signature,
@@ -133,6 +134,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"benchmarks: {exc}", file=sys.stderr)
             return 1
         notes += runs.notes
+        title, baseline, rows, note = context.run(args.quick)
+        number = first + len(runs.tables)
+        print(f"\n{render_table(f'{number}. {title}', baseline, rows, unit='ktok')}", flush=True)
+        notes.append(note)
     print()
     for note in notes:
         print(note)

@@ -128,6 +128,8 @@ def run(quick: bool, work: Path, postgres_url: str | None) -> Report:
     report.notes.append(
         f"runs on SQLite: all {ours.runs} succeeded, one pull request each; {sizes.many} at once "
         f"in {many.wall:.1f} s (model answering after {sizes.delay:g} s, 7 calls a run); "
+        f"/healthz p99 {percentile(many.healthz_ms, 0.99):.1f} ms under load (goal < 50), "
+        f"{percentile(ours.healthz_idle_ms, 0.99):.1f} ms idle; "
         f"memory: idle {ours.rss_idle_mb:.0f} MB, peak {many.rss_peak_mb:.0f} MB, "
         f"{many.rss_per_run_mb:.1f} MB per run (goal < 40)"
     )

@@ -50,20 +50,25 @@ class Tokens:
 
 
 def repository(work: Path) -> tuple[Path, list[str]]:
-    """A git repository holding a copy of open-swe's `app/`; its largest Python files."""
+    """A git repository holding a copy of open-swe's `app/`; its largest Python files (paths
+    relative to the repository)."""
     repo = work / "repo"
     shutil.copytree(REPO_ROOT / "app", repo / "app", ignore=shutil.ignore_patterns("__pycache__"))
-    for argv in (["init", "-q", "-b", "main"], ["add", "-A"]):
+    for argv in (
+        ["init", "-q", "-b", "main"],
+        ["add", "-A"],
+        ["-c", "user.name=a", "-c", "user.email=a@example.com", "commit", "-qm", "app"],
+    ):
         subprocess.run(["git", *argv], cwd=repo, env=GIT_ENV, check=True, capture_output=True)
     files = sorted(repo.rglob("*.py"), key=lambda p: p.stat().st_size, reverse=True)
-    return repo, [str(p) for p in files[:24]]
+    return repo, [str(p.relative_to(repo)) for p in files[:24]]
 
 
-def trajectory(files: list[str], calls: int) -> list[Reply]:
+def trajectory(repo_dir: str, files: list[str], calls: int) -> list[Reply]:
     """calls - 1 tool calls, then the closing words: a fixed mix of what coding agents do."""
     replies: list[Reply] = []
     for i in range(calls - 1):
-        path = files[i % len(files)]
+        path = f"{repo_dir}/{files[i % len(files)]}"
         kind = i % 4
         if kind == 0:
             replies.append(tool("read_file", file_path=path, offset=0, limit=400))
@@ -96,15 +101,16 @@ async def _run(work: Path, calls: int) -> tuple[Tokens, Tokens]:
     from langchain.agents import create_agent
     from langchain_core.messages import HumanMessage
 
-    from app.agent import agents
+    from app.agent import agents, workspace
     from app.agent.budget import Budget
+    from app.agent.host import Checkout
     from app.agent.models import chat_model
     from app.agent.tools import RepoWorkingDirectory, filesystem
     from app.config import Settings
     from app.sandbox.local import LocalProvider
     from app.text.redact import Redactor
 
-    repo, files = repository(work)
+    source, files = repository(work)
     with ScriptedModel() as model:
         values: dict[str, Any] = {
             "anthropic_api_key": SecretStr("sk-ant-context-bench"),
@@ -112,29 +118,32 @@ async def _run(work: Path, calls: int) -> tuple[Tokens, Tokens]:
             "sandbox": "local",
             "data_dir": work / "data",
             "max_model_calls": 10 * calls,
+            "max_cost_usd": 10_000.0,
+            "max_tokens_per_run": 10**9,
             "command_timeout": 60.0,
         }
         settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
         provider = LocalProvider(work / "sandboxes", secrets=(), command_timeout=60)
         sandbox = provider.acquire({"bench": "context"})
+        repo, *_ = await workspace.clone(sandbox, Checkout(url=str(source)), "open-swe/bench")
         system = f"You fix bugs. The repository is checked out at {repo}."
         request = "Find where deliveries are retried and explain it."
 
         model.on(is_summary_request, text(SUMMARY), repeat_last=True)
-        model.on(offers("edit_file"), *trajectory(files, calls))
+        model.on(offers("edit_file"), *trajectory(repo, files, calls))
         everything = create_agent(
             chat_model(settings, "implement"),
             system_prompt=system,
             middleware=[
                 filesystem(sandbox, read_only=False, max_seconds=60),
-                RepoWorkingDirectory(str(repo)),
+                RepoWorkingDirectory(repo),
             ],
         )
         await everything.ainvoke({"messages": [HumanMessage(request)]}, {"recursion_limit": 999})
         floor = count(model, 0)
 
         first = len(model.requests)
-        model.on(offers("edit_file"), *trajectory(files, calls))
+        model.on(offers("edit_file"), *trajectory(repo, files, calls))
         model._rules.pop(1)  # the keep-everything agent's script is spent
         await agents.implement(
             settings=settings,
@@ -143,7 +152,7 @@ async def _run(work: Path, calls: int) -> tuple[Tokens, Tokens]:
             budget=Budget(settings, None, model="claude-sonnet-4-5"),
             model=chat_model(settings, "implement"),
             summarizer=chat_model(settings, "summarize"),
-            repo_dir=str(repo),
+            repo_dir=repo,
             system=system,
             request=request,
         )

@@ -143,6 +143,7 @@ def test_quick_run_prints_every_table_with_positive_figures() -> None:
     expected += ["/healthz while 4 runs go at once"]
     expected += ["Wall time of 4 runs at once on PostgreSQL"] if postgres else []
     expected += ["Webhook ingress at the limit", "A run and the web node"]
+    expected += ["Input tokens over a 16-call trajectory"]
     assert [t for t in titles if not any(t.startswith(e) for e in expected)] == []
     assert len(titles) == len(expected)
 
@@ -167,4 +168,5 @@ def test_quick_run_prints_every_table_with_positive_figures() -> None:
         assert re.search(rf"^{workload}.*: all \d+ deliveries answered 202", out, re.MULTILINE)
     row = r"^label to PR, scripted model, s \(n=1\)\s+\d+\.\d+\s+\d+\.\d+"
     assert re.search(row, out, re.MULTILINE)  # the run opened its pull request
+    assert {"keep-everything agent (baseline)", "open-swe: cache reads"} <= names
     assert {"ordinary prose", "backtick runs", "unclosed hidden tags"} <= names

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 
+from tests.fakes.prompt_cache import PromptCache
+
 Api = Literal["anthropic", "openai"]
 
 
@@ -197,9 +199,7 @@ class ScriptedModel:
     _rules: list[_Rule] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
-    _cached: set[str] = field(default_factory=set)  # prefixes written to the prompt cache
-    # (cache reads, cache writes) in tokens of each Anthropic answer, in order of answering
-    cache_usage: list[tuple[int, int]] = field(default_factory=list)
+    prompt_cache: PromptCache = field(default_factory=PromptCache)
 
     def on(
         self,
@@ -243,26 +243,13 @@ class ScriptedModel:
             self._server.server_close()
             self._server = None
 
+    @property
+    def cache_usage(self) -> list[tuple[int, int]]:
+        """(cache reads, cache writes) in tokens of each Anthropic answer, in order."""
+        return self.prompt_cache.usage
+
     def _cache_use(self, body: dict[str, Any]) -> tuple[int, int]:
-        """(tokens read from, tokens written to) the prompt cache, as Anthropic counts them:
-        each `cache_control` mark (on a tool, a system block, a message block, or at the top
-        level: the end of the last message) ends a prefix of tools, system, messages; the
-        longest prefix an earlier request wrote is read, the rest up to the last mark is
-        written."""
-        keys = _cache_prefixes(body)
-        prefixes = [_estimate_tokens(key) for key in keys]
-        if not keys:
-            with self._lock:
-                self.cache_usage.append((0, 0))
-            return 0, 0
-        with self._lock:
-            hits = [n for key, n in zip(keys, prefixes, strict=True) if key in self._cached]
-            self._cached.update(keys)
-        read = max(hits, default=0)
-        use = (read, max(prefixes[-1] - read, 0))
-        with self._lock:
-            self.cache_usage.append(use)
-        return use
+        return self.prompt_cache.use(body)
 
     def _choose(self, request: ModelRequest) -> ReplyLike | None:
         with self._lock:
@@ -382,30 +369,6 @@ def _error_body(api: Api, status: int, message: str) -> dict[str, Any]:
     if api == "openai":
         return {"error": {"message": message, "type": kind, "code": None, "param": None}}
     return {"type": "error", "error": {"type": kind, "message": message}}
-
-
-def _cache_prefixes(body: dict[str, Any]) -> list[str]:
-    """The request's text up to each cache_control mark, in order (tools, system, messages)."""
-    parts: list[Any] = []
-    ends: list[str] = []
-
-    def walk(items: list[Any]) -> None:
-        for item in items:
-            parts.append(item)
-            if isinstance(item, dict) and item.get("cache_control"):
-                ends.append(json.dumps(parts, sort_keys=True))
-
-    walk(list(body.get("tools") or []))
-    system = body.get("system")
-    walk([{"type": "text", "text": system}] if isinstance(system, str) else list(system or []))
-    for message in body.get("messages", []):
-        content = message.get("content")
-        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
-        parts.append(message.get("role"))
-        walk(list(blocks or []))
-    if body.get("cache_control"):  # automatic caching: up to the end of the conversation
-        ends.append(json.dumps(parts, sort_keys=True))
-    return ends
 
 
 def _anthropic_usage(usage: tuple[int, int], cache: tuple[int, int] = (0, 0)) -> dict[str, int]:
