@@ -105,6 +105,8 @@ def test_the_env_file_is_read(tmp_path: Path) -> None:
         ("OPEN_SWE_DAYTONA_NETWORK_ALLOW_LIST", "203.0.113.0/24,github.com"),
         ("OPEN_SWE_DAYTONA_NETWORK_ALLOW_LIST", "2001:db8::/32"),  # IPv4 only, as Daytona
         ("OPEN_SWE_ALLOW_UNCONFINED", "maybe"),
+        ("OPEN_SWE_MAX_CI_FIX_ATTEMPTS", "-1"),
+        ("OPEN_SWE_MAX_CI_FIX_ATTEMPTS", "three"),
     ],
 )
 def test_a_wrong_value_is_one_line_naming_the_variable(
@@ -224,3 +226,9 @@ def test_the_base_url_is_the_public_url_or_where_the_server_listens(
     for name, value in variables.items():
         monkeypatch.setenv(name, value)
     assert load_settings().base_url == base_url
+
+
+def test_ci_fix_attempts_default_to_three(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings(_env_file=None).max_ci_fix_attempts == 3  # type: ignore[call-arg]
+    monkeypatch.setenv("OPEN_SWE_MAX_CI_FIX_ATTEMPTS", "5")
+    assert Settings(_env_file=None).max_ci_fix_attempts == 5  # type: ignore[call-arg]
