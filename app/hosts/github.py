@@ -234,6 +234,8 @@ class GitHubHost:
         except SandboxGone:
             raise
         except SandboxError as exc:
+            if transient(exc) is not None:
+                raise  # the git server unavailable: waited out, then pushed
             raise RunFailed(self._scrub(await push_failure(sandbox, change, exc))) from None
 
     def _open_or_update_pull(self, change: Change, title: str, body: str) -> tuple[PullInfo, bool]:
