@@ -23,6 +23,7 @@ from app.runs.faults import FaultPolicy
 from app.runs.jobs import RunJob
 from app.runs.models import Run
 from app.runs.reaper import Reaper
+from app.runs.retry import TryAgain
 from app.runs.store import Store
 from app.sandbox.base import SandboxError
 from app.sandbox.git import PushRefused
@@ -335,3 +336,19 @@ async def test_a_checkpoint_that_cannot_be_written_suspends_the_run_before_it_pu
     assert done is not None
     assert done.status == "succeeded", done.error
     assert len(opened(gh)) == 1
+
+
+async def test_a_run_job_that_cannot_read_its_run_is_tried_again_by_the_queue(
+    settings: Any,
+    store: Store,
+    github: GitHubApp,
+    provider: LocalProvider,
+    checkpointer: BaseCheckpointSaver[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def gone(run_id: str) -> None:
+        raise sqlite3.OperationalError("unable to open database file")
+
+    monkeypatch.setattr(store, "run", gone)
+    with pytest.raises(TryAgain, match="the database is unavailable"):
+        await RunJob(settings, store, github, provider, checkpointer)("some-run")
