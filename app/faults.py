@@ -10,6 +10,7 @@ bug) would fail the same way again.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from dataclasses import dataclass
 
@@ -19,16 +20,24 @@ import psycopg
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from app.github.errors import GitHubError, RateLimited
+from app.sandbox.base import SandboxError, SandboxGone
 
 MODEL = "the model API"
 GITHUB = "GitHub"
 DATABASE = "the database"
 NETWORK = "the network"
+GIT = "the git server"
 # Model answers worth waiting out: request timeout, conflict, rate limit, 5xx (529: overloaded).
 _MODEL_STATUSES = frozenset({408, 409, 429})
 # sqlite3's OperationalError also says "no such table": only these mean "not now".
 _SQLITE_TRANSIENT = ("locked", "busy", "unable to open", "disk i/o", "readonly", "full")
 _CHAIN_DEPTH = 5
+# git's own words for a server or network that is not there now (a clone or push over HTTPS).
+_GIT_UNAVAILABLE = re.compile(
+    r"returned error: 5\d\d|could not resolve host|failed to connect|connection timed out"
+    r"|connection reset|the remote end hung up unexpectedly",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +101,11 @@ def _classify(exc: BaseException) -> Transient | None:
         word in str(exc).lower() for word in _SQLITE_TRANSIENT
     ):
         return Transient(DATABASE, f"sqlite: {exc}")
+    if isinstance(exc, SandboxError) and not isinstance(exc, SandboxGone):
+        found = _GIT_UNAVAILABLE.search(str(exc))  # PushRefused (a hook, a rule) never matches
+        if found is not None and not getattr(exc, "reason", None):
+            return Transient(GIT, f"git: {found.group(0)}")
+        return None
     if isinstance(exc, ConnectionError | TimeoutError):
         return Transient(NETWORK, f"{type(exc).__name__}: {exc}")
     return None

@@ -272,6 +272,8 @@ class GitHubHost:
         except SandboxGone:
             raise
         except SandboxError as exc:
+            if transient(exc) is not None:
+                raise  # the git server unavailable: waited out, then pushed
             raise RunFailed(self._scrub(await push_failure(sandbox, change, exc))) from None
         current().emit("push", repo=self.repo, branch=change.branch, commit=change.commit)
 

@@ -163,7 +163,13 @@ class RunJob:
         self._graph = build_graph(checkpointer)  # one per process, shared by its runs
 
     async def __call__(self, run_id: str) -> None:
-        run = await self._store.run(run_id)
+        try:
+            run = await self._store.run(run_id)
+        except Exception as exc:  # the store gone: the queue tries the job again later
+            fault = as_transient(exc)
+            if fault is None:
+                raise
+            raise fault from exc
         if run is None or not run.active:
             log.info("run.nothing_to_do", run=run_id, status=run.status if run else None)
             return

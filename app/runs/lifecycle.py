@@ -4,9 +4,9 @@ A run's status (the `runs` row) moves only here:
 
                    take_over                park
     queued ─────────────────▶ running ─────────────▶ waiting
-                              ▲  ▲  ◀─────────────
-         suspended ───────────┘  │    take_answer
-         faulted ────────────────┘
+       │                      ▲  ▲ │ ◀─────────────
+       │ fault   suspended ───┘  │ │  take_answer
+       └───────▶ faulted ────────┘◀┘ fault (a transient fault: the reaper resumes it)
 
     any active status ── end_run, or the front door's stop ──▶ succeeded | failed | stopped
 

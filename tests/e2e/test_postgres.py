@@ -19,7 +19,13 @@ from pathlib import Path
 import pytest
 
 from app.agent.checkpoint import CHECKPOINT_FILE
-from app.runs.queue import DELIVERIES, PROCESS_DELIVERY_TASK, RECOVER_TASK, worker_options
+from app.runs.queue import (
+    DELIVERIES,
+    PROCESS_DELIVERY_TASK,
+    RECOVER_TASK,
+    SWEEP_TASK,
+    worker_options,
+)
 from app.worker import run_worker
 from tests.agent.conftest import script_fix, script_plan, script_pr
 from tests.e2e.conftest import ISSUE, MAINTAINER, REPO, THREAD, World
@@ -74,11 +80,13 @@ class Cluster:
         return f"{self.pg.name}-{DELIVERIES}", PROCESS_DELIVERY_TASK
 
     async def queued(self) -> list[tuple[str, str]]:
-        """(queue, task) of the jobs waiting to be run (the periodic recovery aside)."""
+        """(queue, task) of the jobs waiting to be run (the periodic recovery and sweeps,
+        deferred at every tick, aside)."""
         rows = await self.pg.rows(
             "SELECT queue_name, task_name FROM procrastinate_jobs"
-            " WHERE status = 'todo' AND task_name <> %s ORDER BY id",
+            " WHERE status = 'todo' AND task_name <> %s AND task_name NOT LIKE %s ORDER BY id",
             RECOVER_TASK,
+            SWEEP_TASK.format(name="%"),
         )
         return [(queue, task) for queue, task in rows]
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
-from app.faults import DATABASE, GITHUB, MODEL, Transient, transient
+from app.faults import DATABASE, GIT, GITHUB, MODEL, Transient, transient
 from app.github.app import GitHubApp
 from app.github.errors import GitHubError, RateLimited
 from app.hosts import status
@@ -23,7 +23,10 @@ from app.runs.faults import FaultPolicy
 from app.runs.jobs import RunJob
 from app.runs.models import Run
 from app.runs.reaper import Reaper
+from app.runs.retry import TryAgain
 from app.runs.store import Store
+from app.sandbox.base import SandboxError
+from app.sandbox.git import PushRefused
 from app.sandbox.local import LocalProvider
 from tests.agent.conftest import PLAN, read_calc, script_fix, script_pr
 from tests.e2e.conftest import INSTALLATION, MAINTAINER, REPO, make_settings
@@ -97,6 +100,14 @@ def test_one_classifier_names_what_is_unavailable() -> None:
     assert found is not None
     assert found.what == DATABASE
     assert transient(ValueError("a bug")) is None
+    unreachable = SandboxError(
+        "git push failed: fatal: unable to access 'https://github.com/a/b.git/': "
+        "The requested URL returned error: 502"
+    )
+    assert transient(unreachable) == Transient(GIT, "git: returned error: 502")
+    refused = PushRefused("git push failed: returned error: 502", reason="a hook said no")
+    assert transient(refused) is None
+    assert transient(SandboxError("clone failed: repository not found")) is None
 
 
 def test_the_backoff_doubles_honours_retry_after_and_ends_at_the_deadline() -> None:
@@ -325,3 +336,19 @@ async def test_a_checkpoint_that_cannot_be_written_suspends_the_run_before_it_pu
     assert done is not None
     assert done.status == "succeeded", done.error
     assert len(opened(gh)) == 1
+
+
+async def test_a_run_job_that_cannot_read_its_run_is_tried_again_by_the_queue(
+    settings: Any,
+    store: Store,
+    github: GitHubApp,
+    provider: LocalProvider,
+    checkpointer: BaseCheckpointSaver[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def gone(run_id: str) -> None:
+        raise sqlite3.OperationalError("unable to open database file")
+
+    monkeypatch.setattr(store, "run", gone)
+    with pytest.raises(TryAgain, match="the database is unavailable"):
+        await RunJob(settings, store, github, provider, checkpointer)("some-run")

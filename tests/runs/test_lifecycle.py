@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,9 @@ import pytest
 from app.agent.budget import Usage
 from app.agent.host import RunOutcome
 from app.agent.nodes.common import sandbox_labels
+from app.faults import MODEL, Transient
 from app.runs.dispatch import Job, ResumeRun, StartRun
+from app.runs.faults import FaultPolicy
 from app.runs.jobs import run_input
 from app.runs.lifecycle import (
     TRANSITIONS,
@@ -318,3 +320,38 @@ async def test_releasing_a_sandbox_never_raises(tmp_path: Path) -> None:
 
 def vars_of(command: NewCommand) -> dict[str, Any]:
     return {field: getattr(command, field) for field in NewCommand.__dataclass_fields__}
+
+
+async def test_a_fault_moves_a_working_run_to_faulted_with_its_backoff_and_deadline(
+    lifecycle: Lifecycle, store: Store
+) -> None:
+    policy = FaultPolicy(first_wait=10, give_up_after=timedelta(minutes=30))
+    fault = Transient(MODEL, "HTTP 529")
+    run = await started(lifecycle, "running")
+    now = datetime.now(UTC)
+
+    first = await lifecycle.fault(run.id, fault, checkpoint="c1", policy=policy, now=now)
+    assert first == now + timedelta(seconds=10)
+    faulted = await store.run(run.id)
+    assert faulted is not None
+    assert (faulted.status, faulted.fault_tries, faulted.fault_checkpoint) == ("faulted", 1, "c1")
+    assert faulted.error == "waiting: the model API unavailable (HTTP 529)"
+    assert await lifecycle.take_over(run.id) is not None  # the reaper's resumption
+
+    later = now + timedelta(minutes=1)
+    again = await lifecycle.fault(run.id, fault, checkpoint="c1", policy=policy, now=later)
+    assert again == later + timedelta(seconds=20)  # the same fault: the backoff grows
+    await lifecycle.take_over(run.id)
+    moved_on = now + timedelta(minutes=40)  # past the first fault's deadline, but from c2
+    fresh = await lifecycle.fault(run.id, fault, checkpoint="c2", policy=policy, now=moved_on)
+    assert fresh == moved_on + timedelta(seconds=10)  # a new fault: a deadline of its own
+    await lifecycle.take_over(run.id)
+    gone = moved_on + timedelta(minutes=30)
+    reason = await lifecycle.fault(run.id, fault, checkpoint="c2", policy=policy, now=gone)
+    assert reason == policy.gave_up(fault)
+    assert await status_of(store, run) == "running"  # the job ends it through end_run
+    await store.set_run_status(run.id, "failed")
+
+    stopped = await started(lifecycle, "queued")
+    await store.set_run_status(stopped.id, "stopped")
+    assert await lifecycle.fault(stopped.id, fault, checkpoint=None, policy=policy) is None

@@ -158,6 +158,12 @@ async def test_what_ended_long_ago_is_pruned_and_the_counters_keep_counting(
         )
         busy = await world.run(2, "queued")  # active: its thread is kept whatever its age
         recent = await world.run(3, "failed")
+        await store.record_model_call(
+            old.id, model="m", input_tokens=5, output_tokens=1, cost_usd=0.0
+        )
+        await store.record_model_call(
+            recent.id, model="m", input_tokens=7, output_tokens=1, cost_usd=0.0
+        )
         await world.delivery("old-ignored", received=LONG_AGO, work=False)
         await world.delivery("old-unfinished", received=LONG_AGO)  # its work is still due
         await world.delivery("recent-ignored", received=datetime.now(UTC), work=False)
@@ -181,6 +187,8 @@ async def test_what_ended_long_ago_is_pruned_and_the_counters_keep_counting(
         assert pruned_run is not None
         assert pruned_run.pruned_at is not None
         assert (await store.run(busy.id), await store.run(recent.id)) == (busy, recent)
+        assert (await store.spent_by([old.id])).model_calls == 0  # the ledger's rows too
+        assert (await store.spent_by([recent.id])).model_calls == 1
         started = await store.delivery("old-start")  # it tells what started the run
         assert started is not None
         assert started.payload is None

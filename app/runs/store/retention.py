@@ -21,6 +21,7 @@ from app.runs.models import (
     Run,
     commands,
     deliveries,
+    model_calls,
     redeliveries,
     run_events,
     runs,
@@ -126,6 +127,8 @@ class RetentionStore(StoreBase):
             await _add(conn, self, MODEL_TOKENS, "output", usage.output_tokens)
             await _add(conn, self, MODEL_COST, "", usage.cost_usd)
             await _prune_events(conn, self, run_ids)
+            # The ledger's calls too: their usage is in the totals now.
+            await conn.execute(delete(model_calls).where(model_calls.c.run_id.in_(run_ids)))
             started_a_run = exists().where(runs.c.delivery_id == commands.c.delivery_id)
             await conn.execute(
                 delete(commands).where(

@@ -248,10 +248,6 @@ class RunStore(StoreBase):
         async with self._engine.connect() as conn:
             return [Run(**row._mapping) for row in await conn.execute(query)]
 
-    async def touch_run(self, run_id: str) -> None:
-        """The run's job is alive and at work (the reaper's heartbeat)."""
-        await self._update_run(run_id)
-
     async def active_runs_of_installation(self, installation_id: int) -> list[Run]:
         """The installation's active runs, oldest first."""
         query = (
