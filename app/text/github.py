@@ -32,10 +32,24 @@ _CLOSING = re.compile(
     re.IGNORECASE,
 )
 _BACKTICK_RUN = re.compile(r"`++")
+_WORD = re.compile(r"\S++")
 
 
 def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def one_line(text: str, limit: int) -> str:
+    """`" ".join(text.split())` clipped to `limit`, reading no further than the limit needs
+    (a status line never pays for the megabyte behind its first words)."""
+    words: list[str] = []
+    size = -1
+    for match in _WORD.finditer(text):
+        words.append(match.group())
+        size += len(words[-1]) + 1
+        if size > limit:
+            break
+    return clip(" ".join(words), limit)
 
 
 def escape(text: str) -> str:
@@ -97,7 +111,7 @@ def code_spans(text: str) -> list[tuple[int, int]]:
 
 def inline(text: str, limit: int) -> str:
     """Untrusted text as one line of plain markdown: code spans kept, everything else inert."""
-    text = clip(" ".join(text.split()), limit)
+    text = one_line(text, limit)
     parts, position = [], 0
     for start, end in code_spans(text):
         parts += [escape(text[position:start]), text[start:end]]
@@ -108,7 +122,7 @@ def inline(text: str, limit: int) -> str:
 
 def code(text: str, limit: int) -> str:
     """Untrusted text as one inline code span (a delimiter longer than any backtick run)."""
-    text = clip(" ".join(text.split()), limit)
+    text = one_line(text, limit)
     ticks = "`" * (longest_run(text) + 1)
     pad = " " if text.startswith("`") or text.endswith("`") else ""
     return f"{ticks}{pad}{text}{pad}{ticks}"

@@ -118,6 +118,11 @@ def hides(token: Start) -> bool:
     )
 
 
+def _plain(name: str) -> tuple[Start, bool]:
+    token = Start(name)
+    return token, hides(token)
+
+
 class Reader(Protocol):
     """What `walk` tells about the visible content, in order; starts and ends balance."""
 
@@ -142,27 +147,29 @@ def walk(markup: str, reader: Reader) -> None:
     open_count: dict[str, int] = {}
     hidden = 0  # how many open elements hide their content
     on_start, on_end, on_text = reader.start, reader.end, reader.text
-    plain: dict[str, Start] = {}  # one token per name for tags without attributes
+    plain: dict[str, tuple[Start, bool]] = {}
     search, raw_text, void = _MARKUP.search, _RAW_TEXT, VOID_ELEMENTS
     position, size = 0, len(markup)
     while position < size:
         found = search(markup, position)
         opening = size if found is None else found.start()
-        if not hidden and opening > position and markup[position:opening] != "\n":
-            on_text(unescape(markup[position:opening]))
+        if not hidden and opening > position:
+            data = markup[position:opening]
+            if data != "\n":
+                on_text(unescape(data))
         if found is None:
             break
-        name = found.group(2)
+        slash, name, raw, whole = found.groups()
         if name is None:  # a comment or bogus comment: nothing to see
             position = _comment_end(markup, opening)
             if position < 0:
                 break
             continue
-        if found.group(4) is None:  # a tag cut off by the end: it swallows the rest
+        if whole is None:  # a tag cut off by the end: it swallows the rest
             break
         position = found.end()
         name = name.lower()
-        if found.group(1):  # an end tag
+        if slash:  # an end tag
             if not open_count.get(name):
                 continue
             while stack:
@@ -174,9 +181,12 @@ def walk(markup: str, reader: Reader) -> None:
                 if closed == name:
                     break
             continue
-        raw = found.group(3).strip()
-        token = Start(name, raw) if raw else plain.get(name) or plain.setdefault(name, Start(name))
-        hiding = hides(token)
+        raw = raw.strip()
+        if raw:
+            token = Start(name, raw)
+            hiding = hides(token)
+        else:  # one token per name, and whether it hides, for tags without attributes
+            token, hiding = plain.get(name) or plain.setdefault(name, _plain(name))
         if name in void:
             if not hidden and not hiding:
                 on_start(token)

@@ -29,6 +29,7 @@ BLOCKS = frozenset(
         "details", "summary", "section", "article", "figure", "figcaption", "center",
     }
 )  # fmt: skip
+_SPECIAL = CODE | QUOTED  # the elements that change how the text inside is read
 MASK = "\x1a"  # stands in for code in the visible text, so words around it stay apart
 _SOURCE_LINE = re.compile(r"(\d++):\d++-")
 # Quote and list markers opening a line; past MAX_NESTING of them the rest are dropped, so a
@@ -68,26 +69,31 @@ class _Reader:
         self._paragraph_line: int | None = None
 
     def start(self, token: Start) -> None:
-        self._stack.append(token.name)
-        self._code += token.name in CODE
-        self._quoted += token.name in QUOTED
-        self._pre += token.name == "pre"
-        if token.name in BLOCKS:
+        name = token.name
+        self._stack.append(name)
+        if name in _SPECIAL:
+            self._code += name in CODE
+            self._quoted += name in QUOTED
+            self._pre += name == "pre"
+        if name in BLOCKS:
             self.reading.prose.append("\n")
             self._first = None
-        if token.name == "p" and len(self._stack) == 1 and not self._seen:
+        if self._seen:
+            return
+        if name == "p" and len(self._stack) == 1:
             match = _SOURCE_LINE.match(token.attrs.get("data-sourcepos", ""))
             self._paragraph_line = int(match.group(1)) if match else None
-        elif token.name == "img":
+        elif name == "img":
             self._seen = True
             self._first = None
 
     def end(self, name: str) -> None:
         if self._stack:
             self._stack.pop()
-        self._code -= name in CODE
-        self._quoted -= name in QUOTED
-        self._pre -= name == "pre"
+        if name in _SPECIAL:
+            self._code -= name in CODE
+            self._quoted -= name in QUOTED
+            self._pre -= name == "pre"
         if name in BLOCKS:
             self.reading.prose.append("\n")
             self._first = None

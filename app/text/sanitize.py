@@ -72,13 +72,15 @@ class _Writer:
 
     def _newline(self) -> None:
         """End the current line; an empty one is dropped (blank lines come from `_blank`)."""
+        if not self._line:
+            return
         text = "".join(self._line).rstrip()
         self._line = []
         if not text:
             return
-        prefix = self._prefix
-        if self._blank_wanted is not None and self.lines:
-            shorter = min(prefix, self._blank_wanted, key=len)  # between two depths of quotes
+        prefix, wanted = self._prefix, self._blank_wanted
+        if wanted is not None and self.lines:
+            shorter = prefix if len(prefix) <= len(wanted) else wanted  # between two quotes
             self.lines.append(shorter.rstrip())
         self._blank_wanted = None
         if self._marker is not None:
@@ -201,6 +203,9 @@ class _Writer:
     def text(self, data: str) -> None:
         if self._code is not None:
             self._code.append(data)
+            return
+        if "\n" not in data:  # the common case, kept cheap
+            self._line.append(data if self._line else data.lstrip())
             return
         first, *rest = data.split("\n")
         self._emit(first.lstrip() if not self._line else first)

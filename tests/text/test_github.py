@@ -4,8 +4,18 @@ code spans found as CommonMark pairs them."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from app.text.github import code_spans, defuse_mentions, escape, quote, unclose_others
+from app.text.github import (
+    clip,
+    code_spans,
+    defuse_mentions,
+    escape,
+    one_line,
+    quote,
+    unclose_others,
+)
 
 ZWSP = "\u200b"
 
@@ -104,3 +114,15 @@ def test_code_spans_pair_runs_of_equal_length(text: str, spans: list[str]) -> No
 def test_quote_leaves_no_markup_or_mention() -> None:
     assert quote("`@bob <x>` [a](b) *c*") == "bobxabc"
     assert quote("x" * 50) == "x" * 40 + "…"
+
+
+@given(text=st.text(alphabet=" \t\n\u3000\u200da`b@", max_size=60), limit=st.integers(2, 40))
+def test_one_line_reads_only_what_the_limit_needs_yet_equals_collapse_then_clip(
+    text: str, limit: int
+) -> None:
+    assert one_line(text, limit) == clip(" ".join(text.split()), limit)
+
+
+def test_one_line_stops_after_the_limit() -> None:
+    long = "word " * 200_000
+    assert one_line(long, 12) == "word word w…"
