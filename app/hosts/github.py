@@ -17,8 +17,6 @@ Nothing posted carries a secret: every body goes through the redaction policy
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import threading
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from typing import Protocol, TypeVar
@@ -39,11 +37,12 @@ from app.agent.state import PlanDecision, PlanDict, StepName
 from app.agent.workspace import RunFailed
 from app.faults import transient
 from app.github.client import InstallationClient
-from app.github.errors import GitHubError, NotFound
-from app.github.types import CommentInfo, PullInfo
+from app.github.errors import GitHubError
+from app.github.types import PullInfo
 from app.hosts import push, status
 from app.hosts.identity import GITHUB_NOREPLY, Requester, noreply_identity
 from app.hosts.push import push_failure
+from app.hosts.status_comment import MAX_COMMENT_CHARS, StatusComment, is_bots, wrote
 from app.sandbox.base import GitCredentials, Sandbox, SandboxError, SandboxGone
 from app.text.redact import Redactor
 from app.transcript import current
@@ -51,7 +50,6 @@ from app.transcript import current
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
-MAX_COMMENT_CHARS = 65_000  # GitHub refuses bodies over 65,536 characters
 MAX_PR_TITLE_CHARS = 256
 # Live status edits of one run: at most one per this many seconds, written in the background
 # like the other writes the run need not wait for (the run goes on); 0 writes each at once,
@@ -112,23 +110,22 @@ class GitHubHost:
         self._email_domain = email_domain
         self._record = record
         self._scrub = Redactor(secrets)
-        # The status comment: written from worker threads, one write at a time, in order.
-        self._status_lock = threading.Lock()
-        self._status_id = status_comment_id
-        self._located = False
-        self._started = False
-        self._closed = False  # a final status was written: later live updates are dropped
-        self._board = status.Board()
-        self._pending: list[Callable[[status.Board], None]] = []  # not yet applied to _board
-        self._pending_lock = threading.Lock()  # held briefly, never across a GitHub call
-        self._usage = Usage()
-        self._fault: status.Fault | None = None
         # Writes that need not hold the run back (live status, review request, an
         # auto-approved plan) run as tasks, paced after the run's urgent writes.
-        self._status_interval = status_interval
-        self._status_task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
-        self._hurry = asyncio.Event()  # a status write of the run's own is next: stop waiting
+        self._started = False
+        self._status = StatusComment(
+            client,
+            repo=repo,
+            issue_number=issue_number,
+            run_id=run_id,
+            app_slug=app_slug,
+            scrub=self._scrub,
+            comment_id=status_comment_id,
+            saved=record.status_comment_posted if record is not None else None,
+            background=self._in_background,
+            interval=status_interval,
+        )
 
     def __repr__(self) -> str:
         return f"GitHubHost(repo={self.repo!r}, issue={self.issue_number}, run={self.run_id!r})"
@@ -139,7 +136,7 @@ class GitHubHost:
 
     @property
     def status_comment_id(self) -> int | None:
-        return self._status_id
+        return self._status.comment_id
 
     # --- RunHost ------------------------------------------------------------------------
 
@@ -148,7 +145,7 @@ class GitHubHost:
         (after a restart, a resume or a retry) with its checklist. Idempotent per host."""
         if not self._started:
             self._started = True
-            await self._live_status(None)
+            await self._status.live(None)
 
     async def load_task(self) -> TaskText:
         """The issue and what people said on it (bots, including this App, left out).
@@ -179,8 +176,8 @@ class GitHubHost:
         )
 
     async def progress(self, step: StepName, detail: str, usage: Usage) -> None:
-        self._usage = usage
-        await self._live_status(lambda board: board.advance(step, detail))
+        self._status.usage = usage
+        await self._status.live(lambda board: board.advance(step, detail))
 
     async def post_plan(
         self, plan: PlanDict, *, awaiting_approval: bool, revision: int | None = None
@@ -192,7 +189,7 @@ class GitHubHost:
         if awaiting_approval:
             if self._record is not None:
                 await self._record.plan_asked(revision or 1)
-            await self._write_status(_mark_waiting, final=False, quiet=True)
+            await self._status.write(_mark_waiting, final=False, quiet=True)
         if not awaiting_approval:  # shown for information: the run goes on meanwhile
             await self._best_effort(self._post_plan_quietly(plan, revision))
             return
@@ -214,9 +211,9 @@ class GitHubHost:
     async def decide(self, request: ApprovalRequest) -> PlanDecision | None:
         """GitHub answers later, in a comment: the run waits durably and is resumed. The
         status says it waits before the run parks."""
-        if self._status_interval > 0:
-            await self._quiesce_status()
-            await self._write_status(None, final=False)
+        if self._status.interval > 0:
+            await self._status.quiesce()
+            await self._status.write(None, final=False)
         return None
 
     async def publish(self, sandbox: Sandbox, change: Change) -> Publication:
@@ -245,14 +242,14 @@ class GitHubHost:
     async def finish(self, outcome: RunOutcome) -> None:
         """The final status (or "waiting" for approval); never leaves "working" behind.
         Background writes are done first, so none lands after it."""
-        await self._quiesce_status()
+        await self._status.quiesce()
         await self.settle()
-        await self._write_status(None, usage=outcome.usage, outcome=outcome)
+        await self._status.write(None, usage=outcome.usage, outcome=outcome)
 
     async def waiting_on(self, what: str, retry_at: datetime) -> None:
         """A transient fault: the status says what is unavailable and when the run resumes."""
-        self._fault = status.Fault(what, retry_at)
-        await self._write_status(None, final=False)
+        self._status.fault = status.Fault(what, retry_at)
+        await self._status.write(None, final=False)
 
     async def settle(self) -> None:
         """Wait for the writes left in the background (live status, review request, plan)."""
@@ -305,7 +302,7 @@ class GitHubHost:
         posted = [
             (mark, comment)
             for comment in self._client.list_comments(self.repo, self.issue_number)
-            if self._is_ours(comment)
+            if is_bots(comment, self.bot_login)
             and (mark := status.plan_mark(comment.body)) is not None
             and mark.run_id == self.run_id
         ]
@@ -334,143 +331,6 @@ class GitHubHost:
         self._client.create_comment(self.repo, self.issue_number, body, marker=marker)
         wrote(f"plan (revision {revision}) posted", self.issue_number)
 
-    # --- the status comment ---------------------------------------------------------------
-
-    async def _live_status(self, change: Callable[[status.Board], None] | None) -> None:
-        """A live update: applied with the next write, at most one per status interval,
-        in the background (with no interval: written now, awaited)."""
-        if self._status_interval <= 0:
-            await self._write_status(change, final=False)
-            return
-        if change is not None:
-            with self._pending_lock:
-                self._pending.append(change)
-        if self._status_task is None or self._status_task.done():
-            self._status_task = self._in_background(self._status_writer())
-
-    async def _status_writer(self) -> None:
-        """Writes the live status, then again at most every interval while updates came in."""
-        loop = asyncio.get_running_loop()
-        while True:
-            written = loop.time()
-            await self._write_status(None, final=False)
-            wait = max(self._status_interval - (loop.time() - written), 0)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._hurry.wait(), wait)
-            with self._pending_lock:
-                more = bool(self._pending)
-            if not more or self._closed or self._hurry.is_set():
-                return  # the write that hurried it carries what is left
-
-    async def _quiesce_status(self) -> None:
-        """Stop the live status writer (after its write in progress) before writing now."""
-        task = self._status_task
-        if task is not None and not task.done():
-            self._hurry.set()
-            await asyncio.gather(task, return_exceptions=True)
-        self._hurry.clear()
-
-    async def _write_status(
-        self,
-        change: Callable[[status.Board], None] | None,
-        *,
-        usage: Usage | None = None,
-        outcome: RunOutcome | None = None,
-        final: bool | None = None,
-        quiet: bool = False,
-    ) -> None:
-        """Apply `change` to the checklist and write the comment. Never raises."""
-        is_final = (
-            final if final is not None else outcome is not None and outcome.status != "waiting"
-        )
-        if usage is not None:
-            self._usage = usage
-        created = None
-        try:
-            if not quiet:
-                await self._client.pace(urgent=is_final)
-            created = await asyncio.to_thread(
-                self._write_status_now, change, outcome, is_final, quiet
-            )
-        except GitHubError as exc:
-            log.warning("status.update_failed", run=self.run_id, error=self._scrub(str(exc)))
-        except Exception as exc:  # a status comment must never take the run down
-            log.error(
-                "status.update_crashed",
-                run=self.run_id,
-                error=self._scrub(f"{type(exc).__name__}: {exc}"),
-            )
-        if created is not None and self._record is not None:
-            await self._save(self._record.status_comment_posted, created, "status.save_failed")
-
-    def _write_status_now(
-        self,
-        change: Callable[[status.Board], None] | None,
-        outcome: RunOutcome | None,
-        final: bool,
-        quiet: bool,
-    ) -> int | None:
-        """In a worker thread. Returns the id of a newly created status comment."""
-        with self._status_lock:
-            if self._closed and not final:
-                return None  # a late live update must not overwrite the final status
-            with self._pending_lock:
-                if change is not None:
-                    self._pending.append(change)
-            self._locate_status()  # may raise: the changes wait for the next write
-            with self._pending_lock:
-                changes, self._pending = self._pending, []
-            for pending in changes:
-                pending(self._board)
-            if quiet:
-                return None
-            if final:
-                self._closed = True
-            body = status.render_status(
-                self.run_id, self._board, self._usage, self.app_slug, outcome, self._fault
-            )
-            self._fault = None  # shown once: the next write is the run at work again
-            body = self._scrub(body)[:MAX_COMMENT_CHARS]
-            if self._status_id is not None:
-                try:  # the GitHub layer retries this edit's server errors (a PATCH repeats safely)
-                    self._client.update_comment(self.repo, self._status_id, body)
-                    wrote("status comment edited", self.issue_number)
-                    return None
-                except NotFound:  # deleted by someone: post a new one
-                    self._status_id = None
-            marker = status.STATUS_MARKER.format(run_id=self.run_id)
-            try:
-                comment = self._client.create_comment(
-                    self.repo, self.issue_number, body, marker=marker
-                )
-            except GitHubError:
-                self._located = False  # it may exist after all: look before creating again
-                raise
-            self._status_id = comment.id
-            wrote("status comment posted", self.issue_number)
-            return comment.id
-
-    def _locate_status(self) -> None:
-        """Find this run's status comment (by id or marker) and take over its checklist."""
-        if self._located:
-            return
-        try:
-            comments = self._client.list_comments(self.repo, self.issue_number)
-        except GitHubError as exc:
-            if self._status_id is None:
-                raise  # creating one blindly could post a duplicate; try again next time
-            log.warning("status.lookup_failed", run=self.run_id, error=self._scrub(str(exc)))
-            self._located = True
-            return
-        mine = [c for c in comments if self._is_ours(c)]
-        found = next((c for c in mine if c.id == self._status_id), None) or next(
-            (c for c in mine if status.status_run_id(c.body) == self.run_id), None
-        )
-        self._status_id = found.id if found else None
-        if found is not None and (board := status.Board.load(found.body)) is not None:
-            self._board = board
-        self._located = True
-
     # --- helpers ----------------------------------------------------------------------------
 
     async def _save(self, save: Callable[[int], Awaitable[None]], number: int, event: str) -> None:
@@ -479,9 +339,6 @@ class GitHubHost:
             await save(number)
         except Exception as exc:
             log.error(event, run=self.run_id, error=self._scrub(f"{type(exc).__name__}: {exc}"))
-
-    def _is_ours(self, comment: CommentInfo) -> bool:
-        return comment.author_is_bot and comment.author.lower() == self.bot_login.lower()
 
     async def _credentials(self) -> GitCredentials:
         token = await asyncio.to_thread(lambda: self._client.token)
@@ -499,7 +356,7 @@ class GitHubHost:
     async def _best_effort(self, work: Awaitable[None]) -> None:
         """A write the run need not wait for: in the background (awaited when live status is
         not coalesced, status_interval 0, so everything happens in order)."""
-        if self._status_interval <= 0:
+        if self._status.interval <= 0:
             await work
         else:
             self._in_background(work)
@@ -509,11 +366,6 @@ class GitHubHost:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
         return task
-
-
-def wrote(action: str, number: int, url: str | None = None) -> None:
-    """A write on GitHub, into the run's transcript (app.transcript)."""
-    current().emit("github", action=action, number=number, url=url)
 
 
 def _mark_waiting(board: status.Board) -> None:

@@ -24,8 +24,9 @@ from app.agent.workspace import RunFailed
 from app.github.errors import GitHubError
 from app.github.types import PullInfo, ReviewCommentInfo
 from app.hosts import status
-from app.hosts.github import MAX_COMMENT_CHARS, GitHubHost, wrote
+from app.hosts.github import GitHubHost
 from app.hosts.identity import noreply_identity
+from app.hosts.status_comment import MAX_COMMENT_CHARS, is_bots, wrote
 from app.runs.models import StoredCommand
 from app.sandbox.base import Sandbox
 from app.text.github import defuse_mentions
@@ -173,7 +174,7 @@ class GitHubPullHost(GitHubHost):
 
     def _comment_once(self, body: str, marker: str) -> None:
         comments = self._client.list_comments(self.repo, self.issue_number)
-        if any(self._is_ours(c) and marker in c.body for c in comments):
+        if any(is_bots(c, self.bot_login) and marker in c.body for c in comments):
             return
         self._client.create_comment(self.repo, self.issue_number, body, marker=marker)
         wrote("answer posted", self.issue_number)
