@@ -47,6 +47,7 @@ class Retention:
         pruned = await self.store.prune_deliveries(
             received_before=min(cutoff, utcnow() - DELIVERY_IDS_KEPT)
         )
+        pruned += await self.store.prune_ci(before=cutoff)
         while threads := await self.store.threads_to_prune(ended_before=cutoff):
             done = [await self._prune_thread(thread) for thread in threads]
             pruned += sum(done)

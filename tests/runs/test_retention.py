@@ -19,7 +19,7 @@ from typing_extensions import TypedDict
 from app.agent.checkpoint import open_checkpointer
 from app.agent.history import read_thread
 from app.config import Settings
-from app.runs.models import Run, RunStatus, deliveries, runs, thread_key
+from app.runs.models import Run, RunStatus, ci_commits, ci_pulls, deliveries, runs, thread_key
 from app.runs.retention import Retention
 from app.runs.store import Store
 from app.runs.store.retention import UsageTotals
@@ -237,3 +237,31 @@ async def test_a_thread_a_new_run_took_meanwhile_keeps_its_checkpoints(tmp_path:
         assert await store.mark_pruned(old.thread, [old.id], UsageTotals(1, 1, 1.0)) is False
         assert await world.checkpoints(1) > 0
         assert await store.totals_of("model_tokens") == {}
+
+
+async def test_ci_autofix_rows_of_long_ago_go_but_a_persons_autofix_setting_stays(
+    tmp_path: Path,
+) -> None:
+    async with deployment("sqlite", tmp_path) as (_, store, saver):
+        for sha in ("old", "new"):
+            assert await store.claim_commit(REPO, sha, 7, 1)
+            await store.decide_commit(REPO, sha, "attempted", run_id="r1")
+        for number, autofix in ((7, None), (8, False), (9, None)):
+            await store.save_ci_pull(REPO, number, autofix=autofix, attempts=2)
+        async with store._engine.begin() as conn:
+            await conn.execute(
+                update(ci_commits).where(ci_commits.c.sha == "old").values(decided_at=LONG_AGO)
+            )
+            await conn.execute(
+                update(ci_pulls).where(ci_pulls.c.number < 9).values(updated_at=LONG_AGO)
+            )
+
+        await Retention(store, 30, saver)()
+
+        assert await store.ci_commit(REPO, "old") is None
+        assert await store.ci_commit(REPO, "new") is not None
+        assert await store.ci_pull(REPO, 7) is None  # untouched, no setting of a person's
+        kept = await store.ci_pull(REPO, 8)
+        assert kept is not None
+        assert kept.autofix is False
+        assert await store.ci_pull(REPO, 9) is not None  # recent

@@ -8,6 +8,7 @@ mid-way) is released, so the delivery's retry decides again.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select, update
@@ -137,6 +138,17 @@ class CiStore(StoreBase):
                 )
                 .values(decision=DROPPED, decided_at=utcnow())
             )
+
+    async def prune_ci(self, *, before: datetime) -> int:
+        """Retention: commits decided before the date, and pull requests untouched since then
+        that keep no `autofix on|off` of a person's (a later failure starts a fresh count).
+        How many rows went."""
+        async with self._engine.begin() as conn:
+            commits = await conn.execute(delete(ci_commits).where(ci_commits.c.decided_at < before))
+            pulls = await conn.execute(
+                delete(ci_pulls).where(ci_pulls.c.updated_at < before, ci_pulls.c.autofix.is_(None))
+            )
+        return int(commits.rowcount or 0) + int(pulls.rowcount or 0)
 
     async def ci_commit(self, repo: str, sha: str) -> CiCommit | None:
         query = select(ci_commits).where(ci_commits.c.repo == repo, ci_commits.c.sha == sha)
