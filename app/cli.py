@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from app.config import ConfigError, Settings, load_settings
 
 if TYPE_CHECKING:
-    from app.sandbox.base import SandboxProvider
+    from app.sandbox.types import SandboxProvider
 
 NEEDS_QUEUE = (
     "needs the procrastinate queue: a PostgreSQL DATABASE_URL (and OPEN_SWE_QUEUE unset or "

@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import sys
 from dataclasses import dataclass
+from types import ModuleType
 
-import anthropic
-import openai
 import psycopg
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from app.github.errors import GitHubError, RateLimited
-from app.sandbox.base import SandboxError, SandboxGone
+from app.sandbox.types import SandboxError, SandboxGone
 
 MODEL = "the model API"
 GITHUB = "GitHub"
@@ -32,6 +32,9 @@ _MODEL_STATUSES = frozenset({408, 409, 429})
 # sqlite3's OperationalError also says "no such table": only these mean "not now".
 _SQLITE_TRANSIENT = ("locked", "busy", "unable to open", "disk i/o", "readonly", "full")
 _CHAIN_DEPTH = 5
+# The model SDKs whose errors are classified. Looked up, not imported: an error of an SDK that
+# was never imported cannot exist, and a web-only node never imports them.
+_MODEL_SDKS = ("anthropic", "openai")
 # git's own words for a server or network that is not there now (a clone or push over HTTPS).
 _GIT_UNAVAILABLE = re.compile(
     r"returned error: 5\d\d|could not resolve host|failed to connect|connection timed out"
@@ -82,15 +85,9 @@ def _classify(exc: BaseException) -> Transient | None:
         if exc.status is None or exc.status >= 500:
             return Transient(GITHUB, str(exc))
         return None
-    if isinstance(exc, anthropic.APITimeoutError | openai.APITimeoutError):
-        return Transient(MODEL, "timed out")
-    if isinstance(exc, anthropic.APIConnectionError | openai.APIConnectionError):
-        return Transient(MODEL, "could not connect")
-    if isinstance(exc, anthropic.APIStatusError | openai.APIStatusError):
-        if exc.status_code in _MODEL_STATUSES or exc.status_code >= 500:
-            wait = _seconds(exc.response.headers.get("retry-after"))
-            return Transient(MODEL, f"HTTP {exc.status_code}", wait)
-        return None
+    for sdk in _loaded_sdks():
+        if isinstance(exc, sdk.APIError):
+            return _model_fault(exc, sdk)
     if isinstance(exc, OperationalError | InterfaceError) or (
         isinstance(exc, DBAPIError) and exc.connection_invalidated
     ):
@@ -108,6 +105,24 @@ def _classify(exc: BaseException) -> Transient | None:
         return None
     if isinstance(exc, ConnectionError | TimeoutError):
         return Transient(NETWORK, f"{type(exc).__name__}: {exc}")
+    return None
+
+
+def _loaded_sdks() -> list[ModuleType]:
+    return [sdk for name in _MODEL_SDKS if (sdk := sys.modules.get(name)) is not None]
+
+
+def _model_fault(exc: BaseException, sdk: ModuleType) -> Transient | None:
+    """An error of a model SDK (anthropic and openai name theirs alike)."""
+    if isinstance(exc, sdk.APITimeoutError):  # a subclass of APIConnectionError: first
+        return Transient(MODEL, "timed out")
+    if isinstance(exc, sdk.APIConnectionError):
+        return Transient(MODEL, "could not connect")
+    if isinstance(exc, sdk.APIStatusError):
+        status: int = exc.status_code
+        if status in _MODEL_STATUSES or status >= 500:
+            wait = _seconds(exc.response.headers.get("retry-after"))
+            return Transient(MODEL, f"HTTP {status}", wait)
     return None
 
 

@@ -29,8 +29,8 @@ from app.hosts.terminal import (
     split_task,
 )
 from app.runs.drive import run_to_end
-from app.sandbox.base import SandboxProvider
 from app.sandbox.factory import UNCONFINED_WARNING, unconfined_reason
+from app.sandbox.types import SandboxProvider
 from app.text.sanitize import sanitize
 from app.wiring import wire
 

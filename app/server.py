@@ -17,7 +17,7 @@ from app.github.app import GitHubApp
 from app.runs.dispatch import Dispatcher, JobFunction, resubmit_unfinished
 from app.runs.queue import ProcrastinateDispatcher, worker_options
 from app.runs.store import Store
-from app.sandbox.base import SandboxProvider
+from app.sandbox.types import SandboxProvider
 from app.setup_routes import SetupStateStore, setup_routes
 from app.web.layer import WebLayer
 from app.webhooks import messages

@@ -6,7 +6,8 @@ entry points share: the store (migrated to the current schema), the GitHub App, 
 provider, the checkpointer (one connection pool for every run of the process) and the queue
 with the run job and the deployment's sweeps (app.runs.periodic). On exit it closes what it
 opened, last opened first: the queue (its sweeps stop, running jobs are suspended), then the
-checkpointer, then the store. Anything injected (tests, the CLI's
+checkpointer, then the store. A web-only node (`serve --no-worker`) builds neither the
+checkpointer nor the run job, so it imports no agent code. Anything injected (tests, the CLI's
 early checks) is used as given; an injected store is left open for its owner to close.
 """
 
@@ -16,8 +17,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
 from functools import partial
-
-from langgraph.checkpoint.base import BaseCheckpointSaver
+from typing import TYPE_CHECKING
 
 from app.agent.checkpoint import open_checkpointer
 from app.config import Settings
@@ -25,19 +25,21 @@ from app.github.app import GitHubApp
 from app.runs.dispatch import Dispatcher, InProcessDispatcher, JobFunction
 from app.runs.exclusive import sole_queue
 from app.runs.janitor import SandboxJanitor
-from app.runs.jobs import make_run_job
 from app.runs.outbox import queue_uncarried
 from app.runs.periodic import Sweep, expressible
 from app.runs.queue import ProcrastinateDispatcher, WorkerOptions
 from app.runs.reaper import Reaper
 from app.runs.retention import Retention
 from app.runs.store import Store
-from app.sandbox.base import SandboxProvider
 from app.sandbox.factory import make_provider
+from app.sandbox.types import SandboxProvider
 from app.webhooks.ci_sweep import CiSweep
 from app.webhooks.context import AppSlug, HandlerContext
 from app.webhooks.handlers import DeliveryProcessor
 from app.webhooks.redelivery import RedeliverySweep
+
+if TYPE_CHECKING:
+    from langgraph.checkpoint.base import BaseCheckpointSaver
 
 HOURLY = 3600.0  # seconds between two retention sweeps, and two janitor sweeps
 
@@ -48,6 +50,11 @@ def build_github_app(settings: Settings) -> GitHubApp:
     assert settings.github_app_id is not None, "app_configured checked"
     assert pem is not None, "app_configured checked"
     return GitHubApp(settings.github_app_id, pem.get_secret_value(), settings.github_api_url)
+
+
+async def runs_elsewhere(run_id: str) -> None:
+    """The run job of a web-only node: it only enqueues; `open-swe worker` runs the jobs."""
+    raise RuntimeError(f"run {run_id}: this node runs no jobs (serve --no-worker)")
 
 
 class Wiring:
@@ -104,6 +111,10 @@ class Wiring:
         """The agent's run job, on this process's store, App, sandboxes and checkpointer. Its
         transcript writer stores what waits when the process stops (after the queue, before
         the store)."""
+        # The agent (LangGraph, LangChain, the model SDKs) is imported here, by the processes
+        # that run jobs: a web-only node (`serve --no-worker`) never calls this.
+        from app.runs.jobs import make_run_job
+
         job = make_run_job(
             self.settings,
             await self.store(),
@@ -119,8 +130,10 @@ class Wiring:
     ) -> Dispatcher:
         """The queue settings choose: in-process, or procrastinate on PostgreSQL, worked by
         this process when `worker` options are given, with the deployment's sweeps
-        registered. `run_job` defaults to the agent's."""
-        job = run_job or await self.run_job()
+        registered. `run_job` defaults to the agent's, except on a web-only node (procrastinate
+        without `worker`), which runs no job and so never imports the agent."""
+        web_only = self.settings.queue_backend != "inprocess" and worker is None
+        job = run_job or (runs_elsewhere if web_only else await self.run_job())
         queue: Dispatcher
         if self.settings.queue_backend == "inprocess":
             # Alone on its database, or not at all (app.runs.exclusive).

@@ -14,7 +14,7 @@ from app.config import Settings
 from app.github.app import GitHubApp
 from app.runs.dispatch import JobFunction
 from app.runs.queue import ProcrastinateDispatcher, WorkerOptions, worker_options
-from app.sandbox.base import SandboxProvider
+from app.sandbox.types import SandboxProvider
 from app.webhooks.context import AppSlug
 from app.wiring import wire
 

@@ -171,7 +171,7 @@ def _print_limits(quick: bool, work: Path, *, first: int) -> int:
                 "< 3 s",
             ),
             ingress.Row(
-                "web app imports (app.server), s",
+                "web node imports (open-swe serve), s",
                 f"{float(str(bare['seconds'])):.2f}",
                 f"{float(str(web['seconds'])):.2f}",
                 f"{float(str(web['seconds'])) / float(str(bare['seconds'])):.1f}x",

@@ -1,8 +1,10 @@
 """Web node start-up (issue 12): what importing the web app costs, beside a bare Starlette.
 
 Each measured in a fresh interpreter: the wall time of the imports `open-swe serve` needs to
-build its app (`app.server`), the RSS after them, and whether agent code (LangChain,
-LangGraph) was pulled in. The baseline imports only Starlette and uvicorn. Bytecode caches
+build its app (`app.server`, the CLI, the sandbox provider, uvicorn), the RSS after them, and
+which agent code (LangChain, LangGraph, deepagents, the model SDKs) was pulled in: none, since
+a web-only node (`serve --no-worker`) runs no agent; a node with a worker imports it when the
+worker's run job is built. The baseline imports only Starlette and uvicorn. Bytecode caches
 are written by an untimed warm-up first, as an installed server has them.
 """
 
@@ -16,21 +18,26 @@ import sys
 
 from benchmarks.processes import REPO_ROOT
 
-_PROBE = """
+AGENT = ("langchain", "langgraph", "deepagents", "anthropic", "openai")
+_PROBE = (
+    f"AGENT = {AGENT!r}\n"
+    + """
 import json, sys, time
 started = time.perf_counter()
 for name in sys.argv[1:]:
     __import__(name)
 elapsed = time.perf_counter() - started
-agent = sorted({m.split(".")[0] for m in sys.modules} & {"langchain", "langgraph", "langchain_core"})
+agent = sorted({m.split(".")[0] for m in sys.modules if m.split(".")[0].startswith(AGENT)})
 # VmRSS now (ru_maxrss would carry the parent's peak across exec on Linux).
 status = open("/proc/self/status").read().split("VmRSS:")[1].split()[0]
 rss = int(status) / 1024
 print(json.dumps({"seconds": elapsed, "rss_mb": rss, "agent": agent}))
 """
+)
 
 BARE = ("starlette.applications", "uvicorn")
-WEB = ("app.server",)
+# What `open-swe serve` imports to build its app (app.cli._serve).
+WEB = ("app.cli", "app.server", "app.sandbox.factory", "app.sandbox.local", "app.logs", "uvicorn")
 
 
 def _probe(modules: tuple[str, ...]) -> dict[str, object]:

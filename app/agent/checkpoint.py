@@ -11,11 +11,14 @@ import itertools
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
-
-from langgraph.checkpoint.base import BaseCheckpointSaver
+from typing import TYPE_CHECKING, Any
 
 from app.config import Settings
+
+if TYPE_CHECKING:
+    # langgraph is imported when a checkpointer is opened, not with this module (a web-only
+    # node imports it only if the dashboard reads run records).
+    from langgraph.checkpoint.base import BaseCheckpointSaver
 
 CHECKPOINT_FILE = "checkpoints.sqlite"
 SETUP_LOCK = 0x6F70656E73776531  # PostgreSQL advisory lock key: setting up checkpoint tables

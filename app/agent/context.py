@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from app.agent.budget import UsageLedger
 from app.agent.followups import FollowUps
 from app.agent.host import RunHost
+from app.agent.usage import UsageLedger
 from app.config import Settings
 from app.sandbox.base import Sandbox, SandboxProvider
 from app.text.redact import Redactor

@@ -21,12 +21,15 @@ import bisect
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from langgraph.checkpoint.base import BaseCheckpointSaver
-
-from app.agent.budget import Usage
 from app.agent.state import RunInput
+from app.agent.usage import Usage
+
+if TYPE_CHECKING:
+    # Only named: the saver is opened elsewhere (app.agent.checkpoint), so this module imports
+    # no langgraph.
+    from langgraph.checkpoint.base import BaseCheckpointSaver
 
 MAX_CHECKPOINTS = 2_000  # per thread: a long history is cut, not read forever
 INPUT_KEYS = frozenset(RunInput.__annotations__)

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
-from app.agent.budget import Usage
 from app.agent.state import PlanDecision, PlanDict, StepName, WorkflowOutcome
-from app.sandbox.base import GitCredentials, GitIdentity, Sandbox
+from app.agent.usage import Usage
+from app.sandbox.types import GitCredentials, GitIdentity
+
+if TYPE_CHECKING:  # the port only names it: no deepagents for code that only reports
+    from app.sandbox.base import Sandbox
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import yaml
 
-from app.sandbox.base import NETWORK_POLICIES, NetworkPolicy
+from app.sandbox.types import NETWORK_POLICIES, NetworkPolicy
 
 CONFIG_FILE = ".open-swe.yml"
 INSTRUCTION_FILES = ("AGENTS.md", "CLAUDE.md")

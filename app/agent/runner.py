@@ -31,14 +31,12 @@ from app.agent.state import PlanDecision, RunInput, RunState
 from app.agent.workspace import RunFailed
 from app.config import ConfigError, Settings
 from app.faults import Faulted, transient
-from app.sandbox.base import SandboxError
+from app.sandbox.types import SandboxError
+from app.suspend import SUSPEND as SUSPEND  # re-exported: callers name it here too
+from app.suspend import is_suspension as is_suspension
 
 log = structlog.get_logger(__name__)
 MAX_REASON_CHARS = 600
-# Cancelling a run's task with this message suspends the run instead of stopping it (the
-# server is shutting down): no final status, the sandbox and the checkpoint are kept, and the
-# run goes on from its last step when the server is back.
-SUSPEND = "open-swe:suspend"
 STOPPED = "the run was stopped"
 
 
@@ -83,11 +81,6 @@ async def execute_run(
             raise Faulted(fault) from exc
         reason = describe_failure(exc, context.settings)
         return await unfinished_outcome(graph, context, thread_id, "failed", reason, start)
-
-
-def is_suspension(exc: asyncio.CancelledError) -> bool:
-    """Was the run cancelled to be suspended (shutdown), not stopped?"""
-    return bool(exc.args) and exc.args[0] == SUSPEND
 
 
 def _is_decision(start: object) -> bool:

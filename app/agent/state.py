@@ -12,7 +12,7 @@ from typing import Literal, NotRequired, Required
 # typing_extensions' TypedDict: pydantic (LangGraph's schemas) needs it before Python 3.12.
 from typing_extensions import TypedDict
 
-from app.agent.budget import UsageDict
+from app.agent.usage import UsageDict
 
 RunKind = Literal["issue", "pull"]
 StepName = Literal["prepare", "plan", "approval", "implement", "verify", "publish", "report"]
@@ -43,6 +43,18 @@ class RunInput(TypedDict):
 
 def is_follow_up(state: RunInput) -> bool:
     return state.get("kind") == "pull"
+
+
+def sandbox_labels(state: RunInput) -> dict[str, str]:
+    """How a run's sandbox is found again (after a restart, or to clean it up).
+
+    A follow-up's sandbox belongs to its pull request's thread, not to the run: the next
+    follow-up on the pull request reuses it while it lives.
+    """
+    labels = {"open-swe.repo": state["repo"], "open-swe.thread": state["thread_id"]}
+    if not is_follow_up(state):
+        labels["open-swe.run"] = state["run_id"]
+    return labels
 
 
 class PlanDict(TypedDict):

@@ -23,7 +23,6 @@ from typing import Protocol, TypeVar
 
 import structlog
 
-from app.agent.budget import Usage
 from app.agent.host import (
     ApprovalRequest,
     Change,
@@ -34,6 +33,7 @@ from app.agent.host import (
     TaskText,
 )
 from app.agent.state import PlanDecision, PlanDict, StepName
+from app.agent.usage import Usage
 from app.agent.workspace import RunFailed
 from app.faults import transient
 from app.github.client import InstallationClient

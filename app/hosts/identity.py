@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from app.sandbox.base import GitIdentity
+from app.sandbox.types import GitIdentity
 
 GITHUB_NOREPLY = "users.noreply.github.com"
 

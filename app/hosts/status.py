@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from app.agent.budget import Usage
 from app.agent.host import RunOutcome
 from app.agent.state import STEP_ORDER, PlanDict, StepName
+from app.agent.usage import Usage
 from app.commands import COMMAND_PREFIX, Verb
 from app.text import github as github_text
 from app.text.github import clip

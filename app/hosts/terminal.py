@@ -21,7 +21,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from app.agent.budget import Usage
 from app.agent.host import (
     ApprovalRequest,
     Change,
@@ -32,6 +31,7 @@ from app.agent.host import (
 )
 from app.agent.prompts import describe_tests
 from app.agent.state import PlanDecision, PlanDict, StepName
+from app.agent.usage import Usage
 from app.agent.workspace import RunFailed
 from app.config import Settings
 from app.sandbox.base import GitIdentity, Sandbox, SandboxError

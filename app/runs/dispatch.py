@@ -14,10 +14,10 @@ from typing import Any, ClassVar, Protocol
 
 import structlog
 
-from app.agent.runner import SUSPEND
 from app.runs.periodic import Sweep, SweepLoops
 from app.runs.retry import DELIVERY_RETRY, RetryPolicy, TryAgain
 from app.runs.store import Store
+from app.suspend import SUSPEND
 
 log = structlog.get_logger(__name__)
 

@@ -30,9 +30,9 @@ import structlog
 
 from app.runs.store import Store
 from app.runs.store.base import utcnow
-from app.sandbox.base import SandboxError, SandboxProvider
 from app.sandbox.local import LocalProvider
 from app.sandbox.local_state import STATE_FILE, remove_tree
+from app.sandbox.types import SandboxError, SandboxProvider
 
 log = structlog.get_logger(__name__)
 

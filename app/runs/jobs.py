@@ -45,7 +45,6 @@ from typing import Literal
 import structlog
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
-from app.agent.budget import Usage
 from app.agent.context import RunContext
 from app.agent.graph import build_graph
 from app.agent.host import RunHost, RunOutcome
@@ -60,6 +59,7 @@ from app.agent.runner import (
     unfinished_outcome,
 )
 from app.agent.state import RunInput
+from app.agent.usage import Usage
 from app.agent.workspace import RunFailed
 from app.config import ConfigError, Settings
 from app.faults import Faulted, Transient, transient
@@ -70,13 +70,14 @@ from app.hosts.pull import GitHubPullHost
 from app.runs.drive import Payload, end_stopped
 from app.runs.faults import FaultPolicy
 from app.runs.inbox import RunInbox, lineage
+from app.runs.inputs import run_input as run_input  # re-exported: callers name it here
 from app.runs.ledger import RunLedger
 from app.runs.lifecycle import Lifecycle, end_run, release_sandbox
 from app.runs.models import Run
 from app.runs.retry import TryAgain, as_transient
 from app.runs.store import Store
 from app.runs.transcript import EventWriter
-from app.sandbox.base import SandboxProvider
+from app.sandbox.types import SandboxProvider
 from app.text.redact import Redactor
 from app.transcript import NO_TRANSCRIPT, Emitter, recording
 
@@ -88,25 +89,6 @@ CHECKPOINT_LOST = (
 )
 STOPPED = "the run was stopped"
 CRASHED = "the run ended unexpectedly: {detail}"
-
-
-def branch_for(number: int) -> str:
-    return f"open-swe/issue-{number}"
-
-
-def run_input(run: Run, branch: str | None = None) -> RunInput:
-    """The workflow's input; a follow-up (kind "pull") works on its pull request's `branch`."""
-    start = RunInput(
-        thread_id=run.thread,
-        run_id=run.id,
-        repo=run.repo,
-        issue_number=run.number,
-        branch=branch or branch_for(run.number),
-        auto_approve=run.auto_approve,
-    )
-    if run.kind == "pull":
-        start["kind"] = "pull"
-    return start
 
 
 class _StoppedWhileParked(Exception):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from app.agent.budget import Call, Usage
+from app.agent.usage import Call, Usage
 from app.runs.store.usage import UsageStore
 
 

@@ -47,8 +47,7 @@ from typing import Any
 import structlog
 
 from app.agent.host import RunHost, RunOutcome
-from app.agent.nodes.common import sandbox_labels
-from app.agent.state import PlanDecision, RunInput, is_follow_up
+from app.agent.state import PlanDecision, RunInput, is_follow_up, sandbox_labels
 from app.faults import Transient
 from app.runs.dispatch import Dispatcher, ResumeRun, StartRun
 from app.runs.faults import FaultPolicy
@@ -65,7 +64,7 @@ from app.runs.models import (
 from app.runs.store import Store
 from app.runs.store.base import utcnow
 from app.runs.transcript import EventWriter
-from app.sandbox.base import SandboxError, SandboxProvider
+from app.sandbox.types import SandboxError, SandboxProvider
 from app.text.sanitize import sanitize
 from app.transcript import EventKind, RunEvent, Transcript
 

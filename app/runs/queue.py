@@ -34,7 +34,6 @@ from procrastinate.jobs import Status
 from procrastinate.schema import SchemaManager
 from sqlalchemy.engine import make_url
 
-from app.agent.runner import SUSPEND
 from app.config import Settings
 from app.runs.dispatch import (
     DispatcherClosed,
@@ -49,6 +48,7 @@ from app.runs.dispatch import (
 from app.runs.periodic import Sweep, cron, sweep_once
 from app.runs.retry import DELIVERY_RETRY, ProcrastinateRetry, RetryPolicy, TryAgain
 from app.runs.store import Store
+from app.suspend import SUSPEND
 
 log = structlog.get_logger(__name__)
 

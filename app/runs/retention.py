@@ -17,14 +17,17 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import structlog
-from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from app.agent.history import RunKey, read_thread, split_runs
 from app.runs.store import Store
 from app.runs.store.base import utcnow
 from app.runs.store.retention import UsageTotals
+
+if TYPE_CHECKING:  # only named: the caller opens the checkpointer
+    from langgraph.checkpoint.base import BaseCheckpointSaver
 
 log = structlog.get_logger(__name__)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import structlog
 
 from app.config import ConfigError, Settings
-from app.sandbox.base import SandboxError, SandboxProvider
+from app.sandbox.types import SandboxError, SandboxProvider
 
 LOCAL_WARNING = (
     "local sandbox: code from the repositories open-swe works on runs on this machine; "

@@ -12,7 +12,7 @@ import shlex
 from collections.abc import Sequence
 from urllib.parse import urlsplit, urlunsplit
 
-from app.sandbox.base import GitCredentials, GitIdentity, SandboxError
+from app.sandbox.types import GitCredentials, GitIdentity, SandboxError
 from app.text.redact import redact
 
 USERNAME_VAR = "OPEN_SWE_GIT_USERNAME"

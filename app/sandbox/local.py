@@ -34,19 +34,17 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from app.sandbox.base import (
-    DEFAULT_OUTPUT_LIMIT,
-    NetworkPolicy,
-    Sandbox,
-    SandboxError,
-    SandboxProvider,
-)
 from app.sandbox.local_exec import confinement_for
-from app.sandbox.local_sandbox import LocalSandbox
 from app.sandbox.local_state import RunningCommands, SandboxState, read_state, write_state
 from app.sandbox.local_user import SandboxUser, own
+from app.sandbox.types import DEFAULT_OUTPUT_LIMIT, NetworkPolicy, SandboxError, SandboxProvider
 from app.sandbox.usernet import TOOLS
+
+if TYPE_CHECKING:
+    from app.sandbox.base import Sandbox
+    from app.sandbox.local_sandbox import LocalSandbox
 
 __all__ = ["LocalProvider", "LocalSandbox"]
 
@@ -147,6 +145,10 @@ class LocalProvider(SandboxProvider):
         return sandbox
 
     def _open(self, directory: Path, state: SandboxState) -> LocalSandbox:
+        # A sandbox is a deepagents backend: imported when the first one is opened, so that a
+        # process which only holds the provider (a web-only node) does not import deepagents.
+        from app.sandbox.local_sandbox import LocalSandbox
+
         return LocalSandbox(
             directory,
             state,
@@ -164,3 +166,12 @@ def _labels(labels: Mapping[str, str]) -> dict[str, str]:
     if not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
         raise SandboxError("sandbox labels must map strings to strings")
     return dict(labels)
+
+
+def __getattr__(name: str) -> Any:
+    """`LocalSandbox` is re-exported here, imported on first use (see `_open`)."""
+    if name == "LocalSandbox":
+        from app.sandbox.local_sandbox import LocalSandbox
+
+        return LocalSandbox
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,11 +11,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.sandbox.base import NetworkPolicy, RawResult, SandboxError
 from app.sandbox.bwrap import Bubblewrap, Online, select_confinement
 from app.sandbox.local_user import SandboxUser, check_reachable, describe, own
 from app.sandbox.output import clean_output
 from app.sandbox.process import run_process
+from app.sandbox.types import NetworkPolicy, RawResult, SandboxError
 from app.sandbox.usernet import RESOLV_CONF, TOOLS, NetworkedCommand, UserNet, find_usernet
 
 OnStart = Callable[[subprocess.Popen[bytes]], None]

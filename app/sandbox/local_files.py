@@ -17,7 +17,7 @@ from pathlib import Path
 
 from deepagents.backends.protocol import FileDownloadResponse, FileUploadResponse
 
-from app.sandbox.base import OUTSIDE_WORK_DIR, PathOutsideSandbox
+from app.sandbox.types import OUTSIDE_WORK_DIR, PathOutsideSandbox
 
 
 def confine(work: Path, path: str) -> Path:

@@ -6,9 +6,9 @@ import os
 import subprocess
 from pathlib import Path
 
-from app.sandbox.base import SandboxError
 from app.sandbox.bwrap import SYSTEM_PATH
 from app.sandbox.git import GIT_ENV, last_line
+from app.sandbox.types import SandboxError
 
 _MAX_ALTERNATES_DEPTH = 5  # git's own limit
 

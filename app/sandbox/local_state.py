@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from app.sandbox.base import NETWORK_POLICIES, NetworkPolicy, SandboxGone
 from app.sandbox.process import kill_group
+from app.sandbox.types import NETWORK_POLICIES, NetworkPolicy, SandboxGone
 
 STATE_FILE = "sandbox.json"
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.sandbox.base import SandboxError
+from app.sandbox.types import SandboxError
 
 _REACH_TIMEOUT = 10.0
 

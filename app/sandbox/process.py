@@ -18,9 +18,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from app.sandbox.base import RawResult
 from app.sandbox.local_user import SandboxUser
 from app.sandbox.output import HeadTailBuffer
+from app.sandbox.types import RawResult
 
 STREAM_KEEP_BYTES = 1 << 20  # kept at each end of a command's output (>= TOOL_OUTPUT_LIMIT / 2)
 TIMEOUT_EXIT_CODE = 124  # what coreutils' timeout(1) reports

@@ -35,8 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.sandbox.base import SandboxError
 from app.sandbox.local_user import SandboxUser
+from app.sandbox.types import SandboxError
 
 TOOLS = ("slirp4netns", "pasta")  # preferred first
 DEVICE = "tap0"

@@ -12,8 +12,8 @@ from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
-from langgraph.checkpoint.base import BaseCheckpointSaver
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.agent.checkpoint import open_checkpointer
@@ -21,6 +21,10 @@ from app.agent.history import RunKey, RunRecord, read_thread, split_runs
 from app.config import Settings
 from app.runs.models import Run
 from app.runs.views import thread_runs
+
+if TYPE_CHECKING:
+    # Only named: langgraph is imported when the first record is read (app.agent.checkpoint).
+    from langgraph.checkpoint.base import BaseCheckpointSaver
 
 SETTLED_AFTER = timedelta(seconds=60)
 MAX_KEPT = 20_000

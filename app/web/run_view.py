@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from app.agent.budget import Usage
 from app.agent.history import RunRecord
 from app.agent.state import STEP_ORDER, StepName
+from app.agent.usage import Usage
 from app.hosts.status import STEP_LABELS
 from app.runs.models import Run
 from app.runs.views import RunRow

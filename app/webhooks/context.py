@@ -24,7 +24,7 @@ from app.runs.dispatch import Dispatcher
 from app.runs.lifecycle import Lifecycle
 from app.runs.models import Run
 from app.runs.store import Store
-from app.sandbox.base import SandboxProvider
+from app.sandbox.types import SandboxProvider
 from app.webhooks.event import Event
 
 T = TypeVar("T")

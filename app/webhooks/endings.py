@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import structlog
 
-from app.agent.nodes.common import sandbox_labels
-from app.runs.jobs import run_input
+from app.agent.state import sandbox_labels
+from app.runs.inputs import run_input
 from app.runs.lifecycle import release_sandbox
 from app.runs.models import Run
 from app.webhooks import messages

@@ -13,7 +13,6 @@ from typing import Literal
 from langgraph.types import Command
 
 from app.agent import agents, prompts, workspace
-from app.agent.budget import Usage
 from app.agent.models import chat_model
 from app.agent.nodes.common import (
     Rt,
@@ -26,6 +25,7 @@ from app.agent.nodes.common import (
 )
 from app.agent.state import CheckResult, ImplementUpdate, RunState, VerifyUpdate, is_follow_up
 from app.agent.tools import clip
+from app.agent.usage import Usage
 
 FAILURE_OUTPUT_CHARS = 8_000  # of the failing test output shown to the agent and reports
 

@@ -10,24 +10,13 @@ from app.agent import workspace
 from app.agent.budget import Budget, Usage
 from app.agent.context import RunContext
 from app.agent.models import Step, model_label
-from app.agent.state import Prepared, Redo, RunInput, RunState, StepName, is_follow_up
+from app.agent.state import Prepared, Redo, RunState, StepName, is_follow_up
+from app.agent.state import sandbox_labels as sandbox_labels  # re-exported for the nodes
 from app.sandbox.base import Sandbox, SandboxGone
 from app.transcript import commands_quiet
 
 Rt = Runtime[RunContext]
 MAX_REBUILDS = 2
-
-
-def sandbox_labels(state: RunInput) -> dict[str, str]:
-    """How a run's sandbox is found again (after a restart, or to clean it up).
-
-    A follow-up's sandbox belongs to its pull request's thread, not to the run: the next
-    follow-up on the pull request reuses it while it lives.
-    """
-    labels = {"open-swe.repo": state["repo"], "open-swe.thread": state["thread_id"]}
-    if not is_follow_up(state):
-        labels["open-swe.run"] = state["run_id"]
-    return labels
 
 
 def budget_for(state: RunState, runtime: Rt, step: Step) -> Budget:

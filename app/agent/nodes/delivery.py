@@ -15,7 +15,6 @@ import structlog
 from langgraph.types import Command
 
 from app.agent import agents, prompts, workspace
-from app.agent.budget import Usage
 from app.agent.context import RunContext
 from app.agent.host import Change, RunOutcome
 from app.agent.models import chat_model
@@ -38,6 +37,7 @@ from app.agent.state import (
     is_follow_up,
 )
 from app.agent.tools import clip
+from app.agent.usage import Usage
 from app.sandbox.base import GitIdentity, Sandbox
 from app.text.github import defuse_mentions, unclose_others
 from app.text.sanitize import sanitize

@@ -8,7 +8,6 @@ from typing import Literal
 from langgraph.types import Command, interrupt
 
 from app.agent import agents, prompts
-from app.agent.budget import Usage
 from app.agent.models import chat_model
 from app.agent.nodes.common import Rt, announce, budget_for, done, open_workspace
 from app.agent.state import (
@@ -19,6 +18,7 @@ from app.agent.state import (
     PlanUpdate,
     RunState,
 )
+from app.agent.usage import Usage
 from app.text.sanitize import fence, sanitize
 
 MAX_STEP_CHARS = 300

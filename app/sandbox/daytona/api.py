@@ -20,9 +20,9 @@ from daytona import (
 
 from app.config import Settings
 from app.sandbox.backoff import RetryPolicy, parse_retry_after
-from app.sandbox.base import SandboxError, SandboxGone
 from app.sandbox.daytona.errors import describe, status, unavailable
 from app.sandbox.event_loop import LoopThread
+from app.sandbox.types import SandboxError, SandboxGone
 
 T = TypeVar("T")
 log = structlog.get_logger("app.sandbox.daytona")

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from daytona import DaytonaConnectionError, DaytonaError
 from daytona.common.errors import SOURCE_DAEMON
 
-from app.sandbox.base import SandboxError
+from app.sandbox.types import SandboxError
 from app.text.redact import redact, secret_forms
 
 UNAVAILABLE = {502, 503}

@@ -14,8 +14,8 @@ from typing import Protocol, TypeVar
 
 from daytona import AsyncSandbox, DaytonaError, FileDownloadRequest, FileUpload
 
-from app.sandbox.base import OUTSIDE_WORK_DIR, SandboxError
 from app.sandbox.daytona.errors import file_error, status
+from app.sandbox.types import OUTSIDE_WORK_DIR, SandboxError
 
 T = TypeVar("T")
 Located = tuple[str | None, str | None]  # (real path, None) or (None, error code)

@@ -10,9 +10,9 @@ import re
 import shlex
 from collections.abc import Mapping
 
-from app.sandbox.base import SandboxError
 from app.sandbox.output import Clipped
 from app.sandbox.process import STREAM_KEEP_BYTES
+from app.sandbox.types import SandboxError
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
