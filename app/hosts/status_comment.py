@@ -14,8 +14,8 @@ from typing import Protocol
 
 import structlog
 
-from app.agent.budget import Usage
 from app.agent.host import RunOutcome
+from app.agent.usage import Usage
 from app.github.client import InstallationClient
 from app.github.errors import GitHubError, NotFound
 from app.github.types import CommentInfo
