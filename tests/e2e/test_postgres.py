@@ -28,7 +28,7 @@ from app.runs.queue import (
 )
 from app.worker import run_worker
 from tests.agent.conftest import script_fix, script_plan, script_pr
-from tests.e2e.conftest import ISSUE, MAINTAINER, REPO, THREAD, World
+from tests.e2e.conftest import ISSUE, MAINTAINER, REPO, THREAD, World, eventually
 from tests.e2e.test_issue_to_pr import assert_published
 from tests.helpers import github_app_for
 from tests.runs.postgres_schema import PostgresSchema, postgres_schema
@@ -90,6 +90,15 @@ class Cluster:
         )
         return [(queue, task) for queue, task in rows]
 
+    async def queued_soon(self, expected: list[tuple[str, str]]) -> None:
+        """The queue holds `expected` once the front door has handed accepted deliveries on
+        (it does so when requests pause: app/webhooks/handoff.py)."""
+
+        async def holds() -> bool:
+            return await self.queued() == expected
+
+        await eventually(holds, f"the queue to hold {expected}")
+
     async def checkpoints(self) -> int:
         [(count,)] = await self.pg.rows(
             "SELECT count(*) FROM checkpoints WHERE thread_id = %s", THREAD
@@ -131,7 +140,7 @@ async def test_the_web_node_enqueues_and_a_worker_turns_the_issue_into_a_pull_re
 
     await world.label("open-swe-auto")
     # Accepted and queued, under this deployment's queue names; nothing runs without a worker.
-    assert await cluster.queued() == [cluster.a_delivery]
+    await cluster.queued_soon([cluster.a_delivery])
     assert world.gh.reactions_on(REPO, "issue", ISSUE) == []
 
     cluster.worker.start()
@@ -171,7 +180,7 @@ async def test_a_plan_waits_across_a_restart_of_web_and_worker_then_is_approved(
     await world.stop()
     await cluster.start_web()
     await world.comment("/open-swe approve", user=MAINTAINER)
-    assert await cluster.queued() == [cluster.a_delivery]
+    await cluster.queued_soon([cluster.a_delivery])
     assert (await world.run_in("waiting")).id == waiting.id
 
     cluster.worker.start()  # a new worker takes the answer and resumes the checkpoint

@@ -54,4 +54,6 @@ def quadratic(text: str) -> None:
 
 
 def test_the_check_catches_a_quadratic_function() -> None:
-    assert growth(quadratic, FAMILIES["many <"]) > MAX_RATIO
+    # The best of three: a burst of load on the small input only ever hides growth.
+    ratios = [growth(quadratic, FAMILIES["many <"]) for _ in range(3)]
+    assert max(ratios) > MAX_RATIO, ratios
