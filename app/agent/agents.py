@@ -37,6 +37,7 @@ from pydantic import BaseModel, Field
 
 from app.agent import prompts
 from app.agent.budget import (
+    DEFAULT_OUTPUT_TOKENS,
     Budget,
     BudgetExhausted,
     BudgetMiddleware,
@@ -204,7 +205,11 @@ async def implement(
 async def write_pull_request(
     *, budget: Budget, model: BaseChatModel, request: str
 ) -> PullRequestText:
-    await budget.admit(len(prompts.PR_SYSTEM) + len(request))
+    room = await budget.admit(len(prompts.PR_SYSTEM) + len(request))
+    own = getattr(model, "max_tokens", None)
+    if room < (own if isinstance(own, int) else DEFAULT_OUTPUT_TOKENS):
+        # Structured output takes no per-call settings: a copy of the model, bounded.
+        model = model.model_copy(update={"max_tokens": room})
     writer = model.with_structured_output(PullRequestText)
     config: RunnableConfig = {"callbacks": [UsageMeter(budget)]}
     result = await writer.ainvoke([SystemMessage(prompts.PR_SYSTEM), HumanMessage(request)], config)

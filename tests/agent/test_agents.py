@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from langchain_core.messages import AIMessage
 
 from app.agent import agents, workspace
 from app.agent.budget import Budget
@@ -13,7 +14,7 @@ from app.agent.models import chat_model
 from app.config import Settings
 from app.sandbox.local import LocalProvider
 from app.text.redact import Redactor
-from tests.agent.conftest import REPO_FILES, make_repo
+from tests.agent.conftest import REPO_FILES, make_repo, make_settings, script_pr
 from tests.fakes.model import ModelRequest, ScriptedModel, offers, text, tool
 
 
@@ -58,3 +59,23 @@ async def test_long_histories_are_summarised(
     assert "SUMMARY: calc.py subtracts" in last.text
     assert len(last.body["messages"]) < 2 * 6  # older turns were replaced by the summary
     assert budget.usage.model_calls == len(model.requests)  # summaries are counted too
+
+
+async def test_the_pull_request_text_is_bounded_by_what_the_budget_has_left(
+    tmp_path: Path, model: ScriptedModel
+) -> None:
+    """Hard caps: the structured-output call gets no more output tokens than remain."""
+    settings = make_settings(tmp_path, model, max_tokens_per_run=40_000)
+    script_pr(model)
+    budget = Budget(settings, None, model="claude-sonnet-4-5")
+    spent = {"input_tokens": 1_000, "output_tokens": 50, "total_tokens": 1_050}
+    for _ in range(30):  # 31,500 spent; the next call foreseen at ~1,050: 7,450 left to write
+        budget.record(AIMessage("ok", usage_metadata=spent))  # type: ignore[arg-type]
+
+    written = await agents.write_pull_request(
+        budget=budget, model=chat_model(settings, "summarize"), request="Describe the change."
+    )
+
+    assert written.title == "Fix add() to return the sum"
+    [request] = model.requests_offering("PullRequestText")
+    assert request.body["max_tokens"] == 40_000 - 31_500 - 1_050  # not the model's 64,000
