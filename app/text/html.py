@@ -45,6 +45,8 @@ _MARKUP = re.compile(
     r"<(?:(/?)([A-Za-z][^\s/>]*+)((?:[^>\"']++|\"[^\"]*+\"|'[^']*+')*+)(>)?|!|\?|/(?=[^>A-Za-z]))",
     re.ASCII,
 )
+# Text up to the next tag, which is a plain end tag.
+_LEAF = re.compile(r"([^<]*+)</([A-Za-z][^\s/>]*+)>", re.ASCII)
 _ATTRIBUTE = re.compile(
     r"([^\s/>\"'=]++)(?:\s*+=\s*+(?:\"([^\"]*+)\"|'([^']*+)'|([^\s>\"']++)))?", re.ASCII
 )
@@ -148,7 +150,7 @@ def walk(markup: str, reader: Reader) -> None:
     hidden = 0  # how many open elements hide their content
     on_start, on_end, on_text = reader.start, reader.end, reader.text
     plain: dict[str, tuple[Start, bool]] = {}
-    search, raw_text, void = _MARKUP.search, _RAW_TEXT, VOID_ELEMENTS
+    search, leaf_match, raw_text, void = _MARKUP.search, _LEAF.match, _RAW_TEXT, VOID_ELEMENTS
     position, size = 0, len(markup)
     while position < size:
         found = search(markup, position)
@@ -200,6 +202,21 @@ def walk(markup: str, reader: Reader) -> None:
         if name in raw_text:  # its content is text up to its end tag, and never shown
             end = _RAW_END[name].search(markup, position)
             position = size if end is None else end.start()
+            continue
+        # The common leaf (a paragraph, a code span): text, then this element's own end tag,
+        # read in one step; anything else goes round the loop.
+        leaf = leaf_match(markup, position)
+        if leaf is None or leaf.group(2).lower() != name:
+            continue
+        data = leaf.group(1)
+        if data and not hidden and data != "\n":
+            on_text(unescape(data))
+        stack.pop()
+        open_count[name] -= 1
+        hidden -= hiding
+        if not hidden and not hiding:
+            on_end(name)
+        position = leaf.end()
     while stack:
         closed, hiding = stack.pop()
         hidden -= hiding
